@@ -1,0 +1,388 @@
+//! Load-balancing algorithms (sans-io).
+//!
+//! A [`Balancer`] chooses the server of each new connection of one backend. It does no I/O,
+//! takes no lock and uses no atomics: one instance lives on one shard (a single thread) and
+//! is rebuilt with [`Balancer::new`] whenever a new backend-state snapshot arrives (a server
+//! goes up or down, is disabled, changes weight), then [`Balancer::inherit_counts`] carries
+//! the active-connection counts (and the rotation position) over from the previous one.
+//! Everything an algorithm needs is precomputed in `new`; [`Balancer::pick`] never allocates.
+//!
+//! Algorithms (HAProxy semantics; see `docs/balancing.md`):
+//! - `roundrobin`: smooth weighted round robin (nginx): weights 3:1 give `a a b a`.
+//! - `static-rr`: a precomputed interleaved weighted cycle, `O(1)` a pick.
+//! - `leastconn`: fewest active connections relative to weight, ties taken in turn.
+//! - `source`: hash of the client address; `hash_type` map-based (hash modulo the total
+//!   weight) or consistent (hash ring); without a client address, round robin.
+//! - `first`: the first usable server in declaration order.
+//!
+//! Common rules: a server of weight 0 or not [`ServerSlot::usable`] receives nothing; backup
+//! servers are used only when no primary server can be picked (all unusable, or all in
+//! `excluded`), with the same algorithm among the backups; a server index in `excluded` is
+//! never returned.
+
+mod chash;
+mod hash;
+mod leastconn;
+mod rr;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::config::{Balance, HashType};
+
+use chash::Ring;
+use rr::SmoothWrr;
+
+/// The largest weight a server can have; larger values are treated as this.
+pub const MAX_WEIGHT: u32 = 256;
+
+/// What a balancer knows of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSlot {
+    /// Stable identity (consistent-hash points are derived from it).
+    pub name: String,
+    /// `0..=256`; 0 = receives no new traffic.
+    pub weight: u32,
+    /// Used only when no primary server is usable.
+    pub backup: bool,
+    /// `up && !disabled` (computed by the runtime).
+    pub usable: bool,
+}
+
+/// Per-connection facts a balancer may use.
+#[derive(Debug, Clone, Default)]
+pub struct PickContext {
+    /// Address of the client (used by `source`).
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The algorithm, resolved with its hash type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algo {
+    RoundRobin,
+    StaticRr,
+    LeastConn,
+    SourceMap,
+    SourceConsistent,
+    First,
+}
+
+impl Algo {
+    fn new(balance: &Balance, hash_type: HashType) -> Algo {
+        match (balance, hash_type) {
+            (Balance::RoundRobin, _) => Algo::RoundRobin,
+            (Balance::StaticRr, _) => Algo::StaticRr,
+            (Balance::LeastConn, _) => Algo::LeastConn,
+            (Balance::Source, HashType::MapBased) => Algo::SourceMap,
+            (Balance::Source, HashType::Consistent) => Algo::SourceConsistent,
+            (Balance::First, _) => Algo::First,
+        }
+    }
+}
+
+/// The servers one pick may choose from: the usable, weighted primaries, or the backups.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    /// Server indexes of the members, in declaration order.
+    servers: Vec<usize>,
+    /// Weight of each member (1..=MAX_WEIGHT).
+    weights: Vec<u32>,
+    /// Smooth round-robin state (`roundrobin`, and `source` without a client address).
+    rr: SmoothWrr,
+    /// Interleaved weighted cycle of member positions (`static-rr`, map-based `source`).
+    schedule: Vec<u32>,
+    /// Next entry of `schedule` (`static-rr`).
+    cursor: usize,
+    /// Where the next `leastconn` scan starts (round-robin tie break).
+    lc_start: usize,
+    /// Consistent-hash ring (consistent `source`).
+    ring: Ring,
+}
+
+impl Group {
+    fn new(algo: Algo, slots: &[ServerSlot], backup: bool, points_per_weight: u32) -> Group {
+        let mut servers = Vec::new();
+        let mut weights = Vec::new();
+        for (i, s) in slots.iter().enumerate() {
+            if s.backup == backup && s.usable && s.weight > 0 {
+                servers.push(i);
+                weights.push(s.weight.min(MAX_WEIGHT));
+            }
+        }
+        let schedule = match algo {
+            Algo::StaticRr | Algo::SourceMap => rr::interleaved_schedule(&weights),
+            _ => Vec::new(),
+        };
+        let ring = match algo {
+            Algo::SourceConsistent => Ring::build(
+                servers
+                    .iter()
+                    .zip(&weights)
+                    .map(|(&i, &w)| (slots[i].name.as_str(), w)),
+                points_per_weight,
+            ),
+            _ => Ring::default(),
+        };
+        Group {
+            rr: SmoothWrr::new(servers.len()),
+            servers,
+            weights,
+            schedule,
+            cursor: 0,
+            lc_start: 0,
+            ring,
+        }
+    }
+
+    /// Whether some member is not in `excluded`.
+    #[inline]
+    fn any_allowed(&self, excluded: &[usize]) -> bool {
+        excluded.is_empty() || self.servers.iter().any(|s| !excluded.contains(s))
+    }
+
+    /// A server index from this group, or `None`.
+    #[inline]
+    fn pick(
+        &mut self,
+        algo: Algo,
+        ctx: &PickContext,
+        active: &[u32],
+        excluded: &[usize],
+    ) -> Option<usize> {
+        if self.servers.is_empty() {
+            return None;
+        }
+        let pos = match algo {
+            Algo::RoundRobin => self.round_robin(excluded),
+            Algo::StaticRr => self.scheduled(excluded),
+            Algo::LeastConn => {
+                let pos = leastconn::pick(
+                    &self.servers,
+                    &self.weights,
+                    active,
+                    self.lc_start,
+                    excluded,
+                )?;
+                self.lc_start = pos + 1;
+                Some(pos)
+            }
+            Algo::SourceMap => match ctx.client_ip {
+                Some(ip) => self.mapped(hash::hash_ip(ip), excluded),
+                None => self.round_robin(excluded),
+            },
+            Algo::SourceConsistent => match ctx.client_ip {
+                Some(ip) if self.any_allowed(excluded) => {
+                    self.ring.lookup(hash::hash_ip(ip), &self.servers, excluded)
+                }
+                Some(_) => None,
+                None => self.round_robin(excluded),
+            },
+            Algo::First => self.servers.iter().position(|s| !excluded.contains(s)),
+        }?;
+        Some(self.servers[pos])
+    }
+
+    #[inline]
+    fn round_robin(&mut self, excluded: &[usize]) -> Option<usize> {
+        self.rr.next(&self.servers, &self.weights, excluded)
+    }
+
+    /// Next entry of the static schedule that is not excluded.
+    #[inline]
+    fn scheduled(&mut self, excluded: &[usize]) -> Option<usize> {
+        let len = self.schedule.len();
+        if len == 0 || !self.any_allowed(excluded) {
+            return None;
+        }
+        loop {
+            let pos = self.schedule[self.cursor] as usize;
+            self.cursor += 1;
+            if self.cursor == len {
+                self.cursor = 0;
+            }
+            if !excluded.contains(&self.servers[pos]) {
+                return Some(pos);
+            }
+        }
+    }
+
+    /// Map-based hashing: the schedule entry `hash mod len`, walking forward past excluded
+    /// members.
+    #[inline]
+    fn mapped(&self, hash: u64, excluded: &[usize]) -> Option<usize> {
+        let len = self.schedule.len();
+        if len == 0 || !self.any_allowed(excluded) {
+            return None;
+        }
+        let start = hash::reduce(hash, len);
+        self.schedule[start..]
+            .iter()
+            .chain(&self.schedule[..start])
+            .map(|&p| p as usize)
+            .find(|&p| !excluded.contains(&self.servers[p]))
+    }
+
+    /// Takes over the rotation position of `prev` (the same group of the previous
+    /// balancer); `prev_index[i]` is the previous index of member `i`'s server, if any.
+    fn inherit_rotation(&mut self, prev: &Group, prev_pos: &[u32], prev_index: &[Option<usize>]) {
+        let inherited = self.servers.iter().map(|&s| {
+            prev_index[s]
+                .map(|j| prev_pos[j])
+                .filter(|&p| p != NOT_MEMBER && (p as usize) < prev.servers.len())
+                .map_or(0, |p| prev.rr.current(p as usize))
+        });
+        let inherited: Vec<i64> = inherited.collect();
+        self.rr.inherit(inherited.into_iter());
+        if !self.schedule.is_empty() {
+            self.cursor = prev.cursor % self.schedule.len();
+        }
+        if !self.servers.is_empty() {
+            self.lc_start = prev.lc_start % self.servers.len();
+        }
+    }
+}
+
+/// `member_pos` value of a server that is in no group.
+const NOT_MEMBER: u32 = u32::MAX;
+
+/// The load balancer of one backend on one shard.
+#[derive(Debug, Clone)]
+pub struct Balancer {
+    algo: Algo,
+    slots: Vec<ServerSlot>,
+    /// Active connections per server index.
+    active: Vec<u32>,
+    primary: Group,
+    backup: Group,
+    /// Position of each server in its group (`NOT_MEMBER` if it can receive nothing).
+    member_pos: Vec<u32>,
+}
+
+impl Balancer {
+    /// Builds the balancer of a backend with servers `servers` (declaration order; the
+    /// indexes [`Balancer::pick`] returns are indexes into this slice). `hash_type` matters
+    /// only for hashing algorithms. All per-pick data (schedules, hash ring) is computed here.
+    pub fn new(balance: &Balance, hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
+        let algo = Algo::new(balance, hash_type);
+        let points_per_weight = if algo == Algo::SourceConsistent {
+            // Every declared server counts, usable or not: health changes never re-scale
+            // the ring (which would move keys between servers that stayed up).
+            let declared: u64 = servers
+                .iter()
+                .map(|s| u64::from(s.weight.min(MAX_WEIGHT)))
+                .sum();
+            chash::points_per_weight(declared)
+        } else {
+            0
+        };
+        let primary = Group::new(algo, servers, false, points_per_weight);
+        let backup = Group::new(algo, servers, true, points_per_weight);
+        let mut member_pos = vec![NOT_MEMBER; servers.len()];
+        for group in [&primary, &backup] {
+            for (pos, &s) in group.servers.iter().enumerate() {
+                member_pos[s] = pos as u32;
+            }
+        }
+        Balancer {
+            algo,
+            slots: servers.to_vec(),
+            active: vec![0; servers.len()],
+            primary,
+            backup,
+            member_pos,
+        }
+    }
+
+    /// Chooses a server index (into the `servers` given to [`Balancer::new`]). `excluded`
+    /// lists indexes already tried for this connection (retries, redispatch): none of them is
+    /// returned. Backup servers are considered only when no primary server can be picked.
+    /// `None` = nothing usable. Does not allocate.
+    #[inline]
+    pub fn pick(&mut self, ctx: &PickContext, excluded: &[usize]) -> Option<usize> {
+        let algo = self.algo;
+        let active = &self.active;
+        self.primary
+            .pick(algo, ctx, active, excluded)
+            .or_else(|| self.backup.pick(algo, ctx, active, excluded))
+    }
+
+    /// Records that a connection to `server` was established (for `leastconn`; counted for
+    /// every algorithm). An index out of range is ignored.
+    #[inline]
+    pub fn connection_started(&mut self, server: usize) {
+        if let Some(n) = self.active.get_mut(server) {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// Records that a connection to `server` ended. Never goes below 0; an index out of range
+    /// is ignored.
+    #[inline]
+    pub fn connection_ended(&mut self, server: usize) {
+        if let Some(n) = self.active.get_mut(server) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Carries the active-connection counts over from `previous` (the balancer this one
+    /// replaces after a snapshot change), matching servers by name; a server new in this
+    /// balancer starts at 0. The rotation position (round-robin state, static schedule
+    /// cursor, leastconn tie-break) is carried over too, so that frequent rebuilds do not
+    /// keep restarting the rotation at the first server.
+    pub fn inherit_counts(&mut self, previous: &Balancer) {
+        let by_name: HashMap<&str, usize> = previous
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let prev_index: Vec<Option<usize>> = self
+            .slots
+            .iter()
+            .map(|s| by_name.get(s.name.as_str()).copied())
+            .collect();
+        for (count, prev) in self.active.iter_mut().zip(&prev_index) {
+            *count = prev.map_or(0, |j| previous.active[j]);
+        }
+        // Rotation state only makes sense between balancers of the same algorithm; a server
+        // that moved between primary and backup starts afresh (its previous position was in
+        // the other group, which `Group::inherit_rotation` cannot tell apart, so filter here).
+        if self.algo == previous.algo {
+            let same_group = |backup: bool| -> Vec<Option<usize>> {
+                prev_index
+                    .iter()
+                    .map(|p| p.filter(|&j| previous.slots[j].backup == backup))
+                    .collect()
+            };
+            self.primary.inherit_rotation(
+                &previous.primary,
+                &previous.member_pos,
+                &same_group(false),
+            );
+            self.backup
+                .inherit_rotation(&previous.backup, &previous.member_pos, &same_group(true));
+        }
+    }
+
+    /// Active connections to `server` recorded on this balancer (0 for an unknown index).
+    pub fn active_connections(&self, server: usize) -> u32 {
+        self.active.get(server).copied().unwrap_or(0)
+    }
+
+    /// The servers this balancer was built with.
+    pub fn servers(&self) -> &[ServerSlot] {
+        &self.slots
+    }
+
+    /// Index of the server called `name`, if any (linear scan; for rebuild-time mapping).
+    pub fn server_index(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.name == name)
+    }
+
+    /// Whether some server (primary or backup) can receive traffic at all.
+    pub fn has_usable_server(&self) -> bool {
+        !self.primary.servers.is_empty() || !self.backup.servers.is_empty()
+    }
+}

@@ -1,0 +1,889 @@
+//! Unit tests of the balancers. Deterministic: a small PRNG (splitmix64) with fixed seeds.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::*;
+
+// ---------------------------------------------------------------- helpers
+
+/// splitmix64: tiny, deterministic, good enough to make test inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    fn ipv4(&mut self) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(self.next_u64() as u32))
+    }
+    fn ipv6(&mut self) -> IpAddr {
+        let hi = u128::from(self.next_u64()) << 64;
+        IpAddr::V6(Ipv6Addr::from(hi | u128::from(self.next_u64())))
+    }
+}
+
+fn slot(name: &str, weight: u32) -> ServerSlot {
+    ServerSlot {
+        name: name.to_string(),
+        weight,
+        backup: false,
+        usable: true,
+    }
+}
+
+fn backup(name: &str, weight: u32) -> ServerSlot {
+    ServerSlot {
+        backup: true,
+        ..slot(name, weight)
+    }
+}
+
+/// Usable primaries `s0`, `s1`, ... with these weights.
+fn slots(weights: &[u32]) -> Vec<ServerSlot> {
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| slot(&format!("s{i}"), w))
+        .collect()
+}
+
+fn no_ctx() -> PickContext {
+    PickContext::default()
+}
+
+fn ip_ctx(ip: IpAddr) -> PickContext {
+    PickContext {
+        client_ip: Some(ip),
+    }
+}
+
+/// Every algorithm, with both hash types for `source`.
+const ALL: [(Balance, HashType); 6] = [
+    (Balance::RoundRobin, HashType::MapBased),
+    (Balance::StaticRr, HashType::MapBased),
+    (Balance::LeastConn, HashType::MapBased),
+    (Balance::Source, HashType::MapBased),
+    (Balance::Source, HashType::Consistent),
+    (Balance::First, HashType::MapBased),
+];
+
+fn rr(servers: &[ServerSlot]) -> Balancer {
+    Balancer::new(&Balance::RoundRobin, HashType::MapBased, servers)
+}
+
+fn static_rr(servers: &[ServerSlot]) -> Balancer {
+    Balancer::new(&Balance::StaticRr, HashType::MapBased, servers)
+}
+
+fn leastconn(servers: &[ServerSlot]) -> Balancer {
+    Balancer::new(&Balance::LeastConn, HashType::MapBased, servers)
+}
+
+fn source(hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
+    Balancer::new(&Balance::Source, hash_type, servers)
+}
+
+/// `n` picks without context or exclusion.
+fn sequence(b: &mut Balancer, n: usize) -> Vec<usize> {
+    (0..n).map(|_| b.pick(&no_ctx(), &[]).unwrap()).collect()
+}
+
+/// How many times each server is picked in `n` picks.
+fn histogram(b: &mut Balancer, servers: usize, n: usize) -> Vec<usize> {
+    let mut h = vec![0; servers];
+    for s in sequence(b, n) {
+        h[s] += 1;
+    }
+    h
+}
+
+/// A context generator per algorithm: hashing balancers get random IPv4 clients.
+fn pick_with(b: &mut Balancer, rng: &mut Rng, excluded: &[usize]) -> Option<usize> {
+    let ctx = ip_ctx(rng.ipv4());
+    b.pick(&ctx, excluded)
+}
+
+// ---------------------------------------------------------------- hashing
+
+#[test]
+fn hash_is_pinned() {
+    // Golden values: changing the hash re-maps every `source` client. Change them only on
+    // purpose (and say so in the release notes).
+    assert_eq!(hash::hash_bytes(b""), 0xefd0_1f60_ba99_2926);
+    assert_eq!(
+        hash::hash_ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+        0x8039_3182_6a22_88ea
+    );
+    assert_eq!(hash::ring_point("web1", 0), 0xd824_67f4_e858_dd6a);
+}
+
+#[test]
+fn hash_of_mapped_ipv6_is_the_ipv4_hash() {
+    let v4 = Ipv4Addr::new(10, 1, 2, 3);
+    assert_eq!(
+        hash::hash_ip(IpAddr::V4(v4)),
+        hash::hash_ip(IpAddr::V6(v4.to_ipv6_mapped()))
+    );
+    // ...but an IPv4-compatible or any other IPv6 address is its own key.
+    assert_ne!(
+        hash::hash_ip(IpAddr::V4(v4)),
+        hash::hash_ip(IpAddr::V6(v4.to_ipv6_compatible()))
+    );
+}
+
+#[test]
+fn hash_spreads_neighbouring_addresses() {
+    // Addresses differing only in the last octet must spread over buckets like random ones.
+    let mut buckets = [0usize; 16];
+    for last in 0..=255u8 {
+        for third in 0..16u8 {
+            let h = hash::hash_ip(IpAddr::V4(Ipv4Addr::new(10, 0, third, last)));
+            buckets[hash::reduce(h, 16)] += 1;
+        }
+    }
+    // 4096 keys, 256 expected a bucket; binomial sd ~15.5.
+    for (i, &n) in buckets.iter().enumerate() {
+        assert!((196..=316).contains(&n), "bucket {i}: {n} ({buckets:?})");
+    }
+}
+
+#[test]
+fn reduce_covers_the_range() {
+    assert_eq!(hash::reduce(0, 7), 0);
+    assert_eq!(hash::reduce(u64::MAX, 7), 6);
+    assert_eq!(hash::reduce(u64::MAX / 2, 2), 0);
+    assert_eq!(hash::reduce(u64::MAX / 2 + 1, 2), 1);
+}
+
+// ---------------------------------------------------------------- schedules
+
+#[test]
+fn schedule_counts_and_gcd() {
+    assert_eq!(rr::interleaved_schedule(&[3, 1]), vec![0, 0, 1, 0]);
+    assert_eq!(
+        rr::interleaved_schedule(&[5, 1, 1]),
+        vec![0, 0, 1, 0, 2, 0, 0]
+    );
+    // gcd 4 reduces 8:4 to 2:1.
+    assert_eq!(rr::interleaved_schedule(&[8, 4]), vec![0, 1, 0]);
+    assert_eq!(rr::interleaved_schedule(&[2, 2, 2]), vec![0, 1, 2]);
+    assert!(rr::interleaved_schedule(&[]).is_empty());
+    assert!(rr::interleaved_schedule(&[0, 0]).is_empty());
+
+    let mut rng = Rng(7);
+    for _ in 0..50 {
+        let n = 1 + rng.below(12) as usize;
+        let weights: Vec<u32> = (0..n).map(|_| 1 + rng.below(256) as u32).collect();
+        for schedule in [
+            rr::interleaved_schedule(&weights),
+            rr::deadline_schedule(&weights),
+        ] {
+            let total: u32 = weights.iter().sum();
+            let ratio = total as usize / schedule.len();
+            for (i, &w) in weights.iter().enumerate() {
+                let count = schedule.iter().filter(|&&p| p as usize == i).count();
+                assert_eq!(count * ratio, w as usize, "weights {weights:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn deadline_schedule_interleaves() {
+    assert_eq!(rr::deadline_schedule(&[3, 1]), vec![0, 0, 1, 0]);
+    assert_eq!(rr::deadline_schedule(&[1, 1, 1]), vec![0, 1, 2]);
+    // A member with half the weight never appears twice in a row.
+    let s = rr::deadline_schedule(&[4, 2, 2]);
+    assert_eq!(s.len(), 8);
+    for w in s.windows(2) {
+        assert!(!(w[0] == w[1] && (w[0] == 1 || w[0] == 2)), "{s:?}");
+    }
+}
+
+#[test]
+fn inherited_rotation_is_recentred() {
+    let mut w = rr::SmoothWrr::new(3);
+    w.inherit([5, -1, 3].into_iter());
+    let values: Vec<i64> = (0..3).map(|i| w.current(i)).collect();
+    assert_eq!(values.iter().sum::<i64>(), 0, "{values:?}");
+    // Relative order kept (up to the remainder taken off the first member).
+    assert_eq!(values, vec![2, -3, 1]);
+    let mut w = rr::SmoothWrr::new(2);
+    w.inherit([-7, 0].into_iter());
+    assert_eq!((w.current(0), w.current(1)), (-4, 4));
+}
+
+// ---------------------------------------------------------------- roundrobin
+
+#[test]
+fn roundrobin_is_smooth() {
+    let mut b = rr(&slots(&[3, 1]));
+    assert_eq!(sequence(&mut b, 8), vec![0, 0, 1, 0, 0, 0, 1, 0]);
+    // nginx's reference example.
+    let mut b = rr(&slots(&[5, 1, 1]));
+    assert_eq!(sequence(&mut b, 7), vec![0, 0, 1, 0, 2, 0, 0]);
+    // Equal weights: plain rotation.
+    let mut b = rr(&slots(&[2, 2, 2]));
+    assert_eq!(sequence(&mut b, 6), vec![0, 1, 2, 0, 1, 2]);
+}
+
+#[test]
+fn roundrobin_distribution_matches_weights() {
+    let mut b = rr(&slots(&[5, 3, 1, 1]));
+    assert_eq!(histogram(&mut b, 4, 10_000), vec![5000, 3000, 1000, 1000]);
+
+    let mut rng = Rng(11);
+    for _ in 0..20 {
+        let n = 2 + rng.below(10) as usize;
+        let weights: Vec<u32> = (0..n).map(|_| 1 + rng.below(256) as u32).collect();
+        let total: u32 = weights.iter().sum();
+        let mut b = rr(&slots(&weights));
+        // Exact over whole periods...
+        let h = histogram(&mut b, n, total as usize * 3);
+        for (i, &w) in weights.iter().enumerate() {
+            assert_eq!(h[i], 3 * w as usize, "weights {weights:?}");
+        }
+        // ...and within one pick of the ideal share at any point.
+        let mut b = rr(&slots(&weights));
+        let mut h = vec![0usize; n];
+        for k in 1..=10_000usize {
+            h[b.pick(&no_ctx(), &[]).unwrap()] += 1;
+            if k % 97 == 0 || k == 10_000 {
+                for (i, &w) in weights.iter().enumerate() {
+                    let ideal = k as f64 * f64::from(w) / f64::from(total);
+                    assert!(
+                        (h[i] as f64 - ideal).abs() <= 1.0,
+                        "weights {weights:?} after {k}: server {i} has {}, ideal {ideal}",
+                        h[i]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn roundrobin_exclusion_keeps_the_rest_fair() {
+    let mut b = rr(&slots(&[1, 1, 1]));
+    for _ in 0..30 {
+        let s = b.pick(&no_ctx(), &[1]).unwrap();
+        assert_ne!(s, 1);
+    }
+    let h = histogram(&mut b, 3, 3000);
+    assert_eq!(h, vec![1000, 1000, 1000]);
+}
+
+// ---------------------------------------------------------------- static-rr
+
+#[test]
+fn static_rr_follows_the_schedule() {
+    let mut b = static_rr(&slots(&[3, 1]));
+    assert_eq!(sequence(&mut b, 8), vec![0, 0, 1, 0, 0, 0, 1, 0]);
+    let mut b = static_rr(&slots(&[5, 3, 1, 1]));
+    assert_eq!(histogram(&mut b, 4, 10_000), vec![5000, 3000, 1000, 1000]);
+
+    let mut rng = Rng(12);
+    for _ in 0..20 {
+        let n = 2 + rng.below(10) as usize;
+        let weights: Vec<u32> = (0..n).map(|_| 1 + rng.below(256) as u32).collect();
+        let total: u32 = weights.iter().sum();
+        let mut b = static_rr(&slots(&weights));
+        let h = histogram(&mut b, n, 10_000);
+        for (i, &w) in weights.iter().enumerate() {
+            let ideal = 10_000.0 * f64::from(w) / f64::from(total);
+            assert!(
+                (h[i] as f64 - ideal).abs() <= 1.0,
+                "weights {weights:?}: server {i} has {}, ideal {ideal}",
+                h[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn static_rr_skips_excluded_entries() {
+    let mut b = static_rr(&slots(&[2, 1, 1]));
+    // Schedule a b a c: excluding a gives b then c, alternating.
+    let picks: Vec<usize> = (0..6).map(|_| b.pick(&no_ctx(), &[0]).unwrap()).collect();
+    assert_eq!(picks, vec![1, 2, 1, 2, 1, 2]);
+    assert_eq!(b.pick(&no_ctx(), &[0, 1, 2]), None);
+    // Still cycling fine afterwards.
+    assert_eq!(histogram(&mut b, 3, 400), vec![200, 100, 100]);
+}
+
+// ---------------------------------------------------------------- leastconn
+
+#[test]
+fn leastconn_picks_the_least_loaded() {
+    let mut b = leastconn(&slots(&[1, 1, 1]));
+    for _ in 0..5 {
+        b.connection_started(0);
+    }
+    b.connection_started(1);
+    b.connection_started(1);
+    b.connection_started(2);
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(2));
+    b.connection_started(2);
+    b.connection_started(2);
+    // 5, 2, 3 → 1.
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(1));
+    // Excluding the least loaded gives the next least loaded.
+    assert_eq!(b.pick(&no_ctx(), &[1]), Some(2));
+    for _ in 0..5 {
+        b.connection_ended(0);
+    }
+    assert_eq!(b.active_connections(0), 0);
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(0));
+    // Ending more than started never underflows.
+    b.connection_ended(0);
+    assert_eq!(b.active_connections(0), 0);
+}
+
+#[test]
+fn leastconn_respects_weights() {
+    // Connections that stay open: the counts end up proportional to the weights.
+    let weights = [1, 2, 3, 4];
+    let mut b = leastconn(&slots(&weights));
+    for _ in 0..1000 {
+        let s = b.pick(&no_ctx(), &[]).unwrap();
+        b.connection_started(s);
+    }
+    let counts: Vec<u32> = (0..4).map(|i| b.active_connections(i)).collect();
+    assert_eq!(counts, vec![100, 200, 300, 400]);
+
+    // A server with twice the weight takes over when it carries less than twice the load.
+    let mut b = leastconn(&slots(&[2, 1]));
+    for _ in 0..4 {
+        b.connection_started(0);
+    }
+    b.connection_started(1);
+    // (4+1)/2 = 2.5 > (1+1)/1 = 2 → the lighter one.
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(1));
+    // Two connections to the heavy one end: (2+1)/2 = 1.5 < 2 → the heavy one again.
+    b.connection_ended(0);
+    b.connection_ended(0);
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(0));
+
+    // The key is (active + 1) / weight, as in HAProxy: the heavier server takes the first
+    // connection, and a 4× server takes its second one before a 1× server gets its first.
+    let mut b = leastconn(&slots(&[1, 4]));
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(1));
+    b.connection_started(1);
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(1));
+}
+
+#[test]
+fn leastconn_ties_rotate() {
+    // Short connections (each ends before the next pick): all servers are always tied and
+    // must share evenly, not all go to the first one.
+    let mut b = leastconn(&slots(&[1, 1, 1, 1]));
+    let mut h = [0usize; 4];
+    for _ in 0..1000 {
+        let s = b.pick(&no_ctx(), &[]).unwrap();
+        b.connection_started(s);
+        b.connection_ended(s);
+        h[s] += 1;
+    }
+    assert_eq!(h, [250; 4]);
+    // Picks with no connection recorded in between (a burst waiting on connect) spread too.
+    let mut b = leastconn(&slots(&[1, 1, 1]));
+    assert_eq!(sequence(&mut b, 6), vec![0, 1, 2, 0, 1, 2]);
+}
+
+// ---------------------------------------------------------------- source
+
+#[test]
+fn source_same_ip_same_server() {
+    let mut rng = Rng(21);
+    for hash_type in [HashType::MapBased, HashType::Consistent] {
+        let servers = slots(&[1, 2, 3, 1, 5]);
+        let mut a = source(hash_type, &servers);
+        // Another shard: an independent instance must agree.
+        let mut b = source(hash_type, &servers);
+        for _ in 0..2000 {
+            let ip = if rng.below(2) == 0 {
+                rng.ipv4()
+            } else {
+                rng.ipv6()
+            };
+            let first = a.pick(&ip_ctx(ip), &[]).unwrap();
+            assert_eq!(a.pick(&ip_ctx(ip), &[]), Some(first));
+            assert_eq!(a.pick(&ip_ctx(ip), &[]), Some(first));
+            assert_eq!(b.pick(&ip_ctx(ip), &[]), Some(first));
+        }
+        // An IPv4 client seen through a dual-stack listener keeps its server.
+        let v4 = Ipv4Addr::new(198, 51, 100, 7);
+        assert_eq!(
+            a.pick(&ip_ctx(IpAddr::V4(v4)), &[]),
+            a.pick(&ip_ctx(IpAddr::V6(v4.to_ipv6_mapped())), &[])
+        );
+    }
+}
+
+#[test]
+fn source_map_based_spreads_by_weight() {
+    let weights = [1usize, 2, 3, 4];
+    let mut b = source(HashType::MapBased, &slots(&[1, 2, 3, 4]));
+    let mut rng = Rng(22);
+    let n = 40_000;
+    let mut h = [0usize; 4];
+    for _ in 0..n {
+        h[pick_with(&mut b, &mut rng, &[]).unwrap()] += 1;
+    }
+    for (i, &w) in weights.iter().enumerate() {
+        let expected = n * w / 10;
+        let tolerance = expected / 20; // 5 %
+        assert!(
+            h[i].abs_diff(expected) <= tolerance,
+            "server {i}: {} (expected {expected}) {h:?}",
+            h[i]
+        );
+    }
+}
+
+#[test]
+fn source_map_based_exclusion_walks_on() {
+    let mut b = source(HashType::MapBased, &slots(&[1, 1, 1]));
+    let mut rng = Rng(23);
+    let mut h = [0usize; 3];
+    for _ in 0..3000 {
+        let ip = rng.ipv4();
+        let first = b.pick(&ip_ctx(ip), &[]).unwrap();
+        let second = b.pick(&ip_ctx(ip), &[first]).unwrap();
+        assert_ne!(second, first);
+        // Deterministic too.
+        assert_eq!(b.pick(&ip_ctx(ip), &[first]), Some(second));
+        h[second] += 1;
+        assert_eq!(b.pick(&ip_ctx(ip), &[0, 1, 2]), None);
+    }
+    assert!(h.iter().all(|&n| n > 700), "{h:?}");
+}
+
+#[test]
+fn source_without_client_ip_is_round_robin() {
+    for hash_type in [HashType::MapBased, HashType::Consistent] {
+        let mut b = source(hash_type, &slots(&[3, 1]));
+        assert_eq!(sequence(&mut b, 8), vec![0, 0, 1, 0, 0, 0, 1, 0]);
+        assert_eq!(b.pick(&no_ctx(), &[0]), Some(1));
+    }
+}
+
+/// Owner of each IP under balancer `b`.
+fn owners(b: &mut Balancer, ips: &[IpAddr]) -> Vec<usize> {
+    ips.iter()
+        .map(|&ip| b.pick(&ip_ctx(ip), &[]).unwrap())
+        .collect()
+}
+
+fn random_ips(seed: u64, n: usize) -> Vec<IpAddr> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| if i % 4 == 3 { rng.ipv6() } else { rng.ipv4() })
+        .collect()
+}
+
+/// Takes each server of `servers` off in turn and checks that only its keys move, both when
+/// it goes down (same list, `usable = false`) and, if `also_deleted`, when it is deleted from
+/// the list (indexes shift, names stay).
+fn check_consistent_removal(servers: &[ServerSlot], ips: &[IpAddr], also_deleted: bool) {
+    let n = servers.len();
+    let before = owners(&mut source(HashType::Consistent, servers), ips);
+    for removed in 0..n {
+        let mut down = servers.to_vec();
+        down[removed].usable = false;
+        let after = owners(&mut source(HashType::Consistent, &down), ips);
+        if also_deleted {
+            let kept: Vec<ServerSlot> = servers
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != removed)
+                .map(|(_, s)| s.clone())
+                .collect();
+            let after_deleted = owners(&mut source(HashType::Consistent, &kept), ips);
+            for k in 0..ips.len() {
+                assert_eq!(
+                    kept[after_deleted[k]].name, servers[after[k]].name,
+                    "key {k}"
+                );
+            }
+        }
+        let mut moved_to = vec![0usize; n];
+        for k in 0..ips.len() {
+            if before[k] == removed {
+                assert_ne!(after[k], removed);
+                moved_to[after[k]] += 1;
+            } else {
+                assert_eq!(
+                    after[k], before[k],
+                    "key {k} moved off a server that stayed"
+                );
+            }
+        }
+        let moved: usize = moved_to.iter().sum();
+        let owned = before.iter().filter(|&&o| o == removed).count();
+        assert_eq!(moved, owned);
+        assert!(
+            moved > ips.len() / (3 * n),
+            "removed {removed}: only {moved} keys"
+        );
+        for (s, &m) in moved_to.iter().enumerate() {
+            if s != removed && servers[s].usable && servers[s].weight > 0 {
+                // Every other server takes a real share of the moved keys.
+                assert!(m * 4 * n >= moved, "removed {removed}: {moved_to:?}");
+            }
+        }
+    }
+    // Nothing else changed: the same list gives the same owners.
+    assert_eq!(
+        owners(&mut source(HashType::Consistent, servers), ips),
+        before
+    );
+}
+
+#[test]
+fn consistent_removal_moves_only_the_removed_servers_keys() {
+    let servers = slots(&[1, 1, 1, 1, 1]);
+    let ips = random_ips(31, 10_000);
+    let before = owners(&mut source(HashType::Consistent, &servers), &ips);
+    // Balanced to begin with: 2000 each, ±25 %.
+    for s in 0..5 {
+        let n = before.iter().filter(|&&o| o == s).count();
+        assert!((1500..=2500).contains(&n), "server {s}: {n}");
+    }
+    check_consistent_removal(&servers, &ips, true);
+}
+
+#[test]
+fn consistent_removal_with_heavy_weights() {
+    // Weights large enough that the ring uses fewer points per unit of weight: the scale
+    // comes from every declared server, so a server going down still moves only its keys.
+    let servers = slots(&[256, 256, 200, 256, 100]);
+    assert!(chash::points_per_weight(1068) < chash::MAX_POINTS_PER_WEIGHT);
+    check_consistent_removal(&servers, &random_ips(35, 10_000), false);
+}
+
+#[test]
+fn consistent_exclusion_equals_removal() {
+    // Excluding a server walks to the next distinct server on the ring: exactly where the
+    // key would go if that server were down.
+    let servers = slots(&[1, 2, 1, 3, 1]);
+    let ips = random_ips(32, 3000);
+    let mut full = source(HashType::Consistent, &servers);
+    for x in 0..servers.len() {
+        let mut down = servers.clone();
+        down[x].usable = false;
+        let mut without = source(HashType::Consistent, &down);
+        for &ip in &ips {
+            let got = full.pick(&ip_ctx(ip), &[x]).unwrap();
+            assert_ne!(got, x);
+            assert_eq!(Some(got), without.pick(&ip_ctx(ip), &[]));
+        }
+    }
+    // Two exclusions likewise.
+    let mut down = servers.clone();
+    down[1].usable = false;
+    down[3].usable = false;
+    let mut without = source(HashType::Consistent, &down);
+    for &ip in &ips {
+        assert_eq!(
+            full.pick(&ip_ctx(ip), &[3, 1]),
+            without.pick(&ip_ctx(ip), &[])
+        );
+    }
+    let all: Vec<usize> = (0..servers.len()).collect();
+    assert_eq!(full.pick(&ip_ctx(ips[0]), &all), None);
+}
+
+#[test]
+fn consistent_spreads_by_weight() {
+    let weights = [1usize, 1, 2, 4];
+    let mut b = source(HashType::Consistent, &slots(&[1, 1, 2, 4]));
+    let ips = random_ips(33, 40_000);
+    let mut h = [0usize; 4];
+    for o in owners(&mut b, &ips) {
+        h[o] += 1;
+    }
+    for (i, &w) in weights.iter().enumerate() {
+        let expected = 40_000 * w / 8;
+        // A ring is less even than a map: ±20 %.
+        assert!(
+            h[i].abs_diff(expected) * 5 <= expected,
+            "server {i}: {} expected {expected} {h:?}",
+            h[i]
+        );
+    }
+}
+
+#[test]
+fn consistent_weight_change_moves_keys_only_to_or_from_that_server() {
+    // A server's points depend only on its own name and weight: raising its weight only
+    // adds points, so keys move only onto it.
+    let ips = random_ips(34, 5000);
+    let before = owners(
+        &mut source(HashType::Consistent, &slots(&[1, 1, 1, 1])),
+        &ips,
+    );
+    let after = owners(
+        &mut source(HashType::Consistent, &slots(&[1, 1, 3, 1])),
+        &ips,
+    );
+    let mut moved = 0;
+    for k in 0..ips.len() {
+        if after[k] != before[k] {
+            assert_eq!(after[k], 2);
+            moved += 1;
+        }
+    }
+    assert!(moved > 500, "{moved}");
+}
+
+#[test]
+fn ring_size_is_bounded() {
+    assert_eq!(chash::points_per_weight(5), chash::MAX_POINTS_PER_WEIGHT);
+    assert_eq!(chash::points_per_weight(0), chash::MAX_POINTS_PER_WEIGHT);
+    assert_eq!(chash::points_per_weight(1_000_000), 1);
+    let big: Vec<ServerSlot> = (0..200).map(|i| slot(&format!("n{i}"), 256)).collect();
+    let b = source(HashType::Consistent, &big);
+    assert!(b.primary.ring.len() <= 200 * 256);
+    assert!(b.primary.ring.len() as u64 >= chash::RING_BUDGET / 2);
+    let small = source(HashType::Consistent, &slots(&[1, 2]));
+    assert_eq!(
+        small.primary.ring.len(),
+        3 * chash::MAX_POINTS_PER_WEIGHT as usize
+    );
+}
+
+// ---------------------------------------------------------------- first
+
+#[test]
+fn first_takes_the_first_usable() {
+    let mut servers = slots(&[1, 5, 1]);
+    let mut b = Balancer::new(&Balance::First, HashType::MapBased, &servers);
+    assert_eq!(sequence(&mut b, 5), vec![0; 5]);
+    assert_eq!(b.pick(&no_ctx(), &[0]), Some(1));
+    assert_eq!(b.pick(&no_ctx(), &[0, 1]), Some(2));
+    servers[0].usable = false;
+    let mut b = Balancer::new(&Balance::First, HashType::MapBased, &servers);
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(1));
+    servers[1].weight = 0;
+    let mut b = Balancer::new(&Balance::First, HashType::MapBased, &servers);
+    assert_eq!(b.pick(&no_ctx(), &[]), Some(2));
+}
+
+// ---------------------------------------------------------------- common rules
+
+#[test]
+fn weight_zero_and_unusable_get_nothing() {
+    let mut rng = Rng(41);
+    for (balance, hash_type) in ALL {
+        let mut servers = slots(&[0, 1, 3, 1, 2]);
+        servers[3].usable = false;
+        let mut b = Balancer::new(&balance, hash_type, &servers);
+        let mut h = [0usize; 5];
+        for _ in 0..3000 {
+            let s = pick_with(&mut b, &mut rng, &[]).unwrap();
+            h[s] += 1;
+            b.connection_started(s);
+            if rng.below(2) == 0 {
+                b.connection_ended(s);
+            }
+        }
+        assert_eq!(h[0], 0, "{balance:?}/{hash_type:?}: weight 0 picked");
+        assert_eq!(h[3], 0, "{balance:?}/{hash_type:?}: unusable picked");
+        if balance != Balance::First {
+            assert!(h[1] > 0 && h[2] > 0 && h[4] > 0, "{balance:?}: {h:?}");
+        }
+    }
+}
+
+#[test]
+fn nothing_usable_gives_none() {
+    let mut rng = Rng(42);
+    let mut down = slots(&[1, 1]);
+    down[0].usable = false;
+    down[1].usable = false;
+    let cases: Vec<Vec<ServerSlot>> = vec![
+        vec![],
+        slots(&[0, 0, 0]),
+        down,
+        vec![backup("b", 0), slot("p", 0)],
+    ];
+    for (balance, hash_type) in ALL {
+        for servers in &cases {
+            let mut b = Balancer::new(&balance, hash_type, servers);
+            assert!(!b.has_usable_server());
+            assert_eq!(pick_with(&mut b, &mut rng, &[]), None, "{balance:?}");
+            assert_eq!(b.pick(&no_ctx(), &[]), None, "{balance:?}");
+        }
+        // Everything usable but excluded.
+        let mut b = Balancer::new(&balance, hash_type, &slots(&[1, 2, 3]));
+        assert!(b.has_usable_server());
+        assert_eq!(pick_with(&mut b, &mut rng, &[2, 0, 1]), None, "{balance:?}");
+        assert_eq!(b.pick(&no_ctx(), &[0, 1, 2]), None, "{balance:?}");
+    }
+}
+
+#[test]
+fn backups_only_when_no_primary_is_usable() {
+    let mut rng = Rng(43);
+    for (balance, hash_type) in ALL {
+        let mut servers = vec![
+            slot("p0", 1),
+            backup("b0", 1),
+            slot("p1", 2),
+            backup("b1", 3),
+        ];
+        let mut b = Balancer::new(&balance, hash_type, &servers);
+        for _ in 0..500 {
+            let s = pick_with(&mut b, &mut rng, &[]).unwrap();
+            assert!(s == 0 || s == 2, "{balance:?}: backup {s} picked");
+        }
+        // Primaries excluded (already tried): the backups take over.
+        for _ in 0..100 {
+            let s = pick_with(&mut b, &mut rng, &[0, 2]).unwrap();
+            assert!(s == 1 || s == 3, "{balance:?}: {s}");
+        }
+        assert_eq!(pick_with(&mut b, &mut rng, &[0, 1, 2, 3]), None);
+
+        // One primary left: still no backup.
+        servers[0].usable = false;
+        let mut b = Balancer::new(&balance, hash_type, &servers);
+        for _ in 0..100 {
+            assert_eq!(pick_with(&mut b, &mut rng, &[]), Some(2), "{balance:?}");
+        }
+        // No primary: backups, with the algorithm among them.
+        servers[2].weight = 0;
+        let mut b = Balancer::new(&balance, hash_type, &servers);
+        let mut h = [0usize; 4];
+        for _ in 0..4000 {
+            let s = pick_with(&mut b, &mut rng, &[]).unwrap();
+            h[s] += 1;
+            b.connection_started(s);
+        }
+        assert_eq!(h[0] + h[2], 0, "{balance:?}: {h:?}");
+        match balance {
+            Balance::First => assert_eq!(h, [0, 4000, 0, 0]),
+            Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn => {
+                assert_eq!(h, [0, 1000, 0, 3000], "{balance:?}")
+            }
+            Balance::Source => {
+                // Weighted 1:3, hashing: ±20 %.
+                assert!(h[1].abs_diff(1000) <= 200, "{hash_type:?}: {h:?}");
+            }
+        }
+        // Excluding a backup moves to the other backup.
+        for _ in 0..100 {
+            assert_eq!(pick_with(&mut b, &mut rng, &[3]), Some(1), "{balance:?}");
+        }
+    }
+}
+
+#[test]
+fn excluded_is_honoured_by_every_algorithm() {
+    let mut rng = Rng(44);
+    for (balance, hash_type) in ALL {
+        for round in 0..200 {
+            let n = 1 + rng.below(8) as usize;
+            let servers: Vec<ServerSlot> = (0..n)
+                .map(|i| ServerSlot {
+                    name: format!("x{round}-{i}"),
+                    weight: rng.below(5) as u32,
+                    backup: rng.below(4) == 0,
+                    usable: rng.below(5) != 0,
+                })
+                .collect();
+            let mut b = Balancer::new(&balance, hash_type, &servers);
+            for _ in 0..20 {
+                let excluded: Vec<usize> = (0..n).filter(|_| rng.below(3) == 0).collect();
+                let candidates: Vec<usize> = (0..n)
+                    .filter(|&i| {
+                        servers[i].usable && servers[i].weight > 0 && !excluded.contains(&i)
+                    })
+                    .collect();
+                let primaries = candidates.iter().any(|&i| !servers[i].backup);
+                let got = pick_with(&mut b, &mut rng, &excluded);
+                match got {
+                    None => assert!(
+                        candidates.is_empty(),
+                        "{balance:?}: None but {candidates:?}"
+                    ),
+                    Some(s) => {
+                        assert!(candidates.contains(&s), "{balance:?}: {s} not allowed");
+                        assert!(!primaries || !servers[s].backup, "{balance:?}: backup {s}");
+                    }
+                }
+                if let Some(s) = got {
+                    b.connection_started(s);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn inherit_counts_matches_by_name() {
+    let old_servers = vec![slot("a", 1), slot("b", 1), slot("c", 1)];
+    let mut old = leastconn(&old_servers);
+    for (s, n) in [(0, 3), (1, 1), (2, 2)] {
+        for _ in 0..n {
+            old.connection_started(s);
+        }
+    }
+    // New snapshot: reordered, "a" gone, "d" new, "c" down.
+    let mut new_servers = vec![slot("c", 1), slot("d", 1), slot("b", 1)];
+    new_servers[0].usable = false;
+    let mut new = leastconn(&new_servers);
+    new.inherit_counts(&old);
+    assert_eq!(new.active_connections(0), 2); // c
+    assert_eq!(new.active_connections(1), 0); // d
+    assert_eq!(new.active_connections(2), 1); // b
+    assert_eq!(new.server_index("b"), Some(2));
+    assert_eq!(new.servers()[1].name, "d");
+    // The counts drive leastconn: d (0) before b (1).
+    assert_eq!(new.pick(&no_ctx(), &[]), Some(1));
+    new.connection_started(1);
+    new.connection_started(1);
+    assert_eq!(new.pick(&no_ctx(), &[]), Some(2));
+    // A connection to c that started on the old balancer ends on the new one.
+    new.connection_ended(0);
+    assert_eq!(new.active_connections(0), 1);
+    // Out-of-range indexes are ignored.
+    new.connection_started(99);
+    new.connection_ended(99);
+    assert_eq!(new.active_connections(99), 0);
+}
+
+#[test]
+fn inherit_keeps_the_rotation_going() {
+    // Rebuilding after every pick (a flapping health check) must not restart the rotation
+    // at the first server each time.
+    for balance in [Balance::RoundRobin, Balance::StaticRr, Balance::LeastConn] {
+        let servers = slots(&[1, 1, 1]);
+        let mut b = Balancer::new(&balance, HashType::MapBased, &servers);
+        let mut h = [0usize; 3];
+        for _ in 0..300 {
+            let s = b.pick(&no_ctx(), &[]).unwrap();
+            h[s] += 1;
+            let mut next = Balancer::new(&balance, HashType::MapBased, &servers);
+            next.inherit_counts(&b);
+            b = next;
+        }
+        assert_eq!(h, [100, 100, 100], "{balance:?}");
+    }
+    // Weighted, with the server set changing in between: still fair afterwards.
+    let mut b = rr(&slots(&[3, 1]));
+    sequence(&mut b, 3);
+    let mut next = rr(&[slot("s1", 1), slot("s0", 3), slot("s2", 2)]);
+    next.inherit_counts(&b);
+    let h = histogram(&mut next, 3, 6000);
+    for (i, want) in [1000usize, 3000, 2000].into_iter().enumerate() {
+        assert!(h[i].abs_diff(want) <= 2, "{h:?}");
+    }
+}

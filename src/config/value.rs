@@ -1,0 +1,364 @@
+//! Parsers for the string-encoded values of the config: durations, addresses, names.
+//!
+//! Each returns `Err(message)` with a complete, human sentence; the caller adds file,
+//! line and key.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// The duration units, largest first, with their length in milliseconds.
+const UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// Parses a duration such as `"500ms"`, `"5s"`, `"1m30s"`, `"1h"` or `"2d"`.
+///
+/// A duration is one or more `<integer><unit>` parts with units `ms`, `s`, `m`, `h`, `d`,
+/// each unit at most once and from the largest to the smallest. A bare number is an
+/// error (the unit is never guessed), and so are fractions (`"1.5s"`: write `"1500ms"`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const HINT: &str = "units: ms, s, m, h, d";
+    if text.is_empty() {
+        return Err(format!(
+            "empty duration: write a number with a unit, e.g. \"5s\" ({HINT})"
+        ));
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "duration \"{text}\" has no unit: write \"{text}s\" ({HINT})"
+        ));
+    }
+    if text.contains('.') {
+        return Err(format!(
+            "duration \"{text}\" has a fraction: use a smaller unit instead (e.g. \"1500ms\" for 1.5s)"
+        ));
+    }
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    let mut total_ms: u64 = 0;
+    // Index into UNITS of the last unit seen; the next one must be smaller.
+    let mut last_unit: Option<usize> = None;
+    while pos < bytes.len() {
+        let start = pos;
+        while pos < bytes.len() && bytes[pos].is_ascii_digit() {
+            pos += 1;
+        }
+        if pos == start {
+            return Err(format!(
+                "invalid duration \"{text}\": expected a number at \"{}\" ({HINT})",
+                &text[start..]
+            ));
+        }
+        let number: u64 = text[start..pos]
+            .parse()
+            .map_err(|_| format!("duration \"{text}\" is too large"))?;
+        let unit_start = pos;
+        while pos < bytes.len() && bytes[pos].is_ascii_alphabetic() {
+            pos += 1;
+        }
+        let unit = &text[unit_start..pos];
+        if unit.is_empty() {
+            return Err(format!(
+                "invalid duration \"{text}\": \"{}\" has no unit ({HINT})",
+                &text[start..pos]
+            ));
+        }
+        let Some(idx) = UNITS.iter().position(|(u, _)| *u == unit) else {
+            return Err(format!(
+                "invalid duration \"{text}\": unknown unit \"{unit}\" ({HINT})"
+            ));
+        };
+        if last_unit.is_some_and(|last| idx <= last) {
+            return Err(format!(
+                "invalid duration \"{text}\": units must go from the largest to the smallest, each at most once (e.g. \"1m30s\")"
+            ));
+        }
+        last_unit = Some(idx);
+        total_ms = number
+            .checked_mul(UNITS[idx].1)
+            .and_then(|ms| total_ms.checked_add(ms))
+            .ok_or_else(|| format!("duration \"{text}\" is too large"))?;
+    }
+    Ok(Duration::from_millis(total_ms))
+}
+
+/// Formats a duration the way the config writes it: `"1m30s"`, `"500ms"`, `"0s"`.
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, len) in UNITS {
+        let len = u128::from(len);
+        if ms >= len {
+            out.push_str(&format!("{}{unit}", ms / len));
+            ms %= len;
+        }
+    }
+    out
+}
+
+/// Parses a listen address: `ip:port`, `[ipv6]:port`, or `:port` for every address
+/// (which expands to `0.0.0.0:port` and `[::]:port`). Port 0 is refused: every shard
+/// must bind the same port.
+pub fn parse_bind_address(text: &str) -> Result<Vec<SocketAddr>, String> {
+    if let Some(port) = text.strip_prefix(':') {
+        let port = parse_port(text, port)?;
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        ]);
+    }
+    if let Some(port) = text.strip_prefix("*:") {
+        return Err(format!(
+            "\"{text}\": write \":{port}\" to listen on every address"
+        ));
+    }
+    parse_ip_port(text).map(|a| vec![a])
+}
+
+/// Parses a server address: `ip:port` or `[ipv6]:port`. Hostnames are not resolved.
+pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
+    if text.starts_with(':') {
+        return Err(format!(
+            "\"{text}\": a server address needs an IP address (\":port\" is only for bind), e.g. \"10.0.0.11{text}\""
+        ));
+    }
+    let addr = parse_ip_port(text)?;
+    if addr.ip().is_unspecified() {
+        return Err(format!(
+            "\"{text}\": cannot connect to the unspecified address {}: write the server's IP address",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
+}
+
+/// `ip:port` or `[ipv6]:port`, with a port in 1..=65535.
+fn parse_ip_port(text: &str) -> Result<SocketAddr, String> {
+    if text.is_empty() {
+        return Err("empty address: write ip:port, e.g. \"10.0.0.11:80\"".to_string());
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Err(format!("\"{text}\": missing \"]\" after the IPv6 address"));
+        };
+        let ip: Ipv6Addr = host
+            .parse()
+            .map_err(|_| format!("\"{text}\": \"{host}\" is not a valid IPv6 address"))?;
+        let Some(port) = after.strip_prefix(':') else {
+            return Err(format!("\"{text}\": missing port: write \"[{host}]:PORT\""));
+        };
+        let port = parse_port(text, port)?;
+        return Ok(SocketAddr::new(IpAddr::V6(ip), port));
+    }
+    if text.parse::<Ipv6Addr>().is_ok() {
+        return Err(format!(
+            "\"{text}\": an IPv6 address needs brackets and a port: write \"[{text}]:PORT\""
+        ));
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        if text.parse::<Ipv4Addr>().is_ok() {
+            return Err(format!("\"{text}\": missing port: write \"{text}:PORT\""));
+        }
+        return Err(format!(
+            "\"{text}\": expected ip:port, e.g. \"10.0.0.11:80\"{}",
+            hostname_hint(text)
+        ));
+    };
+    if host.contains(':') {
+        return Err(format!(
+            "\"{text}\": an IPv6 address needs brackets: write \"[{host}]:{port}\""
+        ));
+    }
+    let port = parse_port(text, port)?;
+    match host.parse::<Ipv4Addr>() {
+        Ok(ip) => Ok(SocketAddr::new(IpAddr::V4(ip), port)),
+        Err(_) if looks_like_hostname(host) => Err(format!(
+            "\"{text}\": \"{host}\" is a hostname, not an IP address: hostnames are not resolved, write an IP address (e.g. \"10.0.0.11:{port}\")"
+        )),
+        Err(_) => Err(format!("\"{text}\": \"{host}\" is not a valid IP address")),
+    }
+}
+
+/// A port number 1..=65535.
+fn parse_port(whole: &str, port: &str) -> Result<u16, String> {
+    if port.is_empty() {
+        return Err(format!("\"{whole}\": missing port number after \":\""));
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "\"{whole}\": invalid port \"{port}\" (expected 1..65535)"
+        ));
+    }
+    match port.parse::<u32>() {
+        Ok(p @ 1..=65535) => Ok(p as u16),
+        _ => Err(format!(
+            "\"{whole}\": port {port} is out of range (expected 1..65535)"
+        )),
+    }
+}
+
+fn looks_like_hostname(host: &str) -> bool {
+    !host.is_empty()
+        && host.bytes().any(|b| b.is_ascii_alphabetic())
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+fn hostname_hint(text: &str) -> &'static str {
+    if looks_like_hostname(text) {
+        " (hostnames are not resolved: write an IP address)"
+    } else {
+        ""
+    }
+}
+
+/// Checks a frontend, backend or server name: ASCII letters, digits, `-`, `_` and `.`
+/// only, so that names are safe in log lines (`server=NAME`) and in `backend/server`
+/// notation.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("name is empty".to_string());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "name \"{name}\" contains {c:?}: names may only contain ASCII letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(ms(500)));
+        assert_eq!(parse_duration("5s"), Ok(ms(5_000)));
+        assert_eq!(parse_duration("1m"), Ok(ms(60_000)));
+        assert_eq!(parse_duration("1m30s"), Ok(ms(90_000)));
+        assert_eq!(parse_duration("1h"), Ok(ms(3_600_000)));
+        assert_eq!(parse_duration("2d"), Ok(ms(172_800_000)));
+        assert_eq!(parse_duration("1h1m1s1ms"), Ok(ms(3_661_001)));
+        assert_eq!(parse_duration("0s"), Ok(ms(0)));
+    }
+
+    #[test]
+    fn bad_durations() {
+        let e = parse_duration("5").unwrap_err();
+        assert!(e.contains("write \"5s\""), "{e}");
+        assert!(parse_duration("").unwrap_err().contains("empty"));
+        assert!(parse_duration("5x")
+            .unwrap_err()
+            .contains("unknown unit \"x\""));
+        assert!(parse_duration("5 s").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("1.5s").unwrap_err().contains("fraction"));
+        assert!(parse_duration("s")
+            .unwrap_err()
+            .contains("expected a number"));
+        assert!(parse_duration("30s1m").unwrap_err().contains("largest"));
+        assert!(parse_duration("1s1s").unwrap_err().contains("largest"));
+        assert!(parse_duration("5S").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("-5s")
+            .unwrap_err()
+            .contains("expected a number"));
+        assert!(parse_duration("99999999999999999999s")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_duration("9999999999999999d")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for text in ["0s", "500ms", "5s", "1m30s", "1h", "2d", "1d2h3m4s5ms"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    }
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(
+            parse_bind_address("127.0.0.1:80"),
+            Ok(vec!["127.0.0.1:80".parse().unwrap()])
+        );
+        assert_eq!(
+            parse_bind_address("[::1]:443"),
+            Ok(vec!["[::1]:443".parse().unwrap()])
+        );
+        assert_eq!(
+            parse_bind_address(":8080"),
+            Ok(vec![
+                "0.0.0.0:8080".parse().unwrap(),
+                "[::]:8080".parse().unwrap()
+            ])
+        );
+        assert!(parse_bind_address("*:80").unwrap_err().contains("\":80\""));
+        assert!(parse_bind_address(":0")
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_bind_address(":")
+            .unwrap_err()
+            .contains("missing port"));
+    }
+
+    #[test]
+    fn server_addresses() {
+        assert_eq!(
+            parse_server_address("10.0.0.1:3306"),
+            Ok("10.0.0.1:3306".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server_address("[2001:db8::1]:80"),
+            Ok("[2001:db8::1]:80".parse().unwrap())
+        );
+        let cases = [
+            ("db1.example.com:3306", "hostname"),
+            ("localhost:80", "hostname"),
+            ("localhost", "hostnames are not resolved"),
+            ("10.0.0.1", "missing port"),
+            ("10.0.0.1:", "missing port"),
+            ("10.0.0.1:0", "out of range"),
+            ("10.0.0.1:65536", "out of range"),
+            ("10.0.0.1:http", "invalid port"),
+            ("::1", "brackets"),
+            ("::1:80", "brackets"),
+            ("[::1]", "missing port"),
+            ("[::1:80", "missing \"]\""),
+            ("[10.0.0.1]:80", "not a valid IPv6"),
+            ("300.0.0.1:80", "not a valid IP"),
+            (":80", "needs an IP address"),
+            ("0.0.0.0:80", "unspecified"),
+            ("", "empty address"),
+        ];
+        for (text, phrase) in cases {
+            let err = parse_server_address(text).unwrap_err();
+            assert!(err.contains(phrase), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("web-1_a.b").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("my web").unwrap_err().contains("' '"));
+        assert!(check_name("a/b").is_err());
+    }
+}

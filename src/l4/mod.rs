@@ -1,0 +1,366 @@
+//! L4 (`mode tcp`): one accepted connection, from server choice to the closing log line.
+//!
+//! Per connection: pick a server with the backend's balancer, connect within
+//! `timeouts.connect`, retry on failure (another server when `redispatch`), then forward
+//! both directions concurrently — zero-copy splice when the backend allows it and the
+//! shard has pipes, copying otherwise. One side's end of stream becomes a `shutdown(WR)`
+//! on the other (half-close); the connection ends when both directions are done, or at
+//! the first error or idle timeout.
+
+pub mod idle;
+pub mod pipes;
+pub mod pump;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Instant;
+
+use glommio::net::TcpStream;
+
+use crate::balance::PickContext;
+use crate::config::Backend;
+use crate::runtime::shard::{Shard, ShardView};
+use crate::sys;
+use idle::Activity;
+use pump::{Limits, PumpError, SpliceStats};
+
+/// How a connection ended, as written in the access log (`end=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both directions reached end of stream.
+    Closed,
+    /// The client was idle past `timeouts.client`.
+    ClientTimeout,
+    /// The server was idle past `timeouts.server`.
+    ServerTimeout,
+    /// No server accepted the connection within `retries`.
+    ConnectFailed,
+    /// The backend had no usable server.
+    NoServer,
+    /// The client side failed (reset, ...).
+    ClientError,
+    /// The server side failed (reset, ...).
+    ServerError,
+    /// Cut at the end of the shutdown grace period.
+    Shutdown,
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            End::Closed => "closed",
+            End::ClientTimeout => "client_timeout",
+            End::ServerTimeout => "server_timeout",
+            End::ConnectFailed => "connect_failed",
+            End::NoServer => "no_server",
+            End::ClientError => "client_error",
+            End::ServerError => "server_error",
+            End::Shutdown => "shutdown",
+        })
+    }
+}
+
+/// What the closing log line says about one connection.
+struct Record<'a> {
+    client: Option<SocketAddr>,
+    frontend: &'a str,
+    backend: &'a str,
+    server: &'a str,
+    bytes_in: u64,
+    bytes_out: u64,
+    started: Instant,
+    retries: u32,
+    end: End,
+}
+
+impl Record<'_> {
+    fn log(&self) {
+        let client = match self.client {
+            Some(a) => a.to_string(),
+            None => "-".to_string(),
+        };
+        tracing::info!(
+            target: "halb::access",
+            "client={} frontend={} backend={} server={} bytes_in={} bytes_out={} duration_ms={} retries={} end={}",
+            client,
+            self.frontend,
+            self.backend,
+            self.server,
+            self.bytes_in,
+            self.bytes_out,
+            self.started.elapsed().as_millis(),
+            self.retries,
+            self.end
+        );
+    }
+}
+
+/// Serve one accepted client connection of frontend `frontend_index` to its end.
+pub async fn serve(client: TcpStream, shard: Rc<Shard>, frontend_index: usize) {
+    let started = Instant::now();
+    let view = shard.view();
+    let config = &view.snapshot.config;
+    let frontend = &config.frontends[frontend_index];
+    let backend_index = frontend.default_backend_index;
+    let backend = &config.backends[backend_index];
+    let peer = client.peer_addr().ok();
+    let _ = client.set_nodelay(true);
+    let ticket = shard.connections.register(client.as_raw_fd());
+
+    let mut record = Record {
+        client: peer,
+        frontend: &frontend.name,
+        backend: &backend.name,
+        server: "-",
+        bytes_in: 0,
+        bytes_out: 0,
+        started,
+        retries: 0,
+        end: End::Closed,
+    };
+
+    let ctx = PickContext {
+        client_ip: peer.map(|a| a.ip()),
+    };
+    match connect(&view, backend_index, backend, &ctx).await {
+        Err((end, retries)) => {
+            record.end = end;
+            record.retries = retries;
+        }
+        Ok((server, server_index, retries)) => {
+            record.server = &backend.servers[server_index].name;
+            record.retries = retries;
+            shard.connections.attach_server(ticket, server.as_raw_fd());
+            view.balancer(backend_index)
+                .connection_started(server_index);
+            let (end, bytes_in, bytes_out) =
+                forward(&shard, client, server, frontend, backend).await;
+            shard.connection_ended(&view, backend_index, server_index);
+            record.end = end;
+            record.bytes_in = bytes_in;
+            record.bytes_out = bytes_out;
+        }
+    }
+    if shard.hard_stopping() && record.end != End::Closed {
+        record.end = End::Shutdown;
+    }
+    shard.connections.unregister(ticket);
+    record.log();
+}
+
+/// Pick and connect a server, retrying per the backend's `retries` and `redispatch`.
+/// Returns the stream, the server's index and the number of retries used.
+async fn connect(
+    view: &ShardView,
+    backend_index: usize,
+    backend: &Backend,
+    ctx: &PickContext,
+) -> Result<(TcpStream, usize, u32), (End, u32)> {
+    let mut tried: Vec<usize> = Vec::new();
+    let mut retries = 0u32;
+    let mut last: Option<usize> = None;
+    loop {
+        let pick = match (backend.redispatch, last) {
+            // Without redispatch a retry goes back to the same server.
+            (false, Some(previous)) => Some(previous),
+            _ => {
+                let mut balancer = view.balancer(backend_index);
+                balancer
+                    .pick(ctx, &tried)
+                    // Every server was tried once: start over among all of them.
+                    .or_else(|| {
+                        if tried.is_empty() {
+                            None
+                        } else {
+                            balancer.pick(ctx, &[])
+                        }
+                    })
+            }
+        };
+        let Some(index) = pick else {
+            let end = if tried.is_empty() {
+                End::NoServer
+            } else {
+                End::ConnectFailed
+            };
+            return Err((end, retries));
+        };
+        let address = backend.servers[index].address;
+        match TcpStream::connect_timeout(address, backend.timeouts.connect).await {
+            Ok(stream) => return Ok((stream, index, retries)),
+            Err(e) => {
+                tracing::debug!(
+                    "backend {} server {} ({}): connect failed: {}",
+                    backend.name,
+                    backend.servers[index].name,
+                    address,
+                    e
+                );
+                if !tried.contains(&index) {
+                    tried.push(index);
+                }
+                last = Some(index);
+                if retries >= backend.retries {
+                    return Err((End::ConnectFailed, retries));
+                }
+                retries += 1;
+            }
+        }
+    }
+}
+
+/// Forward both directions until both are done; returns how it ended and the bytes
+/// client→server and server→client.
+async fn forward(
+    shard: &Shard,
+    client: TcpStream,
+    server: TcpStream,
+    frontend: &crate::config::Frontend,
+    backend: &Backend,
+) -> (End, u64, u64) {
+    let _ = server.set_nodelay(true);
+    let upstream = Limits {
+        source_idle: frontend.timeouts.client,
+        destination_idle: backend.timeouts.server,
+    };
+    let downstream = Limits {
+        source_idle: backend.timeouts.server,
+        destination_idle: frontend.timeouts.client,
+    };
+    let activity = Activity::new();
+    let bytes_in = Cell::new(0u64);
+    let bytes_out = Cell::new(0u64);
+    let first_failure: Cell<Option<End>> = Cell::new(None);
+    let (client_fd, server_fd) = (client.as_raw_fd(), server.as_raw_fd());
+
+    // On a failure, cut both sockets so the other direction wakes up and ends too.
+    let fail = |end: End| {
+        if first_failure.get().is_none() {
+            first_failure.set(Some(end));
+        }
+        let _ = sys::shutdown(client_fd, Shutdown::Both);
+        let _ = sys::shutdown(server_fd, Shutdown::Both);
+    };
+    let classify_up = |e: &PumpError| match e {
+        PumpError::SourceIdle => End::ClientTimeout,
+        PumpError::DestinationIdle => End::ServerTimeout,
+        PumpError::Source(_) => End::ClientError,
+        PumpError::Destination(_) => End::ServerError,
+    };
+    let classify_down = |e: &PumpError| match e {
+        PumpError::SourceIdle => End::ServerTimeout,
+        PumpError::DestinationIdle => End::ClientTimeout,
+        PumpError::Source(_) => End::ServerError,
+        PumpError::Destination(_) => End::ClientError,
+    };
+
+    let pipes = if backend.splice {
+        shard.take_pipe_pair()
+    } else {
+        None
+    };
+
+    if let Some((mut pipe_up, mut pipe_down)) = pipes {
+        let nonblocking = sys::set_nonblocking(client_fd).and(sys::set_nonblocking(server_fd));
+        if nonblocking.is_ok() {
+            let chunk = shard.pipe_chunk();
+            let mut stats_up = SpliceStats::default();
+            let mut stats_down = SpliceStats::default();
+            let up = async {
+                match pump::splice(
+                    &client,
+                    &server,
+                    &mut pipe_up,
+                    chunk,
+                    upstream,
+                    &activity,
+                    &bytes_in,
+                    &mut stats_up,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        let _ = server.shutdown(Shutdown::Write).await;
+                    }
+                    Err(e) => fail(classify_up(&e)),
+                }
+            };
+            let down = async {
+                match pump::splice(
+                    &server,
+                    &client,
+                    &mut pipe_down,
+                    chunk,
+                    downstream,
+                    &activity,
+                    &bytes_out,
+                    &mut stats_down,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        let _ = client.shutdown(Shutdown::Write).await;
+                    }
+                    Err(e) => fail(classify_down(&e)),
+                }
+            };
+            futures_lite::future::zip(up, down).await;
+            shard.give_back_pipes(pipe_up, pipe_down);
+            return (
+                first_failure.get().unwrap_or(End::Closed),
+                bytes_in.get(),
+                bytes_out.get(),
+            );
+        }
+        shard.give_back_pipes(pipe_up, pipe_down);
+    }
+
+    // Copy path.
+    let client = RefCell::new(client);
+    let server = RefCell::new(server);
+    let mut buf_up = vec![0u8; 16 * 1024];
+    let mut buf_down = vec![0u8; 16 * 1024];
+    let up = async {
+        match pump::copy(
+            &client,
+            &server,
+            &mut buf_up,
+            upstream,
+            &activity,
+            &bytes_in,
+        )
+        .await
+        {
+            Ok(()) => {
+                let _ = sys::shutdown(server_fd, Shutdown::Write);
+            }
+            Err(e) => fail(classify_up(&e)),
+        }
+    };
+    let down = async {
+        match pump::copy(
+            &server,
+            &client,
+            &mut buf_down,
+            downstream,
+            &activity,
+            &bytes_out,
+        )
+        .await
+        {
+            Ok(()) => {
+                let _ = sys::shutdown(client_fd, Shutdown::Write);
+            }
+            Err(e) => fail(classify_down(&e)),
+        }
+    };
+    futures_lite::future::zip(up, down).await;
+    (
+        first_failure.get().unwrap_or(End::Closed),
+        bytes_in.get(),
+        bytes_out.get(),
+    )
+}

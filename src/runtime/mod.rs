@@ -1,0 +1,273 @@
+//! The process: shards (one pinned glommio executor per core) plus the control thread.
+//!
+//! [`run`] checks everything that can fail early (CPU placement, resource limits, every
+//! listen address) before starting anything, then starts the shards, publishes the first
+//! snapshot, and turns the calling thread into the control thread: it waits for
+//! SIGTERM/SIGINT, tells the shards to stop accepting, lets connections drain for up to
+//! `global.hard_stop_after`, then has the shards cut what is left.
+
+pub mod limits;
+pub mod listener;
+pub mod pinning;
+pub mod shard;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use glommio::sync::Semaphore;
+use glommio::{LocalExecutorBuilder, Placement as GlommioPlacement};
+use socket2::Socket;
+
+use crate::config::Config;
+use crate::snapshot::{Snapshot, SnapshotCell};
+use shard::Shard;
+
+/// io_uring registered-buffer memory per shard. Kept small: halb does network I/O with
+/// its own buffers, and this memory counts against RLIMIT_MEMLOCK.
+pub const IO_MEMORY: usize = 256 * 1024;
+
+/// After the hard stop, how long shards get to close what they cut before the process
+/// exits regardless.
+const HARD_STOP_EXIT: Duration = Duration::from_secs(5);
+
+/// Process-wide run state, written by the control thread and polled by the shards.
+#[derive(Debug, Default)]
+pub struct RunControl {
+    /// Stop accepting; drain.
+    pub stopping: AtomicBool,
+    /// The grace period is over: cut remaining connections.
+    pub hard_stop: AtomicBool,
+}
+
+/// Why halb could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// CPU placement impossible.
+    #[error(transparent)]
+    Placement(#[from] pinning::PlacementError),
+    /// A resource limit is too low.
+    #[error(transparent)]
+    Limits(#[from] limits::LimitError),
+    /// A listener could not be bound.
+    #[error(transparent)]
+    Listen(#[from] listener::ListenError),
+    /// A shard could not start (io_uring setup, ...).
+    #[error("cannot start shard {shard} on core {core}: {reason}")]
+    Shard {
+        /// Shard number.
+        shard: usize,
+        /// Its core.
+        core: usize,
+        /// What failed.
+        reason: String,
+    },
+    /// Signal handling could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Everything checked and prepared before any thread starts.
+struct Prepared {
+    placement: pinning::Placement,
+    budget: limits::Budget,
+    /// Per shard: (frontend index, bound listener).
+    listeners: Vec<Vec<(usize, Socket)>>,
+}
+
+fn prepare(config: &Config) -> Result<Prepared, RuntimeError> {
+    let cores = crate::sys::allowed_cpus();
+    let placement = pinning::plan(config.global.shards, config.global.control_core, &cores)?;
+    let shards = placement.shard_cores.len();
+    let budget = limits::prepare(config.global.maxconn, config.global.maxpipes, shards)?;
+    for frontend in &config.frontends {
+        for &address in &frontend.bind {
+            listener::probe(&frontend.name, address)?;
+        }
+    }
+    let mut listeners = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let mut mine = Vec::new();
+        for (index, frontend) in config.frontends.iter().enumerate() {
+            for &address in &frontend.bind {
+                mine.push((
+                    index,
+                    listener::bind(&frontend.name, address, frontend.backlog)?,
+                ));
+            }
+        }
+        listeners.push(mine);
+    }
+    Ok(Prepared {
+        placement,
+        budget,
+        listeners,
+    })
+}
+
+fn per_shard(limit: u64, shards: usize) -> u64 {
+    limit.div_ceil(shards as u64).max(1)
+}
+
+/// Run `config` until SIGTERM/SIGINT; returns once every shard has stopped.
+/// `on_ready` is called once every listener is bound and the shards are started.
+pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeError> {
+    let prepared = prepare(&config)?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(RuntimeError::Signals)?;
+    let shards = prepared.placement.shard_cores.len();
+    let hard_stop_after = config.global.hard_stop_after;
+    let maxpipes = prepared.budget.maxpipes as usize;
+    let pipesize = config.global.pipesize;
+    let global_share = per_shard(prepared.budget.maxconn, shards);
+    let frontend_shares: Vec<u64> = config
+        .frontends
+        .iter()
+        .map(|f| per_shard(f.maxconn as u64, shards))
+        .collect();
+    let snapshots = Arc::new(SnapshotCell::new(Snapshot::initial(Arc::new(config))));
+    let control = Arc::new(RunControl::default());
+
+    let mut handles = Vec::with_capacity(shards);
+    for (id, (core, listeners)) in prepared
+        .placement
+        .shard_cores
+        .iter()
+        .copied()
+        .zip(prepared.listeners)
+        .enumerate()
+    {
+        let snapshots = Arc::clone(&snapshots);
+        let control = Arc::clone(&control);
+        let frontend_shares = frontend_shares.clone();
+        let handle = LocalExecutorBuilder::new(GlommioPlacement::Fixed(core))
+            .name(&format!("halb-shard-{id}"))
+            .io_memory(IO_MEMORY)
+            .spawn(move || async move {
+                let shard = Rc::new(Shard::new(id, snapshots, maxpipes, pipesize, global_share));
+                shard_main(shard, listeners, frontend_shares, control).await;
+            })
+            .map_err(|e| RuntimeError::Shard {
+                shard: id,
+                core,
+                reason: e.to_string(),
+            })?;
+        handles.push(handle);
+    }
+    if let Some(core) = prepared.placement.control_core {
+        core_affinity::set_for_current(core_affinity::CoreId { id: core });
+    }
+    tracing::info!(
+        "shards on cores {:?}, control thread {}",
+        prepared.placement.shard_cores,
+        match prepared.placement.control_core {
+            Some(c) => format!("on core {c}"),
+            None => "sharing cores".to_string(),
+        }
+    );
+    on_ready(shards);
+
+    // The shards finish only after a stop; their joins report here.
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("halb-join".into())
+        .spawn(move || {
+            for h in handles {
+                let _ = h.join();
+            }
+            let _ = done_tx.send(());
+        })
+        .expect("spawn join thread");
+
+    let first = signals.forever().next();
+    tracing::info!(
+        "received signal {}: no longer accepting, draining connections for up to {:?}",
+        first.unwrap_or(0),
+        hard_stop_after
+    );
+    control.stopping.store(true, Ordering::Release);
+
+    // A second signal during the drain cuts connections at once.
+    let handle = signals.handle();
+    let control_for_second = Arc::clone(&control);
+    let second = std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            control_for_second.hard_stop.store(true, Ordering::Release);
+        }
+    });
+    match done_rx.recv_timeout(hard_stop_after) {
+        Ok(()) => {}
+        Err(_) => {
+            tracing::warn!("grace period over: cutting remaining connections");
+            control.hard_stop.store(true, Ordering::Release);
+            let _ = done_rx.recv_timeout(HARD_STOP_EXIT);
+        }
+    }
+    handle.close();
+    let _ = second.join();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A shard's life: accept on its listeners until told to stop, then drain.
+async fn shard_main(
+    shard: Rc<Shard>,
+    listeners: Vec<(usize, Socket)>,
+    frontend_shares: Vec<u64>,
+    control: Arc<RunControl>,
+) {
+    let frontend_slots: Vec<Rc<Semaphore>> = frontend_shares
+        .iter()
+        .map(|&n| Rc::new(Semaphore::new(n)))
+        .collect();
+    let mut accept_tasks = Vec::with_capacity(listeners.len());
+    for (frontend, socket) in listeners {
+        let listener = crate::sys::into_glommio_listener(socket);
+        let shard = Rc::clone(&shard);
+        let slots = Rc::clone(&frontend_slots[frontend]);
+        accept_tasks.push(glommio::spawn_local(accept_loop(
+            listener, frontend, shard, slots,
+        )));
+    }
+    shard.wait_for_stop(&control).await;
+    // Dropping the tasks cancels the accept loops and closes the listeners.
+    drop(accept_tasks);
+    shard.drain(&control).await;
+}
+
+/// Accept connections of one listener while this shard has connection slots left (when
+/// it has none, new connections wait in the kernel's accept backlog).
+async fn accept_loop(
+    listener: glommio::net::TcpListener,
+    frontend: usize,
+    shard: Rc<Shard>,
+    frontend_slots: Rc<Semaphore>,
+) {
+    loop {
+        let Ok(global) = shard.global_slots.acquire_static_permit(1).await else {
+            return;
+        };
+        let Ok(local) = frontend_slots.acquire_static_permit(1).await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok(stream) => {
+                let shard = Rc::clone(&shard);
+                glommio::spawn_local(async move {
+                    crate::l4::serve(stream, shard, frontend).await;
+                    drop((global, local));
+                })
+                .detach();
+            }
+            Err(e) => {
+                tracing::warn!("accept failed on shard {}: {}", shard.id, e);
+                drop((global, local));
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! One data-plane shard: a glommio executor pinned to one core, owning its listeners,
+//! the connections it accepts, its balancer state and its pipe pool. Nothing in here is
+//! shared with other shards except the [`SnapshotCell`] it reads and the [`RunControl`]
+//! flags it polls.
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::net::Shutdown;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::sync::Semaphore;
+
+use super::RunControl;
+use crate::balance::Balancer;
+use crate::l4::pipes::PipePool;
+use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::sys::{self, Pipe};
+
+/// The shard's view of one snapshot: the snapshot plus the balancers built from it.
+pub struct ShardView {
+    /// The snapshot this view was built from.
+    pub snapshot: Arc<Snapshot>,
+    balancers: Vec<RefCell<Balancer>>,
+}
+
+impl ShardView {
+    fn build(snapshot: Arc<Snapshot>, previous: Option<&ShardView>) -> ShardView {
+        let balancers = snapshot
+            .config
+            .backends
+            .iter()
+            .zip(&snapshot.backends)
+            .map(|(backend, state)| {
+                let mut balancer =
+                    Balancer::new(&backend.balance, backend.hash_type, &state.servers);
+                if let Some(prev) = previous {
+                    if let Some(i) = prev.snapshot.config.backend_index(&backend.name) {
+                        balancer.inherit_counts(&prev.balancers[i].borrow());
+                    }
+                }
+                RefCell::new(balancer)
+            })
+            .collect();
+        ShardView {
+            snapshot,
+            balancers,
+        }
+    }
+
+    /// The balancer of backend `index` (borrow it only between awaits).
+    pub fn balancer(&self, index: usize) -> RefMut<'_, Balancer> {
+        self.balancers[index].borrow_mut()
+    }
+}
+
+/// Live connections of a shard, so that a hard stop can cut them.
+#[derive(Default)]
+pub struct ConnectionRegistry {
+    slots: RefCell<Vec<Option<[RawFd; 2]>>>,
+    free: RefCell<Vec<usize>>,
+    live: Cell<usize>,
+}
+
+/// A connection's place in the [`ConnectionRegistry`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(usize);
+
+impl ConnectionRegistry {
+    /// Record a new client connection.
+    pub fn register(&self, client: RawFd) -> Ticket {
+        self.live.set(self.live.get() + 1);
+        let mut slots = self.slots.borrow_mut();
+        match self.free.borrow_mut().pop() {
+            Some(i) => {
+                slots[i] = Some([client, -1]);
+                Ticket(i)
+            }
+            None => {
+                slots.push(Some([client, -1]));
+                Ticket(slots.len() - 1)
+            }
+        }
+    }
+
+    /// Record the server side of a connection.
+    pub fn attach_server(&self, ticket: Ticket, server: RawFd) {
+        if let Some(fds) = self.slots.borrow_mut()[ticket.0].as_mut() {
+            fds[1] = server;
+        }
+    }
+
+    /// Forget a connection (its sockets are about to close).
+    pub fn unregister(&self, ticket: Ticket) {
+        self.slots.borrow_mut()[ticket.0] = None;
+        self.free.borrow_mut().push(ticket.0);
+        self.live.set(self.live.get() - 1);
+    }
+
+    /// Connections alive now.
+    pub fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    /// Shut down both sockets of every live connection; their tasks then end by themselves.
+    fn cut_all(&self) {
+        for fds in self.slots.borrow().iter().flatten() {
+            for &fd in fds.iter().filter(|&&fd| fd >= 0) {
+                let _ = sys::shutdown(fd, Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Per-shard state, shared by the shard's tasks through an `Rc`.
+pub struct Shard {
+    /// Shard number (0-based).
+    pub id: usize,
+    snapshots: Arc<SnapshotCell>,
+    view: RefCell<Rc<ShardView>>,
+    pipes: RefCell<PipePool>,
+    /// Live connections.
+    pub connections: ConnectionRegistry,
+    hard_stopping: Cell<bool>,
+    /// Slots of the global `maxconn` that this shard may use.
+    pub global_slots: Rc<Semaphore>,
+}
+
+impl Shard {
+    /// A shard reading snapshots from `snapshots`.
+    pub fn new(
+        id: usize,
+        snapshots: Arc<SnapshotCell>,
+        maxpipes: usize,
+        pipesize: Option<u32>,
+        global_maxconn: u64,
+    ) -> Shard {
+        let first = snapshots.load_full();
+        Shard {
+            id,
+            view: RefCell::new(Rc::new(ShardView::build(first, None))),
+            snapshots,
+            pipes: RefCell::new(PipePool::new(maxpipes, pipesize)),
+            connections: ConnectionRegistry::default(),
+            hard_stopping: Cell::new(false),
+            global_slots: Rc::new(Semaphore::new(global_maxconn)),
+        }
+    }
+
+    /// The view of the snapshot in force, rebuilt here when the control core has published
+    /// a new generation. A cheap lock-free load per call.
+    pub fn view(&self) -> Rc<ShardView> {
+        let current = self.snapshots.load();
+        let cached = self.view.borrow().clone();
+        if cached.snapshot.generation == current.generation {
+            return cached;
+        }
+        let fresh = Rc::new(ShardView::build(Arc::clone(&current), Some(&cached)));
+        *self.view.borrow_mut() = Rc::clone(&fresh);
+        fresh
+    }
+
+    /// A connection to server `server` of backend `backend` (as indexed in `started_on`)
+    /// has ended: update the balancer in force now (the snapshot may have changed).
+    pub fn connection_ended(&self, started_on: &ShardView, backend: usize, server: usize) {
+        let now = self.view();
+        if Arc::ptr_eq(&now.snapshot, &started_on.snapshot) {
+            now.balancer(backend).connection_ended(server);
+            return;
+        }
+        let backend_name = &started_on.snapshot.config.backends[backend].name;
+        let server_name = &started_on.snapshot.config.backends[backend].servers[server].name;
+        if let Some(b) = now.snapshot.config.backend_index(backend_name) {
+            if let Some(s) = now.snapshot.config.backends[b]
+                .servers
+                .iter()
+                .position(|s| &s.name == server_name)
+            {
+                now.balancer(b).connection_ended(s);
+            }
+        }
+    }
+
+    /// Two pipes (one per direction) for a spliced connection, or `None` to copy instead.
+    pub fn take_pipe_pair(&self) -> Option<(Pipe, Pipe)> {
+        let mut pool = self.pipes.borrow_mut();
+        let a = pool.take()?;
+        match pool.take() {
+            Some(b) => Some((a, b)),
+            None => {
+                pool.give_back(a);
+                None
+            }
+        }
+    }
+
+    /// Return a connection's pipes to the pool.
+    pub fn give_back_pipes(&self, a: Pipe, b: Pipe) {
+        let mut pool = self.pipes.borrow_mut();
+        pool.give_back(a);
+        pool.give_back(b);
+    }
+
+    /// Bytes moved per splice call.
+    pub fn pipe_chunk(&self) -> usize {
+        self.pipes.borrow().chunk()
+    }
+
+    /// True once the grace period is over and connections are being cut.
+    pub fn hard_stopping(&self) -> bool {
+        self.hard_stopping.get()
+    }
+
+    /// Follow the process-wide run state: returns when the shard should stop accepting.
+    pub async fn wait_for_stop(&self, control: &RunControl) {
+        while !control.stopping.load(Ordering::Acquire) {
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// After accepting stopped: wait for connections to finish, cutting them once the
+    /// control thread declares the hard stop.
+    pub async fn drain(&self, control: &RunControl) {
+        while self.connections.live() > 0 {
+            if control.hard_stop.load(Ordering::Acquire) && !self.hard_stopping.get() {
+                self.hard_stopping.set(true);
+                self.connections.cut_all();
+            }
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The thin syscall shim: every `unsafe` block of halb lives here, each with a
+//! `// SAFETY:` line. Everything exported is a safe function or type.
+//!
+//! What is here: pipes and `splice(2)` for zero-copy L4 forwarding, `O_NONBLOCK`,
+//! `shutdown(2)` on a raw descriptor, resource limits, and the hand-over of a socket2
+//! listener to glommio.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+/// Turn a libc return value into an `io::Result`, reading `errno` on -1.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Set `O_NONBLOCK` on a descriptor (sockets handed out by glommio are blocking; splice
+/// needs them non-blocking so that it never parks the shard's thread).
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an integer descriptor has no memory-safety preconditions; an invalid
+    // descriptor yields EBADF.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    }
+    Ok(())
+}
+
+/// `shutdown(2)` on a raw socket descriptor. Used to cut connections at hard stop and to
+/// wake the other direction of a connection that failed, without owning the socket.
+pub fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: shutdown takes an integer descriptor and a flag; no memory is passed.
+    check(unsafe { libc::shutdown(fd, how) }).map(|_| ())
+}
+
+/// A kernel pipe used as the in-kernel buffer between two sockets for `splice(2)`.
+/// Both ends are non-blocking and close-on-exec.
+#[derive(Debug)]
+pub struct Pipe {
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+    /// Bytes currently held in the pipe (spliced in, not yet spliced out).
+    pub buffered: usize,
+}
+
+impl Pipe {
+    /// Create a pipe; `size` (bytes) is applied with `F_SETPIPE_SZ` when given (the kernel
+    /// rounds it up to a power of two pages and caps it at /proc/sys/fs/pipe-max-size).
+    pub fn new(size: Option<u32>) -> io::Result<Pipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` is a valid, writable array of two c_ints as pipe2 requires.
+        check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+        // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        if let Some(size) = size {
+            // SAFETY: fcntl with F_SETPIPE_SZ takes an integer argument; no memory is passed.
+            check(unsafe {
+                libc::fcntl(
+                    write_end.as_raw_fd(),
+                    libc::F_SETPIPE_SZ,
+                    size as libc::c_int,
+                )
+            })?;
+        }
+        Ok(Pipe {
+            read_end,
+            write_end,
+            buffered: 0,
+        })
+    }
+
+    /// Move up to `len` bytes from socket `from` into the pipe. `Ok(0)` means end of stream.
+    /// `WouldBlock` means the socket has nothing to read (or the pipe is full).
+    pub fn fill_from(&mut self, from: RawFd, len: usize) -> io::Result<usize> {
+        let n = splice(from, self.write_end.as_raw_fd(), len)?;
+        self.buffered += n;
+        Ok(n)
+    }
+
+    /// Move what the pipe holds into socket `to`. `WouldBlock` means the socket's send
+    /// buffer is full.
+    pub fn drain_into(&mut self, to: RawFd) -> io::Result<usize> {
+        let n = splice(self.read_end.as_raw_fd(), to, self.buffered)?;
+        self.buffered -= n;
+        Ok(n)
+    }
+
+    /// Copy bytes out of the pipe into user memory (used only when the destination socket
+    /// is full: the copied bytes are then written with glommio, which awaits writability).
+    pub fn read_out(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min(self.buffered);
+        // SAFETY: `buf` is valid for writes of `want` ≤ buf.len() bytes for the whole call.
+        let n = check_size(unsafe {
+            libc::read(
+                self.read_end.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                want,
+            )
+        })?;
+        self.buffered -= n;
+        Ok(n)
+    }
+}
+
+/// `splice(2)` between two descriptors, one of which is a pipe, never blocking on the pipe
+/// and moving pages instead of copying where the kernel can.
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: null offsets are allowed for pipes and sockets; no user memory is involved.
+    check_size(unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    })
+}
+
+/// A resource limit pair (soft, hard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// The value in force.
+    pub soft: u64,
+    /// The ceiling an unprivileged process may raise `soft` to.
+    pub hard: u64,
+}
+
+/// Which resource limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// RLIMIT_NOFILE: open descriptors.
+    OpenFiles,
+    /// RLIMIT_MEMLOCK: locked memory (io_uring rings and registered buffers).
+    LockedMemory,
+}
+
+impl Resource {
+    fn raw(self) -> libc::__rlimit_resource_t {
+        match self {
+            Resource::OpenFiles => libc::RLIMIT_NOFILE,
+            Resource::LockedMemory => libc::RLIMIT_MEMLOCK,
+        }
+    }
+}
+
+/// Read a resource limit (`u64::MAX` stands for unlimited).
+pub fn get_limit(resource: Resource) -> io::Result<Limit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit struct.
+    check(unsafe { libc::getrlimit(resource.raw(), &mut lim) })?;
+    Ok(Limit {
+        soft: lim.rlim_cur,
+        hard: lim.rlim_max,
+    })
+}
+
+/// Set the soft limit of a resource (must be ≤ hard unless running privileged).
+pub fn set_soft_limit(resource: Resource, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit struct, read by the kernel only.
+    check(unsafe { libc::setrlimit(resource.raw(), &lim) }).map(|_| ())
+}
+
+/// Hand a bound, listening socket2 socket to glommio. Must be called on the executor thread
+/// that will own the listener.
+pub fn into_glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListener {
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a listening TCP socket whose ownership we just released with
+    // into_raw_fd; glommio's listener becomes its sole owner and closes it on drop.
+    unsafe { glommio::net::TcpListener::from_raw_fd(fd) }
+}
+
+/// A second glommio stream on a duplicate of socket `fd` (same connection, own readiness
+/// sources). The splice path uses one to await writability of a socket whose primary
+/// handle is borrowed elsewhere.
+pub fn dup_glommio_stream(fd: RawFd) -> io::Result<glommio::net::TcpStream> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument; no memory is passed.
+    let dup = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: `dup` is a fresh descriptor owned by nobody else; the stream takes ownership
+    // and closes it on drop.
+    Ok(unsafe { glommio::net::TcpStream::from_raw_fd(dup) })
+}
+
+/// The CPUs this process may run on (its affinity mask), in ascending order.
+pub fn allowed_cpus() -> Vec<usize> {
+    let mut ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn pipe_splices_between_sockets() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (b, _) = listener.accept().unwrap();
+        let listener2 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(listener2.local_addr().unwrap()).unwrap();
+        let (mut d, _) = listener2.accept().unwrap();
+        set_nonblocking(b.as_raw_fd()).unwrap();
+        let mut pipe = Pipe::new(Some(1 << 16)).unwrap();
+        a.write_all(b"hello splice").unwrap();
+        let mut moved = 0;
+        while moved < 12 {
+            match pipe.fill_from(b.as_raw_fd(), 1 << 16) {
+                Ok(n) => moved += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(pipe.buffered, 12);
+        pipe.drain_into(c.as_raw_fd()).unwrap();
+        assert_eq!(pipe.buffered, 0);
+        let mut got = [0u8; 12];
+        d.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello splice");
+    }
+
+    #[test]
+    fn limits_are_readable() {
+        let l = get_limit(Resource::OpenFiles).unwrap();
+        assert!(l.soft <= l.hard);
+    }
+}
