@@ -272,7 +272,12 @@ fn backup_takes_over_when_all_primaries_refuse() {
     let logs = halb.wait_access_logs(6, LOG_TIMEOUT);
     for l in logs {
         assert_eq!(l.get("server"), "bk", "{}", l.line);
-        assert_eq!(l.num("retries"), 2, "both primaries tried first: {}", l.line);
+        assert_eq!(
+            l.num("retries"),
+            2,
+            "both primaries tried first: {}",
+            l.line
+        );
     }
 }
 
@@ -296,4 +301,47 @@ fn source_hash_skips_weight_zero() {
         assert_ne!(name, "zero");
     }
     assert_eq!(z.accepted(), 0);
+}
+
+/// Weighted leastconn: with weights 2:1 and every connection held open, six connections
+/// end up exactly 4:2 (each new one goes where active/weight is lowest).
+#[test]
+fn leastconn_weights_held_connections() {
+    let (a, b) = (Backend::name("a"), Backend::name("b"));
+    let halb = Conf::new()
+        .backend("balance = \"leastconn\"")
+        .server_with("a", a.addr, &["weight = 2"])
+        .server_with("b", b.addr, &["weight = 1"])
+        .start();
+    let mut held = Vec::new();
+    let mut names = Vec::new();
+    for _ in 0..6 {
+        let mut s = connect(halb.addr);
+        names.push(read_line(&mut s).expect("held connection"));
+        held.push(s);
+    }
+    let t = tally(&names);
+    assert_eq!((t.get("a"), t.get("b")), (Some(&4), Some(&2)), "{names:?}");
+    drop(held);
+}
+
+/// Source hashing honours weights: with weights 3:1 over 240 client addresses the heavy
+/// server gets clearly more clients (expected 3×; asserted > 2×).
+#[test]
+fn source_hash_follows_weights() {
+    let (a, b) = (Backend::name("a"), Backend::name("b"));
+    let halb = Conf::new()
+        .backend("balance = \"source\"")
+        .server_with("a", a.addr, &["weight = 3"])
+        .server_with("b", b.addr, &["weight = 1"])
+        .start();
+    let names: Vec<String> = (5..245u8)
+        .map(|x| ask_from(Ipv4Addr::new(127, 0, 0, x), halb.addr).unwrap())
+        .collect();
+    let t = tally(&names);
+    let (na, nb) = (
+        t.get("a").copied().unwrap_or(0),
+        t.get("b").copied().unwrap_or(0),
+    );
+    assert!(nb > 0 && na > 2 * nb, "weights 3:1 gave {na}:{nb}");
 }

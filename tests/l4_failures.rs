@@ -228,3 +228,44 @@ fn active_connection_outlives_idle_timeouts() {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A client that resets its connection: halb ends it with end=client_error and closes the
+/// server side too (the backend's handler sees the close and finishes).
+#[test]
+fn client_reset_is_client_error_and_frees_the_server_side() {
+    let be = Backend::name("s1");
+    let halb = Conf::new().server("s1", be.addr).start();
+    let mut c = connect(halb.addr);
+    let client = c.local_addr().unwrap();
+    assert_eq!(read_line(&mut c).unwrap(), "s1");
+    reset(c);
+    let l = halb.access_log_of(client);
+    assert_eq!(l.get("end"), "client_error", "{}", l.line);
+    // The backend connection is closed by halb (bounded wait on its handler).
+    let deadline = std::time::Instant::now() + LOG_TIMEOUT;
+    while be.active() > 0 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(be.active(), 0, "backend connection still open");
+}
+
+/// A server that resets mid-connection: the client is closed (not left hanging) and the
+/// log says end=server_error.
+#[test]
+fn server_reset_is_server_error_and_closes_the_client() {
+    let be = Backend::spawn(|mut s| {
+        if s.write_all(b"bye\n").is_ok() {
+            let _ = read_line(&mut s); // wait for the client's line, then reset
+            reset(s);
+        }
+    });
+    let halb = Conf::new().server("s1", be.addr).start();
+    let mut c = connect(halb.addr);
+    let client = c.local_addr().unwrap();
+    assert_eq!(read_line(&mut c).unwrap(), "bye");
+    c.write_all(b"ok\n").unwrap();
+    let end = read_end(&mut c);
+    assert!(end.closed(), "client must be closed, got {end:?}");
+    let l = halb.access_log_of(client);
+    assert_eq!(l.get("end"), "server_error", "{}", l.line);
+}

@@ -5,8 +5,9 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
@@ -77,15 +78,12 @@ fn two_thousand_concurrent_connections() {
     }
 }
 
-/// Frontend maxconn = 2: a third client is accepted by the kernel (backlog) but not served
-/// (and not reset) until one of the first two leaves; then it is served.
-#[test]
-fn frontend_maxconn_excess_waits_in_backlog() {
+/// With a limit of 2 connections (one shard): a third client is accepted by the kernel
+/// (backlog) but not served (and not reset) until one of the first two leaves; then it is
+/// served.
+fn excess_connection_waits(limit: Conf) {
     let be = Backend::name("s1");
-    let halb = Conf::new()
-        .frontend("maxconn = 2")
-        .server("s1", be.addr)
-        .start();
+    let halb = limit.server("s1", be.addr).start();
     let mut c1 = connect(halb.addr);
     assert_eq!(read_line(&mut c1).unwrap(), "s1");
     let mut c2 = connect(halb.addr);
@@ -110,6 +108,18 @@ fn frontend_maxconn_excess_waits_in_backlog() {
     drop((c2, c3));
 }
 
+#[test]
+fn frontend_maxconn_excess_waits_in_backlog() {
+    excess_connection_waits(Conf::new().frontend("maxconn = 2"));
+}
+
+#[test]
+fn global_maxconn_excess_waits_in_backlog() {
+    let mut conf = Conf::new();
+    conf.maxconn = 2;
+    excess_connection_waits(conf);
+}
+
 /// SIGTERM with a transfer in flight: the listener closes (new connects refused), the
 /// in-flight transfer (both directions, paused across the signal) completes intact, and
 /// halb exits 0 once it is done.
@@ -120,12 +130,18 @@ fn sigterm_drains_in_flight_connections() {
     let up = Arc::new(Pattern::new(71));
     let down = Arc::new(Pattern::new(72));
     let gate = Gate::new();
-    let report: Arc<Mutex<Option<Result<Verified, String>>>> = Arc::default();
+    let (report, rx) = channel::<Result<Verified, String>>();
 
     // Backend: sends the first BEFORE bytes of `down`, waits for the gate, sends the rest;
     // meanwhile checks `up` until EOF.
-    let (u, d, g, r) = (up.clone(), down.clone(), gate.clone(), report.clone());
+    // Only the first connection is the transfer; later ones (probes that got through
+    // before the listener closed) are dropped at once.
+    let (u, d, g, r) = (up.clone(), down.clone(), gate.clone(), report);
+    let taken = AtomicBool::new(false);
     let be = Backend::spawn(move |mut s| {
+        if taken.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let mut w = s.try_clone().unwrap();
         let (d, g) = (d.clone(), g.clone());
         let writer = thread::spawn(move || -> Result<(), String> {
@@ -141,7 +157,7 @@ fn sigterm_drains_in_flight_connections() {
         });
         let got = u.read_verify(&mut s, LEN + MIB).map_err(|e| e.to_string());
         let wrote = writer.join().unwrap();
-        *r.lock().unwrap() = Some(wrote.and(got));
+        let _ = r.send(wrote.and(got));
     });
     let mut halb = Conf::new()
         .global("hard_stop_after = \"60s\"")
@@ -191,10 +207,8 @@ fn sigterm_drains_in_flight_connections() {
         .wait_exit(Duration::from_secs(20))
         .expect("halb exits once drained");
     assert_eq!(status.code(), Some(0), "exit status {status}");
-    let seen = report
-        .lock()
-        .unwrap()
-        .take()
+    let seen = rx
+        .recv_timeout(Duration::from_secs(30))
         .expect("backend report")
         .expect("backend");
     assert!(seen.is_exact(LEN), "backend got {seen:?}");
@@ -272,4 +286,36 @@ fn sigint_with_no_connections_exits_zero() {
         .wait_exit(Duration::from_secs(20))
         .expect("idle halb exits on SIGINT without waiting for hard_stop_after");
     assert_eq!(status.code(), Some(0), "exit status {status}");
+}
+
+/// Startup fails loudly and early when the frontend's port is taken by another socket:
+/// non-zero exit, and the message names the address.
+#[test]
+fn startup_fails_when_port_in_use() {
+    let taken = std::net::TcpListener::bind(free_addr()).unwrap();
+    let addr = taken.local_addr().unwrap();
+    let be = Backend::name("s1");
+    let conf = Conf::new().server("s1", be.addr);
+    let (status, out) = Halb::run_to_exit(&conf.render(addr), Duration::from_secs(15));
+    assert!(!status.success(), "halb must fail to start:\n{out}");
+    assert!(
+        out.contains(&addr.to_string()),
+        "the error names {addr}:\n{out}"
+    );
+    assert!(!out.contains("halb: ready"), "{out}");
+}
+
+/// Startup fails when RLIMIT_NOFILE cannot cover maxconn, saying what to raise.
+#[test]
+fn startup_fails_when_maxconn_exceeds_open_file_limit() {
+    let be = Backend::name("s1");
+    let mut conf = Conf::new().server("s1", be.addr);
+    conf.maxconn = 100_000_000;
+    let (status, out) = Halb::run_to_exit(&conf.render(free_addr()), Duration::from_secs(15));
+    assert!(!status.success(), "halb must fail to start:\n{out}");
+    assert!(
+        out.contains("RLIMIT_NOFILE") || out.contains("ulimit"),
+        "the error says which limit to raise:\n{out}"
+    );
+    assert!(!out.contains("halb: ready"), "{out}");
 }

@@ -27,6 +27,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 source "$HERE/lib/common.sh"
 source "$HERE/lib/backend-nginx.sh"
 source "$HERE/lib/proxies.sh"
+set -E
+trap '[[ $BASHPID == "$$" ]] && log "error (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 
 VARIANTS=${VARIANTS:-"direct haproxy-nosplice haproxy-splice halb-splice halb-copy"}
 SCENARIOS=${SCENARIOS:-"bulk short"}
@@ -160,12 +162,13 @@ start_variant() {
   PXPID=""
   if [[ $v == direct ]]; then TARGET=$BE; return 0; fi
   rm -rf "$rd"; mkdir -p "$rd"
-  if ! PXPID=$(proxy_start "$v" "$LB" "$BE" "$rd" "$PROXY_CORE" 2>"$rd/start.err"); then
+  if ! proxy_start "$v" "$LB" "$BE" "$rd" "$PROXY_CORE" 2>"$rd/start.err" || [[ -z $PROXY_PID ]]; then
     BROKEN[$v]="failed to start: $(head -c 300 "$rd/start.err" | tr '\n' ' ')"; PXPID=""; return 1
   fi
+  PXPID=$PROXY_PID
   register_pid "$PXPID"
   if ! proxy_ready "$v" "$rd" "$PROXY_PORT" "$PXPID"; then
-    BROKEN[$v]="not ready (exited=$([[ -d /proc/$PXPID ]] && echo no || echo yes)); log: $(tail -c 400 "$rd/proxy.log" 2>/dev/null | tr '\n' ' ')"
+    BROKEN[$v]="not ready (exited=$(is_running "$PXPID" && echo no || echo yes)); log: $(tail -c 400 "$rd/proxy.log" 2>/dev/null | tr '\n' ' ')"
     return 1
   fi
   TARGET=$LB
@@ -185,13 +188,16 @@ stop_variant() { # stop_variant VARIANT REP
   local v=$1 rep=$2 rd=$RUNDIR/$1 t0 t1 clean
   [[ -n $PXPID ]] || return 0
   proxy_digest_log "$v" "$rd" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: after runs"
-  if [[ -d /proc/$PXPID ]]; then
+  local st=0
+  if is_running "$PXPID"; then
     t0=$(date +%s.%N)
     if stop_pid "$PXPID" 10; then clean=yes; else clean="no (SIGKILL after 10s)"; fi
     t1=$(date +%s.%N)
-    echo "rep $rep: SIGTERM -> exit in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s, clean=$clean" >>"$OUTDIR/raw/proxy-stop-$v.txt"
+    wait "$PXPID" 2>/dev/null || st=$?
+    echo "rep $rep: SIGTERM -> exited in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s, status $st, clean=$clean" >>"$OUTDIR/raw/proxy-stop-$v.txt"
   else
-    echo "rep $rep: proxy had already exited before stop" >>"$OUTDIR/raw/proxy-stop-$v.txt"
+    wait "$PXPID" 2>/dev/null || st=$?
+    echo "rep $rep: proxy had already exited before stop (status $st)" >>"$OUTDIR/raw/proxy-stop-$v.txt"
   fi
   [[ -f $rd/proxy.log ]] && [[ -s $rd/proxy.log ]] && proxy_digest_log "$v" "$rd" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: shutdown"
   cp "$rd"/haproxy.cfg "$rd"/halb.toml "$OUTDIR/raw/" 2>/dev/null || true
@@ -219,7 +225,8 @@ common_raw() { # variant rep client_cpu_s proxy_conns
     "client_cpu_s=$3" "total_busy_ticks=$((S_T1-S_T0))" \
     "cpu0_pct=$(cpu_pct "$S_C0" "$S_C1" 0)" "cpu1_pct=$(cpu_pct "$S_C0" "$S_C1" 1)" \
     "quiet=$Q_OK" "quiet_wait_s=$Q_WAIT" "busy_before_pct=$Q_PCT" \
-    "rustc_before=$S_R0" "rustc_after=$S_R1" "proxy_conns=$4"
+    "rustc_before=$S_R0" "rustc_after=$S_R1" "proxy_conns=$4" \
+    "t_start=$(date -u -d "@$S_W0" +%H:%M:%S.%3N)" "t_end=$(date -u -d "@$S_W1" +%H:%M:%S.%3N)"
 }
 client_time() { awk '{printf "%.3f", $1+$2}' "$1"; }
 
@@ -298,7 +305,7 @@ for ((rep=1; rep<=REPEATS; rep++)); do
         short) run_short "$v" "$rep" ;;
         *) die "unknown scenario $sc" ;;
       esac
-      if [[ -n $PXPID && ! -d /proc/$PXPID ]]; then
+      if [[ -n $PXPID ]] && ! is_running "$PXPID"; then
         BROKEN[$v]="proxy died during $sc (rep $rep)"; echo "$v: ${BROKEN[$v]}" >>"$OUTDIR/raw/broken.txt"
         log "${BROKEN[$v]}"; break
       fi

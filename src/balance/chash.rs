@@ -26,10 +26,19 @@ pub(crate) fn points_per_weight(declared_weight: u64) -> u32 {
 }
 
 /// A sorted ring of points, each owned by a group member position.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Ring {
     points: Vec<u64>,
     owners: Vec<u32>,
+}
+
+/// Summarised: a ring holds up to tens of thousands of points.
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("points", &self.points.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ring {

@@ -660,6 +660,19 @@ fn ring_size_is_bounded() {
     );
 }
 
+#[test]
+fn debug_output_stays_small() {
+    let big: Vec<ServerSlot> = (0..50).map(|i| slot(&format!("n{i}"), 100)).collect();
+    let b = source(HashType::Consistent, &big);
+    let text = format!("{b:?}");
+    assert!(
+        text.contains("Ring { points: "),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    assert!(text.len() < 20_000, "{} bytes", text.len());
+}
+
 // ---------------------------------------------------------------- first
 
 #[test]

@@ -203,7 +203,14 @@ pub(super) fn build(root: &Table, r: &mut Reader<'_>, source: &Path) -> Config {
                 }
             }
         }
-        None if !root.contains_key("frontend") => r.error(1, "frontend", no_frontend),
+        // (A misspelled `[frontends.x]` already has its "did you mean".)
+        None if !root.contains_key("frontend")
+            && !root
+                .iter()
+                .any(|(k, _)| suggest::closest(k, ["frontend"]).is_some()) =>
+        {
+            r.error(1, "frontend", no_frontend)
+        }
         None => {} // not a table: already reported
     }
     frontends.sort_by(|a, b| a.0.name.cmp(&b.0.name));
@@ -262,8 +269,22 @@ fn get<'d, T>(
 }
 
 /// Reports a required key that is absent (at the line of its table's header) and
-/// returns `None`.
-fn missing<T>(r: &mut Reader<'_>, parent: &Field<'_>, key: &str, hint: &str) -> Option<T> {
+/// returns `None`. Nothing is reported when an unknown key of the table is a
+/// misspelling of it: its "unknown key (did you mean ...)" already says it.
+fn missing<T>(
+    r: &mut Reader<'_>,
+    table: &dyn TableLike,
+    spec: &Spec,
+    parent: &Field<'_>,
+    key: &str,
+    hint: &str,
+) -> Option<T> {
+    if table
+        .iter()
+        .any(|(k, _)| !spec.keys.contains(&k) && suggest::closest(k, [key]).is_some())
+    {
+        return None;
+    }
     r.error(
         parent.line,
         &join(&parent.path, key),
@@ -496,13 +517,16 @@ fn frontend(
         binds: Vec::new(),
     };
 
-    let bind_field = r.child(t, f, "bind");
-    match &bind_field {
-        None => r.error(
-            f.line,
-            &join(&f.path, "bind"),
-            "missing required key \"bind\": list the addresses to listen on, e.g. bind = [\":3306\"]",
-        ),
+    match &r.child(t, f, "bind") {
+        None => missing::<()>(
+            r,
+            t,
+            &FRONTEND,
+            f,
+            "bind",
+            ": list the addresses to listen on, e.g. bind = [\":3306\"]",
+        )
+        .unwrap_or(()),
         Some(bf) => {
             if let Some(items) = r.array(bf, "an array of addresses such as [\"0.0.0.0:80\"]") {
                 if items.is_empty() {
@@ -517,11 +541,9 @@ fn frontend(
                         continue;
                     };
                     match parse_bind_address(text) {
-                        Ok(addrs) => site.binds.extend(
-                            addrs
-                                .into_iter()
-                                .map(|a| (a, item.line, item.path.clone())),
-                        ),
+                        Ok(addrs) => site
+                            .binds
+                            .extend(addrs.into_iter().map(|a| (a, item.line, item.path.clone()))),
                         Err(msg) => r.error(item.line, &item.path, msg),
                     }
                 }
@@ -542,6 +564,8 @@ fn frontend(
         }
         None => missing(
             r,
+            t,
+            &FRONTEND,
             f,
             "default_backend",
             ": name the backend that receives the connections",
@@ -699,21 +723,8 @@ fn servers(r: &mut Reader<'_>, t: &dyn TableLike, backend: &Field<'_>) -> Vec<Se
         };
         r.check_keys(table, &sf, &SERVER, ALL);
         let name = match r.child(table, &sf, "name") {
-            Some(nf) => r.nonempty_string(&nf).and_then(|n| {
-                if let Err(msg) = check_name(n) {
-                    r.error(nf.line, &nf.path, msg);
-                } else if let Some(first) = seen.get(n) {
-                    r.error(
-                        nf.line,
-                        &nf.path,
-                        format!("duplicate server name \"{n}\" (already used at line {first}): server names must be unique within a backend"),
-                    );
-                } else {
-                    seen.insert(n.to_string(), nf.line);
-                }
-                Some(n.to_string())
-            }),
-            None => missing(r, &sf, "name", ""),
+            Some(nf) => server_name(r, &nf, &mut seen),
+            None => missing(r, table, &SERVER, &sf, "name", ""),
         };
         let address = match r.child(table, &sf, "address") {
             Some(af) => r.string(&af).and_then(|s| match parse_server_address(s) {
@@ -723,7 +734,14 @@ fn servers(r: &mut Reader<'_>, t: &dyn TableLike, backend: &Field<'_>) -> Vec<Se
                     None
                 }
             }),
-            None => missing(r, &sf, "address", ", e.g. address = \"10.0.0.11:80\""),
+            None => missing(
+                r,
+                table,
+                &SERVER,
+                &sf,
+                "address",
+                ", e.g. address = \"10.0.0.11:80\"",
+            ),
         };
         let server = Server {
             name: name.unwrap_or_default(),
@@ -737,6 +755,31 @@ fn servers(r: &mut Reader<'_>, t: &dyn TableLike, backend: &Field<'_>) -> Vec<Se
     out
 }
 
+/// A server's name, checked for its characters and for uniqueness against `seen`
+/// (name → line of the server that uses it first).
+fn server_name(
+    r: &mut Reader<'_>,
+    f: &Field<'_>,
+    seen: &mut HashMap<String, usize>,
+) -> Option<String> {
+    let name = r.nonempty_string(f)?;
+    if let Err(msg) = check_name(name) {
+        r.error(f.line, &f.path, msg);
+    } else if let Some(first) = seen.get(name) {
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "duplicate server name \"{name}\" (already used at line {first}): \
+                 server names must be unique within a backend"
+            ),
+        );
+    } else {
+        seen.insert(name.to_string(), f.line);
+    }
+    Some(name.to_string())
+}
+
 /// Checks that need every section: each frontend's backend exists and has the same
 /// mode, and no address is bound twice.
 fn cross_check(
@@ -744,28 +787,8 @@ fn cross_check(
     frontends: &mut [(Frontend, FrontendSite)],
     backends: &[Backend],
 ) {
-    let mut bound: HashMap<SocketAddr, (String, usize)> = HashMap::new();
+    check_binds(r, frontends);
     for (fe, site) in frontends.iter_mut() {
-        for (addr, line, path) in &site.binds {
-            match bound.get(addr) {
-                Some((other, other_line)) if *other == fe.name => r.error(
-                    *line,
-                    path,
-                    format!(
-                        "{addr} is listed twice in this bind list (first at line {other_line})"
-                    ),
-                ),
-                Some((other, other_line)) => r.error(
-                    *line,
-                    path,
-                    format!("{addr} is already bound by frontend \"{other}\" (line {other_line})"),
-                ),
-                None => {
-                    bound.insert(*addr, (fe.name.clone(), *line));
-                }
-            }
-        }
-
         if fe.default_backend.is_empty() {
             continue; // missing or invalid: already reported
         }
@@ -801,6 +824,37 @@ fn cross_check(
                     &site.backend_path,
                     format!("backend \"{}\" does not exist{hint}", fe.default_backend),
                 );
+            }
+        }
+    }
+}
+
+/// Reports every address bound twice, on its later occurrence in the file.
+fn check_binds(r: &mut Reader<'_>, frontends: &[(Frontend, FrontendSite)]) {
+    let mut all: Vec<(&SocketAddr, usize, &str, &str)> = frontends
+        .iter()
+        .flat_map(|(fe, site)| {
+            site.binds
+                .iter()
+                .map(move |(addr, line, path)| (addr, *line, path.as_str(), fe.name.as_str()))
+        })
+        .collect();
+    all.sort_by_key(|&(_, line, _, _)| line);
+    let mut bound: HashMap<&SocketAddr, (&str, usize)> = HashMap::new();
+    for (addr, line, path, fe) in all {
+        match bound.get(addr) {
+            Some(&(other, other_line)) if other == fe => r.error(
+                line,
+                path,
+                format!("{addr} is listed twice in this bind list (first at line {other_line})"),
+            ),
+            Some(&(other, other_line)) => r.error(
+                line,
+                path,
+                format!("{addr} is already bound by frontend \"{other}\" (line {other_line})"),
+            ),
+            None => {
+                bound.insert(addr, (fe, line));
             }
         }
     }

@@ -218,9 +218,13 @@ impl<'a> Reader<'a> {
                 );
                 continue;
             }
+            // A timeout key is only looked up among timeouts tables (`server` in
+            // [frontend.NAME.timeouts] is not the server list of [backend.NAME]).
+            let is_timeouts = |s: &Spec| s.section.ends_with(".timeouts]");
             let elsewhere: Vec<&str> = all
                 .iter()
                 .filter(|s| s.section != spec.section && s.knows(key))
+                .filter(|s| is_timeouts(s) || !is_timeouts(spec))
                 .map(|s| s.section)
                 .collect();
             let hint = if !elsewhere.is_empty() {
@@ -228,11 +232,12 @@ impl<'a> Reader<'a> {
             } else {
                 suggest::did_you_mean(key, spec.all_keys())
             };
-            self.error(
-                line,
-                &path,
-                format!("unknown key \"{key}\" in {}{hint}", spec.section),
-            );
+            let place = if spec.section.starts_with('[') {
+                format!("in {}", spec.section)
+            } else {
+                spec.section.to_string()
+            };
+            self.error(line, &path, format!("unknown key \"{key}\" {place}{hint}"));
         }
     }
 

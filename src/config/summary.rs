@@ -18,10 +18,10 @@ use super::value::format_duration;
 /// defaults  mode tcp, retries 3, redispatch on, timeouts connect 3s
 ///
 /// frontend mysql  tcp  bind 10.0.0.100:3306  maxconn 4000  backlog 4000  timeouts client 8h
-///   -> backend mysql  leastconn  retries 3  redispatch on  timeouts server 8h
-///        SERVER  ADDRESS         WEIGHT  FLAGS
-///        db1     10.0.0.21:3306       1
-///        db2     10.0.0.22:3306       1  backup
+///   -> backend mysql  balance leastconn  retries 3  redispatch on  timeouts server 8h
+///        SERVER      ADDRESS         WEIGHT  FLAGS
+///        db1         10.0.1.21:3306      10
+///        db-standby  10.0.1.23:3306       1  backup
 /// ```
 pub fn summary(cfg: &Config) -> String {
     let mut out = String::new();

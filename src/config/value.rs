@@ -32,6 +32,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "duration \"{text}\" has no unit: write \"{text}s\" ({HINT})"
         ));
     }
+    if text.contains(char::is_whitespace) {
+        return Err(format!(
+            "invalid duration \"{text}\": write it without spaces, e.g. \"1m30s\" ({HINT})"
+        ));
+    }
     if text.contains('.') {
         return Err(format!(
             "duration \"{text}\" has a fraction: use a smaller unit instead (e.g. \"1500ms\" for 1.5s)"
@@ -107,6 +112,7 @@ pub fn format_duration(d: Duration) -> String {
 /// (which expands to `0.0.0.0:port` and `[::]:port`). Port 0 is refused: every shard
 /// must bind the same port.
 pub fn parse_bind_address(text: &str) -> Result<Vec<SocketAddr>, String> {
+    unbracketed_ipv6(text)?;
     if let Some(port) = text.strip_prefix(':') {
         let port = parse_port(text, port)?;
         return Ok(vec![
@@ -124,6 +130,7 @@ pub fn parse_bind_address(text: &str) -> Result<Vec<SocketAddr>, String> {
 
 /// Parses a server address: `ip:port` or `[ipv6]:port`. Hostnames are not resolved.
 pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
+    unbracketed_ipv6(text)?;
     if text.starts_with(':') {
         return Err(format!(
             "\"{text}\": a server address needs an IP address (\":port\" is only for bind), e.g. \"10.0.0.11{text}\""
@@ -157,11 +164,6 @@ fn parse_ip_port(text: &str) -> Result<SocketAddr, String> {
         let port = parse_port(text, port)?;
         return Ok(SocketAddr::new(IpAddr::V6(ip), port));
     }
-    if text.parse::<Ipv6Addr>().is_ok() {
-        return Err(format!(
-            "\"{text}\": an IPv6 address needs brackets and a port: write \"[{text}]:PORT\""
-        ));
-    }
     let Some((host, port)) = text.rsplit_once(':') else {
         if text.parse::<Ipv4Addr>().is_ok() {
             return Err(format!("\"{text}\": missing port: write \"{text}:PORT\""));
@@ -184,6 +186,27 @@ fn parse_ip_port(text: &str) -> Result<SocketAddr, String> {
         )),
         Err(_) => Err(format!("\"{text}\": \"{host}\" is not a valid IP address")),
     }
+}
+
+/// Refuses an IPv6 address written without brackets (`::1`, `2001:db8::1:80`),
+/// suggesting the bracketed form.
+fn unbracketed_ipv6(text: &str) -> Result<(), String> {
+    if text.parse::<Ipv6Addr>().is_err() {
+        return Ok(());
+    }
+    let suggestion = match text.rsplit_once(':') {
+        Some((host, port))
+            if host.parse::<Ipv6Addr>().is_ok()
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("\"[{host}]:{port}\" (or \"[{text}]:PORT\")")
+        }
+        _ => format!("\"[{text}]:PORT\""),
+    };
+    Err(format!(
+        "\"{text}\": an IPv6 address needs brackets and a port: write {suggestion}"
+    ))
 }
 
 /// A port number 1..=65535.
@@ -266,7 +289,9 @@ mod tests {
         assert!(parse_duration("5x")
             .unwrap_err()
             .contains("unknown unit \"x\""));
-        assert!(parse_duration("5 s").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5 s")
+            .unwrap_err()
+            .contains("without spaces"));
         assert!(parse_duration("1.5s").unwrap_err().contains("fraction"));
         assert!(parse_duration("s")
             .unwrap_err()

@@ -11,7 +11,7 @@ pub mod idle;
 pub mod pipes;
 pub mod pump;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -25,7 +25,7 @@ use crate::config::Backend;
 use crate::runtime::shard::{Shard, ShardView};
 use crate::sys;
 use idle::Activity;
-use pump::{Limits, PumpError, SpliceStats};
+use pump::{Direction, Limits, PumpError};
 
 /// How a connection ended, as written in the access log (`end=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,14 +99,18 @@ impl Record<'_> {
 }
 
 /// Serve one accepted client connection of frontend `frontend_index` to its end.
-pub async fn serve(client: TcpStream, shard: Rc<Shard>, frontend_index: usize) {
+pub async fn serve(
+    client: TcpStream,
+    peer: Option<SocketAddr>,
+    shard: Rc<Shard>,
+    frontend_index: usize,
+) {
     let started = Instant::now();
     let view = shard.view();
     let config = &view.snapshot.config;
     let frontend = &config.frontends[frontend_index];
     let backend_index = frontend.default_backend_index;
     let backend = &config.backends[backend_index];
-    let peer = client.peer_addr().ok();
     let _ = client.set_nodelay(true);
     let ticket = shard.connections.register(client.as_raw_fd());
 
@@ -225,15 +229,19 @@ async fn forward(
     let upstream = Limits {
         source_idle: frontend.timeouts.client,
         destination_idle: backend.timeouts.server,
+        splice: backend.splice,
     };
     let downstream = Limits {
         source_idle: backend.timeouts.server,
         destination_idle: frontend.timeouts.client,
+        splice: backend.splice,
     };
     let activity = Activity::new();
     let bytes_in = Cell::new(0u64);
     let bytes_out = Cell::new(0u64);
     let first_failure: Cell<Option<End>> = Cell::new(None);
+    let up_done = Cell::new(false);
+    let down_done = Cell::new(false);
     let (client_fd, server_fd) = (client.as_raw_fd(), server.as_raw_fd());
 
     // On a failure, cut both sockets so the other direction wakes up and ends too.
@@ -244,123 +252,39 @@ async fn forward(
         let _ = sys::shutdown(client_fd, Shutdown::Both);
         let _ = sys::shutdown(server_fd, Shutdown::Both);
     };
-    let classify_up = |e: &PumpError| match e {
-        PumpError::SourceIdle => End::ClientTimeout,
-        PumpError::DestinationIdle => End::ServerTimeout,
-        PumpError::Source(_) => End::ClientError,
-        PumpError::Destination(_) => End::ServerError,
-    };
-    let classify_down = |e: &PumpError| match e {
-        PumpError::SourceIdle => End::ServerTimeout,
-        PumpError::DestinationIdle => End::ClientTimeout,
-        PumpError::Source(_) => End::ServerError,
-        PumpError::Destination(_) => End::ClientError,
-    };
-
-    let pipes = if backend.splice {
-        shard.take_pipe_pair()
-    } else {
-        None
-    };
-
-    if let Some((mut pipe_up, mut pipe_down)) = pipes {
-        let nonblocking = sys::set_nonblocking(client_fd).and(sys::set_nonblocking(server_fd));
-        if nonblocking.is_ok() {
-            let chunk = shard.pipe_chunk();
-            let mut stats_up = SpliceStats::default();
-            let mut stats_down = SpliceStats::default();
-            let up = async {
-                match pump::splice(
-                    &client,
-                    &server,
-                    &mut pipe_up,
-                    chunk,
-                    upstream,
-                    &activity,
-                    &bytes_in,
-                    &mut stats_up,
-                )
-                .await
-                {
-                    Ok(()) => {
-                        let _ = server.shutdown(Shutdown::Write).await;
-                    }
-                    Err(e) => fail(classify_up(&e)),
-                }
-            };
-            let down = async {
-                match pump::splice(
-                    &server,
-                    &client,
-                    &mut pipe_down,
-                    chunk,
-                    downstream,
-                    &activity,
-                    &bytes_out,
-                    &mut stats_down,
-                )
-                .await
-                {
-                    Ok(()) => {
-                        let _ = client.shutdown(Shutdown::Write).await;
-                    }
-                    Err(e) => fail(classify_down(&e)),
-                }
-            };
-            futures_lite::future::zip(up, down).await;
-            shard.give_back_pipes(pipe_up, pipe_down);
-            return (
-                first_failure.get().unwrap_or(End::Closed),
-                bytes_in.get(),
-                bytes_out.get(),
-            );
+    // A clean end of stream is passed on as a half-close, unless the other direction is
+    // finished too (then both sockets are about to be closed anyway).
+    let half_close = |fd, other_done: &Cell<bool>, me_done: &Cell<bool>| {
+        me_done.set(true);
+        if !other_done.get() {
+            let _ = sys::shutdown(fd, Shutdown::Write);
         }
-        shard.give_back_pipes(pipe_up, pipe_down);
-    }
+    };
 
-    // Copy path.
-    let client = RefCell::new(client);
-    let server = RefCell::new(server);
-    let mut buf_up = vec![0u8; 16 * 1024];
-    let mut buf_down = vec![0u8; 16 * 1024];
     let up = async {
-        match pump::copy(
-            &client,
-            &server,
-            &mut buf_up,
-            upstream,
-            &activity,
-            &bytes_in,
-        )
-        .await
-        {
-            Ok(()) => {
-                let _ = sys::shutdown(server_fd, Shutdown::Write);
-            }
-            Err(e) => fail(classify_up(&e)),
+        let mut dir = Direction::new(shard, &client, &server, upstream, &activity, &bytes_in);
+        match dir.run().await {
+            Ok(()) => half_close(server_fd, &down_done, &up_done),
+            Err(e) => fail(match e {
+                PumpError::SourceIdle => End::ClientTimeout,
+                PumpError::DestinationIdle => End::ServerTimeout,
+                PumpError::Source(_) => End::ClientError,
+                PumpError::Destination(_) => End::ServerError,
+            }),
         }
     };
     let down = async {
-        match pump::copy(
-            &server,
-            &client,
-            &mut buf_down,
-            downstream,
-            &activity,
-            &bytes_out,
-        )
-        .await
-        {
-            Ok(()) => {
-                let _ = sys::shutdown(client_fd, Shutdown::Write);
-            }
-            Err(e) => fail(classify_down(&e)),
+        let mut dir = Direction::new(shard, &server, &client, downstream, &activity, &bytes_out);
+        match dir.run().await {
+            Ok(()) => half_close(client_fd, &up_done, &down_done),
+            Err(e) => fail(match e {
+                PumpError::SourceIdle => End::ServerTimeout,
+                PumpError::DestinationIdle => End::ClientTimeout,
+                PumpError::Source(_) => End::ServerError,
+                PumpError::Destination(_) => End::ClientError,
+            }),
         }
     };
     futures_lite::future::zip(up, down).await;
-    (
-        first_failure.get().unwrap_or(End::Closed),
-        bytes_in.get(),
-        bytes_out.get(),
-    )
+    (first_failure.get().unwrap_or(End::Closed), bytes_in.get(), bytes_out.get())
 }

@@ -1,21 +1,28 @@
 //! One direction of an L4 connection: bytes from `src` to `dst` until `src` ends.
 //!
-//! Two implementations: [`splice`] moves pages socket → pipe → socket without copying them
-//! through user memory; [`copy`] reads into a buffer and writes it out. Both wait through
-//! glommio (io_uring) and never block the shard's thread, and both stop at the first
-//! error or when the connection has been idle too long.
+//! A direction starts by copying (`recv` into a pooled buffer, `send` out): for the small
+//! exchanges of short connections that is the fewest syscalls. When a `recv` fills the
+//! whole buffer the stream is bulk, and — if the backend allows splicing and the shard has
+//! a pipe free — the direction switches to zero-copy: socket → pipe → socket with
+//! `splice(2)`, pages moved, never copied through user memory.
+//!
+//! All socket calls are non-blocking; waits go through glommio (io_uring): readability
+//! with a 1-byte `MSG_PEEK` receive, writability through glommio's own write path on a
+//! duplicate of the destination socket (made only if the destination is ever full). Both
+//! directions share the sockets by reference, so no borrow is held across an await.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures_lite::future::poll_fn;
-use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_lite::io::AsyncWrite;
 use glommio::net::TcpStream;
 
 use super::idle::{until_idle, Activity, WaitError};
+use crate::runtime::shard::Shard;
 use crate::sys::{self, Pipe};
 
 /// How a direction stopped, when it did not reach a clean end of stream.
@@ -31,159 +38,225 @@ pub enum PumpError {
     Destination(io::Error),
 }
 
-/// Limits of one direction.
+/// Fixed parameters of one direction.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Idle limit while waiting for the source to send.
     pub source_idle: Duration,
     /// Idle limit while waiting for the destination to take data.
     pub destination_idle: Duration,
+    /// Whether this direction may switch to splice when the stream turns out to be bulk.
+    pub splice: bool,
 }
 
-/// Statistics of the splice path, for the closing log and benchmarks.
+/// Counters of one direction, for the closing log and benchmarks.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SpliceStats {
-    /// Times the destination was full and bytes went through the copy bridge.
+pub struct PumpStats {
+    /// Bytes that went through splice (the rest were copied).
+    pub spliced: u64,
+    /// Times the destination was full and bytes were written through glommio.
     pub bridged: u64,
 }
 
-/// Forward `src` → `dst` through `pipe` with splice(2). Both sockets must be O_NONBLOCK.
-/// Returns the bytes moved once `src` reached end of stream (the caller then shuts down
-/// `dst`'s write side).
-pub async fn splice(
-    src: &TcpStream,
-    dst: &TcpStream,
-    pipe: &mut Pipe,
-    chunk: usize,
+/// The state of one direction.
+pub struct Direction<'a> {
+    shard: &'a Shard,
+    src: &'a TcpStream,
+    dst: &'a TcpStream,
     limits: Limits,
-    activity: &Activity,
-    moved: &std::cell::Cell<u64>,
-    stats: &mut SpliceStats,
-) -> Result<(), PumpError> {
-    let src_fd = src.as_raw_fd();
-    let dst_fd = dst.as_raw_fd();
-    // Created only if the destination is ever full (see `bridge`).
-    let mut writer: Option<TcpStream> = None;
-    let mut bridge_buf: Vec<u8> = Vec::new();
-    loop {
-        match pipe.fill_from(src_fd, chunk) {
-            Ok(0) => return Ok(()),
-            Ok(_) => activity.touch(),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // The pipe is empty here, so the socket has nothing: await readability
-                // without consuming anything (a 1-byte MSG_PEEK through io_uring).
-                let mut probe = [0u8; 1];
-                until_idle(limits.source_idle, activity, async {
-                    src.peek(&mut probe).await.map_err(io::Error::from)
-                })
-                .await
-                .map_err(|e| match e {
-                    WaitError::Idle => PumpError::SourceIdle,
-                    WaitError::Io(e) => PumpError::Source(e),
-                })?;
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(PumpError::Source(e)),
+    activity: &'a Activity,
+    moved: &'a Cell<u64>,
+    /// Created only if the destination is ever full (see [`Direction::write_waiting`]).
+    writer: Option<TcpStream>,
+    buf: Option<Vec<u8>>,
+    pipe: Option<Pipe>,
+    /// Counters.
+    pub stats: PumpStats,
+}
+
+impl<'a> Direction<'a> {
+    /// A direction from `src` to `dst`, counting moved bytes in `moved`.
+    pub fn new(
+        shard: &'a Shard,
+        src: &'a TcpStream,
+        dst: &'a TcpStream,
+        limits: Limits,
+        activity: &'a Activity,
+        moved: &'a Cell<u64>,
+    ) -> Direction<'a> {
+        Direction {
+            shard,
+            src,
+            dst,
+            limits,
+            activity,
+            moved,
+            writer: None,
+            buf: None,
+            pipe: None,
+            stats: PumpStats::default(),
         }
-        while pipe.buffered > 0 {
-            match pipe.drain_into(dst_fd) {
+    }
+
+    /// Forward until the source's end of stream (`Ok`) or the first failure.
+    pub async fn run(&mut self) -> Result<(), PumpError> {
+        let result = self.forward().await;
+        if let Some(buf) = self.buf.take() {
+            self.shard.give_back_buffer(buf);
+        }
+        if let Some(pipe) = self.pipe.take() {
+            self.shard.give_back_pipe(pipe);
+        }
+        result
+    }
+
+    async fn forward(&mut self) -> Result<(), PumpError> {
+        let src_fd = self.src.as_raw_fd();
+        let mut buf = self.shard.take_buffer();
+        let outcome = loop {
+            match sys::recv_now(src_fd, &mut buf) {
+                Ok(0) => break Ok(()),
                 Ok(n) => {
-                    moved.set(moved.get() + n as u64);
-                    activity.touch();
+                    self.activity.touch();
+                    if let Err(e) = self.write_all(&buf[..n]).await {
+                        break Err(e);
+                    }
+                    if n == buf.len() && self.limits.splice && self.start_splicing() {
+                        self.buf = Some(buf);
+                        return self.splice_loop().await;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The destination's send buffer is full. glommio exposes writability
-                    // only through its own write path, so move one chunk out of the pipe
-                    // and write it with glommio (on a dup of the socket, as `dst` is
-                    // shared with the other direction); then resume splicing.
-                    stats.bridged += 1;
-                    if writer.is_none() {
-                        writer =
-                            Some(sys::dup_glommio_stream(dst_fd).map_err(PumpError::Destination)?);
-                        bridge_buf = vec![0u8; 64 * 1024];
+                    if let Err(e) = self.wait_readable().await {
+                        break Err(e);
                     }
-                    let n = pipe.read_out(&mut bridge_buf).map_err(PumpError::Source)?;
-                    let w = writer.as_mut().expect("created above");
-                    write_all_idle(w, &bridge_buf[..n], limits.destination_idle, activity).await?;
-                    moved.set(moved.get() + n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(PumpError::Source(e)),
+            }
+        };
+        self.buf = Some(buf);
+        outcome
+    }
+
+    /// Take a pipe and make both sockets non-blocking (splice honours only O_NONBLOCK).
+    fn start_splicing(&mut self) -> bool {
+        let Some(pipe) = self.shard.take_pipe() else {
+            return false;
+        };
+        if sys::set_nonblocking(self.src.as_raw_fd()).is_err()
+            || sys::set_nonblocking(self.dst.as_raw_fd()).is_err()
+        {
+            self.shard.give_back_pipe(pipe);
+            return false;
+        }
+        self.pipe = Some(pipe);
+        true
+    }
+
+    async fn splice_loop(&mut self) -> Result<(), PumpError> {
+        let (src_fd, dst_fd) = (self.src.as_raw_fd(), self.dst.as_raw_fd());
+        let chunk = self.shard.pipe_chunk();
+        loop {
+            let pipe = self.pipe.as_mut().expect("splicing");
+            match pipe.fill_from(src_fd, chunk) {
+                Ok(0) => return Ok(()),
+                Ok(_) => self.activity.touch(),
+                // The pipe is empty here, so it is the socket that has nothing.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_readable().await?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(PumpError::Source(e)),
+            }
+            while self.pipe.as_ref().is_some_and(|p| p.buffered > 0) {
+                let pipe = self.pipe.as_mut().expect("splicing");
+                match pipe.drain_into(dst_fd) {
+                    Ok(n) => {
+                        self.moved.set(self.moved.get() + n as u64);
+                        self.stats.spliced += n as u64;
+                        self.activity.touch();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Destination full: move one buffer's worth out of the pipe and
+                        // let glommio write it when the socket has room, then splice on.
+                        let mut buf = self.buf.take().expect("buffer kept while splicing");
+                        let got = pipe.read_out(&mut buf).map_err(PumpError::Source);
+                        let result = match got {
+                            Ok(n) => self.write_waiting(&buf[..n]).await,
+                            Err(e) => Err(e),
+                        };
+                        self.buf = Some(buf);
+                        result?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(PumpError::Destination(e)),
+                }
+            }
+        }
+    }
+
+    /// Await readability of the source without consuming anything.
+    async fn wait_readable(&self) -> Result<(), PumpError> {
+        let mut probe = [0u8; 1];
+        let src = self.src;
+        until_idle(self.limits.source_idle, self.activity, async {
+            src.peek(&mut probe).await.map_err(io::Error::from)
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            WaitError::Idle => PumpError::SourceIdle,
+            WaitError::Io(e) => PumpError::Source(e),
+        })
+    }
+
+    /// Write all of `data`: directly while the socket takes it, through glommio otherwise.
+    async fn write_all(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
+        let dst_fd = self.dst.as_raw_fd();
+        while !data.is_empty() {
+            match sys::send_now(dst_fd, data) {
+                Ok(n) => {
+                    self.moved.set(self.moved.get() + n as u64);
+                    data = &data[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return self.write_waiting(data).await;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(PumpError::Destination(e)),
             }
         }
+        Ok(())
     }
-}
 
-async fn write_all_idle(
-    w: &mut TcpStream,
-    mut buf: &[u8],
-    limit: Duration,
-    activity: &Activity,
-) -> Result<(), PumpError> {
-    while !buf.is_empty() {
-        let n = until_idle(
-            limit,
-            activity,
-            poll_fn(|cx| Pin::new(&mut *w).poll_write(cx, buf)),
-        )
-        .await
-        .map_err(|e| match e {
-            WaitError::Idle => PumpError::DestinationIdle,
-            WaitError::Io(e) => PumpError::Destination(e),
-        })?;
-        if n == 0 {
-            return Err(PumpError::Destination(io::ErrorKind::WriteZero.into()));
+    /// Write `data` through glommio, which awaits writability (io_uring poll) as needed.
+    async fn write_waiting(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
+        self.stats.bridged += 1;
+        if self.writer.is_none() {
+            let dup = sys::dup_glommio_stream(self.dst.as_raw_fd()).map_err(PumpError::Destination)?;
+            self.writer = Some(dup);
         }
-        activity.touch();
-        buf = &buf[n..];
-    }
-    Ok(())
-}
-
-/// Forward `src` → `dst` by copying through `buf`. The streams sit in `RefCell`s shared
-/// with the other direction; each is borrowed only inside one poll, never across an await.
-pub async fn copy(
-    src: &RefCell<TcpStream>,
-    dst: &RefCell<TcpStream>,
-    buf: &mut [u8],
-    limits: Limits,
-    activity: &Activity,
-    moved: &std::cell::Cell<u64>,
-) -> Result<(), PumpError> {
-    loop {
-        let n = until_idle(
-            limits.source_idle,
-            activity,
-            poll_fn(|cx| Pin::new(&mut *src.borrow_mut()).poll_read(cx, buf)),
-        )
-        .await
-        .map_err(|e| match e {
-            WaitError::Idle => PumpError::SourceIdle,
-            WaitError::Io(e) => PumpError::Source(e),
-        })?;
-        if n == 0 {
-            return Ok(());
-        }
-        activity.touch();
-        let mut out = &buf[..n];
-        while !out.is_empty() {
-            let w = until_idle(
-                limits.destination_idle,
-                activity,
-                poll_fn(|cx| Pin::new(&mut *dst.borrow_mut()).poll_write(cx, out)),
+        let writer = self.writer.as_mut().expect("created above");
+        while !data.is_empty() {
+            let n = until_idle(
+                self.limits.destination_idle,
+                self.activity,
+                poll_fn(|cx| Pin::new(&mut *writer).poll_write(cx, data)),
             )
             .await
             .map_err(|e| match e {
                 WaitError::Idle => PumpError::DestinationIdle,
                 WaitError::Io(e) => PumpError::Destination(e),
             })?;
-            if w == 0 {
+            if n == 0 {
                 return Err(PumpError::Destination(io::ErrorKind::WriteZero.into()));
             }
-            moved.set(moved.get() + w as u64);
-            activity.touch();
-            out = &out[w..];
+            self.moved.set(self.moved.get() + n as u64);
+            self.activity.touch();
+            data = &data[n..];
         }
+        Ok(())
     }
 }

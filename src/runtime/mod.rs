@@ -11,6 +11,7 @@ pub mod listener;
 pub mod pinning;
 pub mod shard;
 
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -226,11 +227,16 @@ async fn shard_main(
         .collect();
     let mut accept_tasks = Vec::with_capacity(listeners.len());
     for (frontend, socket) in listeners {
+        let listener_fd = socket.as_raw_fd();
         let listener = crate::sys::into_glommio_listener(socket);
         let shard = Rc::clone(&shard);
         let slots = Rc::clone(&frontend_slots[frontend]);
         accept_tasks.push(glommio::spawn_local(accept_loop(
-            listener, frontend, shard, slots,
+            listener,
+            listener_fd,
+            frontend,
+            shard,
+            slots,
         )));
     }
     shard.wait_for_stop(&control).await;
@@ -243,6 +249,7 @@ async fn shard_main(
 /// it has none, new connections wait in the kernel's accept backlog).
 async fn accept_loop(
     listener: glommio::net::TcpListener,
+    listener_fd: std::os::fd::RawFd,
     frontend: usize,
     shard: Rc<Shard>,
     frontend_slots: Rc<Semaphore>,
@@ -254,11 +261,22 @@ async fn accept_loop(
         let Ok(local) = frontend_slots.acquire_static_permit(1).await else {
             return;
         };
-        match listener.accept().await {
-            Ok(stream) => {
+        let accepted = match crate::sys::accept_now(listener_fd) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => listener
+                .accept()
+                .await
+                .map(|s| {
+                    let peer = s.peer_addr().ok();
+                    (s, peer)
+                })
+                .map_err(std::io::Error::from),
+            other => other,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
                 let shard = Rc::clone(&shard);
                 glommio::spawn_local(async move {
-                    crate::l4::serve(stream, shard, frontend).await;
+                    crate::l4::serve(stream, peer, shard, frontend).await;
                     drop((global, local));
                 })
                 .detach();

@@ -114,6 +114,13 @@ impl ConnectionRegistry {
     }
 }
 
+/// Size of a copy buffer: one `recv` of this size that comes back full marks a bulk
+/// stream (which then switches to splice where allowed).
+pub const COPY_BUFFER: usize = 64 * 1024;
+
+/// Free copy buffers a shard keeps for reuse.
+pub const MAX_POOLED_BUFFERS: usize = 256;
+
 /// Per-shard state, shared by the shard's tasks through an `Rc`.
 pub struct Shard {
     /// Shard number (0-based).
@@ -121,6 +128,7 @@ pub struct Shard {
     snapshots: Arc<SnapshotCell>,
     view: RefCell<Rc<ShardView>>,
     pipes: RefCell<PipePool>,
+    buffers: RefCell<Vec<Vec<u8>>>,
     /// Live connections.
     pub connections: ConnectionRegistry,
     hard_stopping: Cell<bool>,
@@ -143,6 +151,7 @@ impl Shard {
             view: RefCell::new(Rc::new(ShardView::build(first, None))),
             snapshots,
             pipes: RefCell::new(PipePool::new(maxpipes, pipesize)),
+            buffers: RefCell::new(Vec::new()),
             connections: ConnectionRegistry::default(),
             hard_stopping: Cell::new(false),
             global_slots: Rc::new(Semaphore::new(global_maxconn)),
@@ -183,24 +192,30 @@ impl Shard {
         }
     }
 
-    /// Two pipes (one per direction) for a spliced connection, or `None` to copy instead.
-    pub fn take_pipe_pair(&self) -> Option<(Pipe, Pipe)> {
-        let mut pool = self.pipes.borrow_mut();
-        let a = pool.take()?;
-        match pool.take() {
-            Some(b) => Some((a, b)),
-            None => {
-                pool.give_back(a);
-                None
-            }
-        }
+    /// A pipe for a direction that turned bulk, or `None` to keep copying.
+    pub fn take_pipe(&self) -> Option<Pipe> {
+        self.pipes.borrow_mut().take()
     }
 
-    /// Return a connection's pipes to the pool.
-    pub fn give_back_pipes(&self, a: Pipe, b: Pipe) {
-        let mut pool = self.pipes.borrow_mut();
-        pool.give_back(a);
-        pool.give_back(b);
+    /// Return a direction's pipe to the pool.
+    pub fn give_back_pipe(&self, pipe: Pipe) {
+        self.pipes.borrow_mut().give_back(pipe);
+    }
+
+    /// A copy buffer of [`COPY_BUFFER`] bytes (pooled: its pages are already mapped).
+    pub fn take_buffer(&self) -> Vec<u8> {
+        self.buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| vec![0u8; COPY_BUFFER])
+    }
+
+    /// Return a copy buffer to the pool (kept up to [`MAX_POOLED_BUFFERS`]).
+    pub fn give_back_buffer(&self, buf: Vec<u8>) {
+        let mut pool = self.buffers.borrow_mut();
+        if pool.len() < MAX_POOLED_BUFFERS && buf.len() == COPY_BUFFER {
+            pool.push(buf);
+        }
     }
 
     /// Bytes moved per splice call.

@@ -90,13 +90,15 @@ impl Blackhole {
         for _ in 0..8 {
             match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
                 Ok(s) => fillers.push(s),
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                // backlog 0 still queues one connection: a timeout before that is noise.
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && !fillers.is_empty() => {
                     return Blackhole {
                         addr,
                         _listener: sock,
                         _fillers: fillers,
                     }
                 }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
                 Err(e) => panic!("blackhole probe failed unexpectedly: {e}"),
             }
         }
@@ -401,6 +403,48 @@ impl Halb {
         halb
     }
 
+    /// Run `halb run` on `config` expecting it to exit by itself within `timeout` (a startup
+    /// failure); returns its exit status and all its output. Panics (killing it) if it is
+    /// still running then.
+    pub fn run_to_exit(config: &str, timeout: Duration) -> (ExitStatus, String) {
+        let dir = TempDir::new();
+        let config_path = dir.path.join("halb.toml");
+        fs::write(&config_path, config).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_halb"))
+            .arg("run")
+            .arg("-c")
+            .arg(&config_path)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn halb");
+        let output = Arc::new(Output::default());
+        let pumps = [
+            pump(child.stdout.take().unwrap(), output.clone()),
+            pump(child.stderr.take().unwrap(), output.clone()),
+        ];
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let text = output.lines.lock().unwrap().join("\n");
+                panic!("halb still running after {timeout:?}; output:\n{text}\nconfig:\n{config}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        for p in pumps {
+            let _ = p.join();
+        }
+        let text = output.lines.lock().unwrap().join("\n");
+        (status, text)
+    }
+
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut lines = self.output.lines.lock().unwrap();
@@ -675,6 +719,59 @@ impl Backend {
         })
     }
 
+    /// A scriptable server: the first line of each connection is a command.
+    ///
+    /// * `down N SEED` — send the first N bytes of `Pattern::new(SEED)`, then read until EOF.
+    /// * `up N SEED` — read exactly N bytes, check them against `Pattern::new(SEED)` and
+    ///   answer `ok\n` or `bad\n`, then read until EOF.
+    /// * `stall` — read nothing for 2 s (lets buffers fill up), then read until EOF.
+    pub fn commands() -> Backend {
+        Backend::spawn(|mut s| {
+            let Ok(cmd) = read_line(&mut s) else { return };
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            let num = |i: usize| {
+                words
+                    .get(i)
+                    .and_then(|w| w.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            match words.first().copied() {
+                Some("down") => {
+                    if Pattern::new(num(2)).write_to(&mut s, num(1)).is_err() {
+                        return;
+                    }
+                }
+                Some("up") => {
+                    let p = Pattern::new(num(2));
+                    let mut v = Verifier::new(&p);
+                    let mut left = num(1);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while left > 0 {
+                        let want = left.min(buf.len() as u64) as usize;
+                        match s.read(&mut buf[..want]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                v.feed(&buf[..n]);
+                                left -= n as u64;
+                            }
+                        }
+                    }
+                    let verdict: &[u8] = if v.result().first_bad.is_none() {
+                        b"ok\n"
+                    } else {
+                        b"bad\n"
+                    };
+                    if s.write_all(verdict).is_err() {
+                        return;
+                    }
+                }
+                Some("stall") => thread::sleep(Duration::from_secs(2)),
+                _ => return,
+            }
+            drain(&mut s);
+        })
+    }
+
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.stats.accepted.load(Ordering::SeqCst)
@@ -738,6 +835,13 @@ pub fn try_connect_from(src: Ipv4Addr, addr: SocketAddr) -> io::Result<TcpStream
     let s: TcpStream = sock.into();
     set_timeouts(&s);
     Ok(s)
+}
+
+/// Close `s` with a reset (SO_LINGER 0) instead of a FIN.
+pub fn reset(s: TcpStream) {
+    let sock = Socket::from(s);
+    let _ = sock.set_linger(Some(Duration::ZERO));
+    drop(sock);
 }
 
 /// Read one `\n`-terminated line (at most 4 KiB), without the newline.

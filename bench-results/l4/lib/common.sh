@@ -78,7 +78,7 @@ wait_log() {
 
 # cpu_snapshot -> one line per core: "cpuN busy total" (jiffies)
 cpu_snapshot() {
-  awk '/^cpu[0-9]+ /{busy=$2+$3+$4+$7+$8+$9; tot=busy+$5+$6; printf "%s %d %d\n",$1,busy,tot}' /proc/stat
+  awk '/^cpu[0-9]+ /{busy=$2+$3+$4+$7+$8+$9; tot=busy+$5+$6; printf "%s %.0f %.0f\n",$1,busy,tot}' /proc/stat
 }
 # cpu_pct "SNAP_BEFORE" "SNAP_AFTER" CORE -> busy percent of that core between snapshots
 cpu_pct() {
@@ -98,14 +98,22 @@ proc_ticks() {
 }
 # proc_sched_ns PID -> sum of sum_exec_runtime (ns) over the live threads (cross-check)
 proc_sched_ns() {
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{printf "%d", s}'
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{printf "%.0f", s}'
 }
 # children PID -> direct child PIDs
 children() { cat /proc/"$1"/task/*/children 2>/dev/null; }
+# is_running PID -> 0 if PID exists and is not a zombie (our proxies are started from a
+# command substitution, so they are reparented and reaped by init, possibly late)
+is_running() {
+  local st
+  [[ -r /proc/$1/stat ]] || return 1
+  st=$(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null | cut -d' ' -f1 || true)
+  [[ -n $st && $st != Z && $st != X ]]
+}
 # wait_gone PID [TIMEOUT_S] : poll until PID has exited (works for non-children)
 wait_gone() {
   local p=$1 t=${2:-5} i
-  for ((i=0; i<t*20; i++)); do [[ -d /proc/$p ]] || return 0; sleep 0.05; done
+  for ((i=0; i<t*50; i++)); do is_running "$p" || return 0; sleep 0.02; done
   return 1
 }
 # stop_pid PID [TIMEOUT_S] : TERM by PID, wait, then KILL by PID. Returns 0 if it exited

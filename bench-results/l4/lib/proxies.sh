@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The proxies under test, each started in the foreground, pinned, and identified by PID.
 #
-# proxy_start VARIANT LISTEN BACKEND RUNDIR CORE  -> prints the proxy PID on stdout
+# proxy_start VARIANT LISTEN BACKEND RUNDIR CORE  -> sets PROXY_PID (call it directly, not in
+#   $(...), so that the proxy is a child of the caller and `wait` returns its exit status)
 #   VARIANT: haproxy-nosplice | haproxy-splice | halb-splice | halb-copy
 #   (the pseudo-variant "direct" has no proxy and is handled by the caller)
 # proxy_ready VARIANT RUNDIR PORT PID    -> 0 once the proxy accepts connections
@@ -21,6 +22,7 @@ proxy_kind() { echo "${1%%-*}"; }
 
 proxy_start() {
   local variant=$1 listen=$2 backend=$3 rundir=$4 core=$5
+  PROXY_PID=""
   mkdir -p "$rundir"
   case $variant in
     haproxy-nosplice|haproxy-splice) _haproxy_start "$@" ;;
@@ -59,7 +61,7 @@ backend be
 EOF
   haproxy -c -q -f "$cfg" >&2 || return 1
   taskset -c "$core" haproxy -f "$cfg" -db >>"$rundir/proxy.log" 2>&1 &
-  echo $!
+  PROXY_PID=$!
 }
 
 _halb_start() {
@@ -70,7 +72,7 @@ _halb_start() {
   cat >"$cfg" <<EOF
 [global]
 shards = 1
-maxconn = 10000
+maxconn = 4000
 
 [defaults]
 mode = "tcp"
@@ -94,15 +96,15 @@ EOF
   "$HALB_BIN" check -c "$cfg" >"$rundir/halb-check.out" 2>&1 || { cat "$rundir/halb-check.out" >&2; return 1; }
   # append mode: the log can be truncated between runs without leaving a sparse file
   taskset -c "$core" "$HALB_BIN" run -c "$cfg" >>"$rundir/proxy.out" 2>>"$rundir/proxy.log" &
-  echo $!
+  PROXY_PID=$!
 }
 
 proxy_ready() {
   local variant=$1 rundir=$2 port=$3 pid=$4
   if [[ $(proxy_kind "$variant") == halb ]]; then
-    wait_log "$rundir/proxy.log" 'halb: ready' 10 || { [[ -d /proc/$pid ]] || return 1; }
+    wait_log "$rundir/proxy.log" 'halb: ready' 10 || { is_running "$pid" || return 1; }
   fi
-  [[ -d /proc/$pid ]] || return 1
+  is_running "$pid" || return 1
   wait_port 127.0.0.1 "$port" 5
 }
 
@@ -124,7 +126,7 @@ proxy_conns() {
   local variant=$1 rundir=$2
   case $(proxy_kind "$variant") in
     haproxy) _haproxy_cmd "$rundir/haproxy.sock" "show info" 2>/dev/null | awk -F': ' '$1=="CumConns"{print $2}' ;;
-    halb) grep -c 'halb::access' "$rundir/proxy.log" 2>/dev/null || echo 0 ;;
+    halb) local n; n=$(grep -c 'halb::access' "$rundir/proxy.log" 2>/dev/null || true); echo "${n:-0}" ;;
   esac
 }
 
@@ -151,14 +153,16 @@ proxy_digest_log() {
              n++; e="?"; r="?"; s="?"
              for (i=1;i<=NF;i++) { if ($i ~ /^end=/) e=substr($i,5); if ($i ~ /^retries=/) r=substr($i,9); if ($i ~ /^server=/) s=substr($i,8) }
              ends[e]++; if (r != "0") retr++; if (s == "-") nosrv++
+             if (!(e in first)) first[e]=$1; last[e]=$1
            }
            END { printf "access_lines=%d", n; for (k in ends) printf " end_%s=%d", k, ends[k];
-                 printf " retries_nonzero=%d server_dash=%d\n", retr, nosrv }' "$rundir/proxy.log"
-      grep -v 'halb::access' "$rundir/proxy.log" | head -n 50
+                 printf " retries_nonzero=%d server_dash=%d\n", retr, nosrv
+                 for (k in ends) if (k != "closed") printf "  end=%s logged from %s to %s\n", k, first[k], last[k] }' "$rundir/proxy.log"
+      grep -v 'halb::access' "$rundir/proxy.log" | head -n 50 || true
       # one sample access line per distinct end= value
       awk '/halb::access/ { for (i=1;i<=NF;i++) if ($i ~ /^end=/ && !seen[$i]++) print "sample: " $0 }' "$rundir/proxy.log"
     else
-      head -n 50 "$rundir/proxy.log"
+      head -n 50 "$rundir/proxy.log" || true
     fi
   } >>"$out"
   : >"$rundir/proxy.log"

@@ -1,0 +1,471 @@
+//! `halb check -c FILE` through the real binary: a table of bad configurations, each
+//! rejected with exit code 1 and a message naming the file, the line, the key path and
+//! the problem; and good configurations accepted with exit code 0 and a summary.
+//!
+//! In each bad case the line the error must point at carries a `# <-` marker; the test
+//! finds it in the text, so the expected line numbers cannot drift from the fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "halb-check-{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn halb_check(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_halb"))
+        .arg("check")
+        .arg("-c")
+        .arg(path)
+        .output()
+        .expect("run halb check")
+}
+
+/// A bad configuration and what `halb check` must say about it.
+struct Case {
+    name: &'static str,
+    /// The file; exactly one line carries the `# <-` marker.
+    text: String,
+    /// The key path the error names.
+    key: &'static str,
+    /// A phrase of the message.
+    phrase: &'static str,
+}
+
+/// A valid frontend + backend to build cases on (no marker).
+const FE: &str = "[frontend.web]\nbind = [\"127.0.0.1:8080\"]\ndefault_backend = \"app\"\n";
+const BE: &str =
+    "[backend.app]\n[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\n";
+
+fn case(
+    name: &'static str,
+    text: impl Into<String>,
+    key: &'static str,
+    phrase: &'static str,
+) -> Case {
+    Case {
+        name,
+        text: text.into(),
+        key,
+        phrase,
+    }
+}
+
+fn bad_cases() -> Vec<Case> {
+    vec![
+        case(
+            "unknown key with a suggestion",
+            format!("[global]\nshard = 2 # <-\n{FE}{BE}"),
+            "global.shard",
+            "unknown key \"shard\" in [global] (did you mean \"shards\"?)",
+        ),
+        case(
+            "duration without unit",
+            format!("[defaults.timeouts]\nconnect = 5 # <-\n{FE}{BE}"),
+            "defaults.timeouts.connect",
+            "write \"5s\"",
+        ),
+        case(
+            "duration with an unknown unit",
+            format!("{FE}{BE}[backend.app.timeouts]\nserver = \"5min\" # <-\n"),
+            "backend.app.timeouts.server",
+            "unknown unit \"min\"",
+        ),
+        case(
+            "bind to a hostname",
+            format!(
+                "[frontend.web]\nbind = [\n  \"127.0.0.1:8080\",\n  \"lb.example.com:8081\", # <-\n]\ndefault_backend = \"app\"\n{BE}"
+            ),
+            "frontend.web.bind[1]",
+            "hostnames are not resolved",
+        ),
+        case(
+            "server address without port",
+            format!("{FE}[backend.app]\n[[backend.app.server]]\nname = \"a1\"\naddress = \"10.0.0.1\" # <-\n"),
+            "backend.app.server[0].address",
+            "missing port: write \"10.0.0.1:PORT\"",
+        ),
+        case(
+            "server address with a hostname",
+            format!("{FE}[backend.app]\n[[backend.app.server]]\nname = \"a1\"\naddress = \"db1.internal:3306\" # <-\n"),
+            "backend.app.server[0].address",
+            "is a hostname, not an IP address",
+        ),
+        case(
+            "server port out of range",
+            format!("{FE}[backend.app]\n[[backend.app.server]]\nname = \"a1\"\naddress = \"10.0.0.1:70000\" # <-\n"),
+            "backend.app.server[0].address",
+            "port 70000 is out of range",
+        ),
+        case(
+            "frontend names a missing backend",
+            format!("[frontend.web]\nbind = [\":8080\"]\ndefault_backend = \"ap\" # <-\n{BE}"),
+            "frontend.web.default_backend",
+            "backend \"ap\" does not exist (did you mean \"app\"?)",
+        ),
+        case(
+            "duplicate server names",
+            format!("{FE}{BE}[[backend.app.server]]\nname = \"a1\" # <-\naddress = \"127.0.0.1:9002\"\n"),
+            "backend.app.server[1].name",
+            "duplicate server name \"a1\"",
+        ),
+        case(
+            "weight out of range",
+            format!("{FE}{BE}weight = 300 # <-\n"),
+            "backend.app.server[0].weight",
+            "300 is out of range (expected 0..=256)",
+        ),
+        case(
+            "mode mismatch between frontend and backend",
+            "[frontend.web]\nbind = [\":8080\"]\ndefault_backend = \"app\" # <-\n[backend.app]\nmode = \"http\"\nserver = [{ name = \"a1\", address = \"127.0.0.1:9001\" }]\n",
+            "frontend.web.default_backend",
+            "frontend \"web\" is mode tcp but backend \"app\" is mode http",
+        ),
+        case(
+            "empty bind list",
+            format!("[frontend.web]\nbind = [] # <-\ndefault_backend = \"app\"\n{BE}"),
+            "frontend.web.bind",
+            "bind list is empty",
+        ),
+        case(
+            "backend without servers",
+            format!("{FE}[backend.app] # <-\nbalance = \"leastconn\"\n"),
+            "backend.app.server",
+            "backend has no servers",
+        ),
+        case(
+            "zero shards",
+            format!("[global]\nshards = 0 # <-\n{FE}{BE}"),
+            "global.shards",
+            "expected \"auto\" or a number of shards from 1 to 1024, found an integer (0)",
+        ),
+        case(
+            "shards neither auto nor a number",
+            format!("[global]\nshards = \"all\" # <-\n{FE}{BE}"),
+            "global.shards",
+            "found a string (\"all\")",
+        ),
+        case(
+            "retries out of range",
+            format!("[defaults]\nretries = 1000 # <-\n{FE}{BE}"),
+            "defaults.retries",
+            "1000 is out of range (expected 0..=100)",
+        ),
+        case(
+            "wrong value type",
+            format!("{FE}[backend.app]\nsplice = \"yes\" # <-\nserver = [{{ name = \"a1\", address = \"127.0.0.1:9001\" }}]\n"),
+            "backend.app.splice",
+            "expected a boolean (true or false), found a string (\"yes\")",
+        ),
+        case(
+            "TOML syntax error",
+            format!("[global]\nuser = \"halb # <-\n{FE}{BE}"),
+            "global.user",
+            "TOML syntax error",
+        ),
+        case(
+            "duplicate section",
+            format!("{FE}{BE}[frontend.web] # <-\nbind = [\":9090\"]\n"),
+            "frontend.web",
+            "duplicate key `web` in table `frontend`",
+        ),
+        case(
+            "mode http is not supported yet",
+            format!("[defaults]\nmode = \"http\" # <-\n{FE}{BE}"),
+            "defaults.mode",
+            "mode \"http\" is not supported yet (arrives with the L7 HTTP proxy)",
+        ),
+        case(
+            "tls is not supported yet",
+            format!("{FE}tls = {{ bind = [\":443\"], certs = [\"/etc/halb/web.pem\"] }} # <-\n{BE}"),
+            "frontend.web.tls",
+            "\"tls\" is not supported yet (arrives with TLS termination)",
+        ),
+        case(
+            "vrrp is not supported yet",
+            format!("{FE}{BE}[vrrp.R1] # <-\ninterface = \"eth0\"\n"),
+            "vrrp",
+            "\"vrrp\" is not supported yet (arrives with VRRP)",
+        ),
+        case(
+            "server health checks are not supported yet",
+            format!("{FE}{BE}check = true # <-\n"),
+            "backend.app.server[0].check",
+            "\"check\" is not supported yet (arrives with health checks)",
+        ),
+        case(
+            "L7 balance algorithm is not supported yet",
+            format!("{FE}[backend.app]\nbalance = \"url_param(userid)\" # <-\nserver = [{{ name = \"a1\", address = \"127.0.0.1:9001\" }}]\n"),
+            "backend.app.balance",
+            "is not supported yet",
+        ),
+        case(
+            "syslog is not supported yet",
+            format!("[global]\nlog = \"syslog\" # <-\n{FE}{BE}"),
+            "global.log",
+            "log \"syslog\" is not supported yet",
+        ),
+        case(
+            "unknown balance algorithm",
+            format!("{FE}[backend.app]\nbalance = \"round-robin\" # <-\nserver = [{{ name = \"a1\", address = \"127.0.0.1:9001\" }}]\n"),
+            "backend.app.balance",
+            "did you mean \"roundrobin\"?",
+        ),
+        case(
+            "address bound by two frontends",
+            format!("{FE}[frontend.other]\nbind = [\"127.0.0.1:8080\"] # <-\ndefault_backend = \"app\"\n{BE}"),
+            "frontend.other.bind[0]",
+            "127.0.0.1:8080 is already bound by frontend \"web\"",
+        ),
+        case(
+            "server without address",
+            format!("{FE}[backend.app]\n[[backend.app.server]] # <-\nname = \"a1\"\n"),
+            "backend.app.server[0].address",
+            "missing required key \"address\"",
+        ),
+        case(
+            "single [backend.x.server] table instead of an array",
+            format!("{FE}[backend.app]\n[backend.app.server] # <-\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\n"),
+            "backend.app.server",
+            "write [[backend.app.server]] (double brackets)",
+        ),
+        case(
+            "key of another section",
+            format!("[frontend.web]\nbind = [\":8080\"]\ndefault_backend = \"app\"\nbalance = \"first\" # <-\n{BE}"),
+            "frontend.web.balance",
+            "it belongs in [backend.NAME]",
+        ),
+        case(
+            "timeout in the wrong section",
+            format!("{FE}[frontend.web.timeouts]\nserver = \"10s\" # <-\n{BE}"),
+            "frontend.web.timeouts.server",
+            "it belongs in [defaults.timeouts] or [backend.NAME.timeouts]",
+        ),
+    ]
+}
+
+/// The 1-based line carrying the `# <-` marker.
+fn marked_line(case: &Case) -> usize {
+    let marked: Vec<usize> = case
+        .text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("# <-"))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(
+        marked.len(),
+        1,
+        "case {:?} must mark exactly one line",
+        case.name
+    );
+    marked[0]
+}
+
+#[test]
+fn bad_configs_are_rejected_with_file_line_key_and_reason() {
+    let cases = bad_cases();
+    assert!(cases.len() >= 20);
+    let dir = TempDir::new("bad");
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let path = dir.write(&format!("case{i}.toml"), &case.text);
+        let out = halb_check(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = marked_line(case);
+        let prefix = format!("{}:{line}: {}: ", path.display(), case.key);
+        let named = stderr
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(case.phrase));
+        if out.status.code() != Some(1) || !named {
+            failures.push(format!(
+                "case {:?}: exit {:?}, expected a line starting with {prefix:?} containing {:?}; stderr:\n{stderr}",
+                case.name,
+                out.status.code(),
+                case.phrase
+            ));
+        }
+        if !out.stdout.is_empty() {
+            failures.push(format!(
+                "case {:?}: nothing expected on stdout, got:\n{}",
+                case.name,
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_problem_of_a_file_is_reported() {
+    let dir = TempDir::new("many");
+    let text = r#"[global]
+shards = 0
+maxconn = "many"
+
+[frontend.web]
+bind = ["*:80"]
+default_backend = "ap"
+
+[backend.app]
+[[backend.app.server]]
+name = "a1"
+address = "10.0.0.1:80"
+weight = -1
+[[backend.app.server]]
+name = "a1"
+address = "10.0.0.2"
+"#;
+    let path = dir.write("many.toml", text);
+    let out = halb_check(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = [
+        (2, "global.shards"),
+        (3, "global.maxconn"),
+        (6, "frontend.web.bind[0]"),
+        (7, "frontend.web.default_backend"),
+        (13, "backend.app.server[0].weight"),
+        (15, "backend.app.server[1].name"),
+        (16, "backend.app.server[1].address"),
+    ];
+    for (line, key) in expected {
+        let prefix = format!("{}:{line}: {key}: ", path.display());
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&prefix)),
+            "missing {prefix:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_file_is_an_error_naming_it() {
+    let dir = TempDir::new("missing");
+    let path = dir.0.join("does-not-exist.toml");
+    let out = halb_check(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+}
+
+#[test]
+fn example_l4_basic_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/l4-basic.toml");
+    let out = halb_check(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 frontends, 2 backends, 6 servers"),
+        "{stdout}"
+    );
+    for expected in [
+        "frontend mysql",
+        "-> backend mysql  balance leastconn",
+        "db-standby",
+        "backup",
+        "frontend app",
+        "balance source  hash consistent",
+        "10.0.2.13:7000",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn good_config_prints_frontends_backends_servers() {
+    let dir = TempDir::new("good");
+    let text = r#"
+[global]
+shards = 1
+maxconn = 1000
+
+[frontend.front]
+bind = [":15000", "[::1]:15001"]
+default_backend = "pool"
+
+[backend.pool]
+balance = "static-rr"
+splice = false
+[[backend.pool.server]]
+name = "one"
+address = "127.0.0.1:16001"
+weight = 3
+[[backend.pool.server]]
+name = "two"
+address = "[::1]:16002"
+disabled = true
+"#;
+    let path = dir.write("good.toml", text);
+    let out = halb_check(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&path.display().to_string()), "{stdout}");
+    assert!(stdout.contains("shards 1"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "frontend front  tcp  bind 0.0.0.0:15000, [::]:15000, [::1]:15001  maxconn 1000"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-> backend pool  balance static-rr"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("splice off"), "{stdout}");
+    let one = stdout
+        .lines()
+        .find(|l| l.contains("127.0.0.1:16001"))
+        .unwrap_or("");
+    assert!(
+        one.trim_start().starts_with("one") && one.contains(" 3"),
+        "{stdout}"
+    );
+    let two = stdout
+        .lines()
+        .find(|l| l.contains("[::1]:16002"))
+        .unwrap_or("");
+    assert!(two.contains("disabled"), "{stdout}");
+}
