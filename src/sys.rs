@@ -221,7 +221,7 @@ pub fn into_glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListen
 }
 
 /// Accept one connection now from a non-blocking listener, with its peer address, as a
-/// glommio stream. `WouldBlock` when none is waiting (the caller then awaits through
+/// (non-blocking) glommio stream. `WouldBlock` when none is waiting (the caller then awaits through
 /// glommio's own accept). One syscall, where glommio's accept costs four.
 pub fn accept_now(
     listener: RawFd,
@@ -235,7 +235,7 @@ pub fn accept_now(
             listener,
             &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr,
             &mut len,
-            libc::SOCK_CLOEXEC,
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
         )
     })?;
     // SAFETY: `fd` is a freshly accepted socket owned by nobody else.
@@ -243,6 +243,27 @@ pub fn accept_now(
     // SAFETY: accept4 wrote a socket address of `len` bytes into `storage`.
     let peer = unsafe { socket2::SockAddr::new(storage, len) }.as_socket();
     Ok((stream, peer))
+}
+
+/// Start a non-blocking TCP connect to `address` and hand the socket to glommio.
+/// The connection is usually not established yet when this returns: the caller awaits it
+/// (a zero-length write completes once it is, or fails with the connect error). On
+/// loopback the handshake completes inside `connect(2)` itself, so nothing is awaited.
+pub fn connect_start(address: std::net::SocketAddr) -> io::Result<glommio::net::TcpStream> {
+    let domain = socket2::Domain::for_address(address);
+    let socket = socket2::Socket::new(
+        domain,
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::TCP),
+    )?;
+    match socket.connect(&address.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is the socket we just released from socket2; the stream now owns it.
+    Ok(unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
 }
 
 /// A second glommio stream on a duplicate of socket `fd` (same connection, own readiness
@@ -254,6 +275,78 @@ pub fn dup_glommio_stream(fd: RawFd) -> io::Result<glommio::net::TcpStream> {
     // SAFETY: `dup` is a fresh descriptor owned by nobody else; the stream takes ownership
     // and closes it on drop.
     Ok(unsafe { glommio::net::TcpStream::from_raw_fd(dup) })
+}
+
+/// Look up a user's uid and primary gid by name.
+pub fn lookup_user(name: &str) -> io::Result<Option<(u32, u32)>> {
+    let cname = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: passwd is plain old data; all-zero is a valid value to be filled in.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives the use of `pwd`'s
+    // string fields (we read only the numeric ids).
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok((!result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid)))
+}
+
+/// Look up a group's gid by name.
+pub fn lookup_group(name: &str) -> io::Result<Option<u32>> {
+    let cname = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: group is plain old data; all-zero is a valid value to be filled in.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; we read only the numeric id.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok((!result.is_null()).then_some(grp.gr_gid))
+}
+
+/// The real user id of this process.
+pub fn current_uid() -> u32 {
+    // SAFETY: getuid cannot fail and takes no arguments.
+    unsafe { libc::getuid() }
+}
+
+/// The real group id of this process.
+pub fn current_gid() -> u32 {
+    // SAFETY: getgid cannot fail and takes no arguments.
+    unsafe { libc::getgid() }
+}
+
+/// Switch the whole process (call it while single-threaded) to `uid`/`gid`, dropping
+/// supplementary groups. Irreversible.
+pub fn switch_identity(uid: u32, gid: u32) -> io::Result<()> {
+    let groups = [gid];
+    // SAFETY: `groups` is a valid array of one gid_t for the duration of the call.
+    check(unsafe { libc::setgroups(1, groups.as_ptr()) })?;
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::setgid(gid) })?;
+    // SAFETY: plain integer argument.
+    check(unsafe { libc::setuid(uid) })?;
+    Ok(())
 }
 
 /// The CPUs this process may run on (its affinity mask), in ascending order.

@@ -20,6 +20,8 @@ fn two_thousand_concurrent_connections() {
     const THREADS: usize = 4;
     const PER_THREAD: usize = 500;
     const TOTAL: usize = THREADS * PER_THREAD;
+    // Client and backend sockets of every connection live in this process.
+    ensure_nofile(2 * TOTAL as u64 + 500);
     let be = Backend::echo();
     let halb = Conf::new()
         .shards(2)

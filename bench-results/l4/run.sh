@@ -361,6 +361,27 @@ if ((SPLICE_CHECK)); then
   done
 fi
 
+# ---------------------------------------------------------------- optional profile
+# PROFILE=1: perf record (flat, cpu-clock in a VM) of each halb variant during one bulk fetch and a 5 s short run
+# (diagnostics only: where halb spends its CPU; not part of the figures).
+if ((${PROFILE:-0})) && ((HAVE_PERF)); then
+  for v in $VARIANTS; do
+    [[ $v == halb-* ]] || continue
+    [[ -n ${BROKEN[$v]:-} ]] && continue
+    start_variant "$v" || { stop_variant "$v" profile || true; continue; }
+    for sc in bulk short; do
+      timeout 60 perf record -q -p "$PXPID" -o "$RUNDIR/prof.data" >/dev/null 2>&1 & PF=$!; register_pid "$PF"
+      sleep 0.5
+      if [[ $sc == bulk ]]; then curl -s --max-time 60 -o /dev/null "http://$TARGET/big" || true
+      else timeout 20 wrk -t1 -c"$SHORT_CONNS" -d5s -H "Connection: close" "http://$TARGET/ok" >/dev/null 2>&1 || true; fi
+      kill -INT "$PF" 2>/dev/null || true; wait "$PF" 2>/dev/null || true
+      perf report -i "$RUNDIR/prof.data" --sort dso,symbol --stdio 2>/dev/null | grep -E "^ +[0-9]" | sed -E "s/ +$//" | head -n 60 >"$OUTDIR/raw/profile-$v-$sc.txt" || true
+      log "profile $v $sc -> raw/profile-$v-$sc.txt"
+    done
+    stop_variant "$v" profile
+  done
+fi
+
 # ---------------------------------------------------------------- summary
 for v in "${!BROKEN[@]}"; do echo "$v: ${BROKEN[$v]}"; done | sort -u >"$OUTDIR/raw/broken-final.txt"
 { echo "load_after=$(cat /proc/loadavg) rustc_running=$(rustc_count) quiet_wait_total_s=$QUIET_SPENT"; } >>"$OUTDIR/env.txt"

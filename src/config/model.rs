@@ -67,7 +67,9 @@ pub struct Global {
     pub shards: ShardCount,
     /// Where the control thread runs.
     pub control_core: ControlCore,
-    /// Whole-process connection limit; `None` = derived from RLIMIT_NOFILE at startup.
+    /// Connection limit of the process; `None` = derived from RLIMIT_NOFILE at startup.
+    /// Enforced per shard as ceil(maxconn / shards): a shard at its share stops accepting
+    /// (new connections wait in its listen backlog) even if another shard has room.
     pub maxconn: Option<u32>,
     /// Drop to this user after binding (optional).
     pub user: Option<String>,
@@ -150,7 +152,8 @@ pub struct Frontend {
     pub bind: Vec<SocketAddr>,
     /// Mode (from the section or `[defaults]`).
     pub mode: Mode,
-    /// Connection limit of this frontend (whole process); excess waits in the backlog.
+    /// Connection limit of this frontend; excess waits in the backlog. Enforced per shard
+    /// as ceil(maxconn / shards), like `global.maxconn`.
     pub maxconn: u32,
     /// Listen backlog. Default: maxconn, capped at 65535.
     pub backlog: u32,

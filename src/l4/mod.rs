@@ -11,10 +11,14 @@ pub mod idle;
 pub mod pipes;
 pub mod pump;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
+
+use futures_lite::future::poll_fn;
+use futures_lite::io::AsyncWrite;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -148,7 +152,9 @@ pub async fn serve(
             record.bytes_out = bytes_out;
         }
     }
-    if shard.hard_stopping() && record.end != End::Closed {
+    // Connections still open at the hard stop were cut by it: their sockets were shut
+    // down, which both directions see as an ordinary end of stream.
+    if shard.hard_stopping() {
         record.end = End::Shutdown;
     }
     shard.connections.unregister(ticket);
@@ -193,7 +199,7 @@ async fn connect(
             return Err((end, retries));
         };
         let address = backend.servers[index].address;
-        match TcpStream::connect_timeout(address, backend.timeouts.connect).await {
+        match connect_one(address, backend.timeouts.connect).await {
             Ok(stream) => return Ok((stream, index, retries)),
             Err(e) => {
                 tracing::debug!(
@@ -213,6 +219,30 @@ async fn connect(
                 retries += 1;
             }
         }
+    }
+}
+
+/// Connect to `address` within `limit`: a non-blocking `connect(2)`, then a zero-length
+/// write through glommio, which completes once the handshake has (at once on loopback,
+/// else after an io_uring poll for writability) or fails with the connect error.
+async fn connect_one(
+    address: SocketAddr,
+    limit: std::time::Duration,
+) -> std::io::Result<TcpStream> {
+    let mut stream = sys::connect_start(address)?;
+    let established = glommio::timer::timeout(limit, async {
+        poll_fn(|cx| Pin::new(&mut stream).poll_write(cx, &[]))
+            .await
+            .map_err(glommio::GlommioError::from)
+    })
+    .await;
+    match established {
+        Ok(_) => Ok(stream),
+        Err(glommio::GlommioError::TimedOut(_)) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {limit:?}"),
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -243,6 +273,8 @@ async fn forward(
     let up_done = Cell::new(false);
     let down_done = Cell::new(false);
     let (client_fd, server_fd) = (client.as_raw_fd(), server.as_raw_fd());
+    // Shared by both directions, each borrowing only within one poll.
+    let (client, server) = (RefCell::new(client), RefCell::new(server));
 
     // On a failure, cut both sockets so the other direction wakes up and ends too.
     let fail = |end: End| {
@@ -286,5 +318,9 @@ async fn forward(
         }
     };
     futures_lite::future::zip(up, down).await;
-    (first_failure.get().unwrap_or(End::Closed), bytes_in.get(), bytes_out.get())
+    (
+        first_failure.get().unwrap_or(End::Closed),
+        bytes_in.get(),
+        bytes_out.get(),
+    )
 }

@@ -14,6 +14,7 @@ pub struct PipePool {
     in_use: usize,
     max: usize,
     size: Option<u32>,
+    warned: bool,
 }
 
 impl PipePool {
@@ -24,6 +25,7 @@ impl PipePool {
             in_use: 0,
             max,
             size,
+            warned: false,
         }
     }
 
@@ -35,10 +37,34 @@ impl PipePool {
         }
         let pipe = match self.free.pop() {
             Some(p) => p,
-            None => Pipe::new(self.size).ok()?,
+            None => self.create()?,
         };
         self.in_use += 1;
         Some(pipe)
+    }
+
+    /// A new pipe. If the configured size is refused (an unprivileged process above
+    /// fs.pipe-max-size, or past fs.pipe-user-pages-soft), say so once and continue with
+    /// the kernel's default size; if no pipe can be had at all, say so once and copy.
+    fn create(&mut self) -> Option<Pipe> {
+        match Pipe::new(self.size) {
+            Ok(p) => Some(p),
+            Err(e) if self.size.is_some() => {
+                tracing::warn!(
+                    "pipesize {} refused ({e}); using the kernel's default pipe size — raise fs.pipe-max-size / fs.pipe-user-pages-soft (see tuning/) or lower global.pipesize",
+                    self.size.unwrap_or(0)
+                );
+                self.size = None;
+                Pipe::new(None).ok()
+            }
+            Err(e) => {
+                if !self.warned {
+                    self.warned = true;
+                    tracing::warn!("cannot create a pipe ({e}); forwarding by copy until pipes are available again");
+                }
+                None
+            }
+        }
     }
 
     /// Give a pipe back; kept for reuse only if it is empty.

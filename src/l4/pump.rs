@@ -1,24 +1,29 @@
 //! One direction of an L4 connection: bytes from `src` to `dst` until `src` ends.
 //!
-//! A direction starts by copying (`recv` into a pooled buffer, `send` out): for the small
-//! exchanges of short connections that is the fewest syscalls. When a `recv` fills the
+//! A direction starts by copying (glommio's read into a pooled buffer — a `recv`, and an
+//! io_uring poll only when nothing is there — then a plain non-blocking `send`): for the
+//! small exchanges of short connections that is the fewest syscalls. When a `recv` fills the
 //! whole buffer the stream is bulk, and — if the backend allows splicing and the shard has
 //! a pipe free — the direction switches to zero-copy: socket → pipe → socket with
 //! `splice(2)`, pages moved, never copied through user memory.
 //!
-//! All socket calls are non-blocking; waits go through glommio (io_uring): readability
-//! with a 1-byte `MSG_PEEK` receive, writability through glommio's own write path on a
-//! duplicate of the destination socket (made only if the destination is ever full). Both
-//! directions share the sockets by reference, so no borrow is held across an await.
+//! All socket calls are non-blocking; waits go through glommio (io_uring): readability by
+//! glommio's read (copy mode) or a 1-byte `MSG_PEEK` receive (splice mode, where nothing
+//! may be consumed), writability by glommio's write. The two directions share the two
+//! streams through `RefCell`s borrowed only inside a single poll, never across an await
+//! (glommio keeps separate read and write readiness per stream). The `MSG_PEEK` wait of
+//! splice mode is an async call that holds its stream, so a spliced direction peeks on a
+//! duplicate of its source socket, made when it switches; descriptors: a spliced
+//! direction holds a pipe (two) and that duplicate (one), a copying one nothing extra.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures_lite::future::poll_fn;
-use futures_lite::io::AsyncWrite;
+use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 
 use super::idle::{until_idle, Activity, WaitError};
@@ -55,19 +60,21 @@ pub struct PumpStats {
     /// Bytes that went through splice (the rest were copied).
     pub spliced: u64,
     /// Times the destination was full and bytes were written through glommio.
-    pub bridged: u64,
+    pub congested: u64,
 }
 
 /// The state of one direction.
 pub struct Direction<'a> {
     shard: &'a Shard,
-    src: &'a TcpStream,
-    dst: &'a TcpStream,
+    src: &'a RefCell<TcpStream>,
+    dst: &'a RefCell<TcpStream>,
+    src_fd: RawFd,
+    dst_fd: RawFd,
     limits: Limits,
     activity: &'a Activity,
     moved: &'a Cell<u64>,
-    /// Created only if the destination is ever full (see [`Direction::write_waiting`]).
-    writer: Option<TcpStream>,
+    /// A duplicate of the source socket to await readability on while splicing.
+    peeker: Option<TcpStream>,
     buf: Option<Vec<u8>>,
     pipe: Option<Pipe>,
     /// Counters.
@@ -78,20 +85,24 @@ impl<'a> Direction<'a> {
     /// A direction from `src` to `dst`, counting moved bytes in `moved`.
     pub fn new(
         shard: &'a Shard,
-        src: &'a TcpStream,
-        dst: &'a TcpStream,
+        src: &'a RefCell<TcpStream>,
+        dst: &'a RefCell<TcpStream>,
         limits: Limits,
         activity: &'a Activity,
         moved: &'a Cell<u64>,
     ) -> Direction<'a> {
+        let src_fd = src.borrow().as_raw_fd();
+        let dst_fd = dst.borrow().as_raw_fd();
         Direction {
             shard,
             src,
             dst,
+            src_fd,
+            dst_fd,
             limits,
             activity,
             moved,
-            writer: None,
+            peeker: None,
             buf: None,
             pipe: None,
             stats: PumpStats::default(),
@@ -111,51 +122,63 @@ impl<'a> Direction<'a> {
     }
 
     async fn forward(&mut self) -> Result<(), PumpError> {
-        let src_fd = self.src.as_raw_fd();
         let mut buf = self.shard.take_buffer();
         let outcome = loop {
-            match sys::recv_now(src_fd, &mut buf) {
+            let n = match self.read(&mut buf).await {
                 Ok(0) => break Ok(()),
-                Ok(n) => {
-                    self.activity.touch();
-                    if let Err(e) = self.write_all(&buf[..n]).await {
-                        break Err(e);
-                    }
-                    if n == buf.len() && self.limits.splice && self.start_splicing() {
-                        self.buf = Some(buf);
-                        return self.splice_loop().await;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = self.wait_readable().await {
-                        break Err(e);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(PumpError::Source(e)),
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            self.activity.touch();
+            if let Err(e) = self.write_all(&buf[..n]).await {
+                break Err(e);
+            }
+            if n == buf.len() && self.limits.splice && self.start_splicing() {
+                self.buf = Some(buf);
+                return self.splice_loop().await;
             }
         };
         self.buf = Some(buf);
         outcome
     }
 
-    /// Take a pipe and make both sockets non-blocking (splice honours only O_NONBLOCK).
+    /// Read what the source has, awaiting it through glommio (a `recv` first; an io_uring
+    /// poll only when nothing is there).
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, PumpError> {
+        let src = self.src;
+        until_idle(
+            self.limits.source_idle,
+            self.activity,
+            poll_fn(|cx| Pin::new(&mut *src.borrow_mut()).poll_read(cx, buf)),
+        )
+        .await
+        .map_err(|e| match e {
+            WaitError::Idle => PumpError::SourceIdle,
+            WaitError::Io(e) => PumpError::Source(e),
+        })
+    }
+
+    /// Take a pipe and a duplicate of the source to peek on (both sockets are already
+    /// non-blocking, which splice needs: it honours only O_NONBLOCK).
     fn start_splicing(&mut self) -> bool {
         let Some(pipe) = self.shard.take_pipe() else {
             return false;
         };
-        if sys::set_nonblocking(self.src.as_raw_fd()).is_err()
-            || sys::set_nonblocking(self.dst.as_raw_fd()).is_err()
-        {
-            self.shard.give_back_pipe(pipe);
-            return false;
+        match sys::dup_glommio_stream(self.src_fd) {
+            Ok(peeker) => {
+                self.peeker = Some(peeker);
+                self.pipe = Some(pipe);
+                true
+            }
+            Err(_) => {
+                self.shard.give_back_pipe(pipe);
+                false
+            }
         }
-        self.pipe = Some(pipe);
-        true
     }
 
     async fn splice_loop(&mut self) -> Result<(), PumpError> {
-        let (src_fd, dst_fd) = (self.src.as_raw_fd(), self.dst.as_raw_fd());
+        let (src_fd, dst_fd) = (self.src_fd, self.dst_fd);
         let chunk = self.shard.pipe_chunk();
         loop {
             let pipe = self.pipe.as_mut().expect("splicing");
@@ -197,10 +220,10 @@ impl<'a> Direction<'a> {
         }
     }
 
-    /// Await readability of the source without consuming anything.
-    async fn wait_readable(&self) -> Result<(), PumpError> {
+    /// Await readability of the source without consuming anything (splice mode).
+    async fn wait_readable(&mut self) -> Result<(), PumpError> {
         let mut probe = [0u8; 1];
-        let src = self.src;
+        let src = self.peeker.as_ref().expect("splicing");
         until_idle(self.limits.source_idle, self.activity, async {
             src.peek(&mut probe).await.map_err(io::Error::from)
         })
@@ -214,7 +237,7 @@ impl<'a> Direction<'a> {
 
     /// Write all of `data`: directly while the socket takes it, through glommio otherwise.
     async fn write_all(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
-        let dst_fd = self.dst.as_raw_fd();
+        let dst_fd = self.dst_fd;
         while !data.is_empty() {
             match sys::send_now(dst_fd, data) {
                 Ok(n) => {
@@ -233,17 +256,13 @@ impl<'a> Direction<'a> {
 
     /// Write `data` through glommio, which awaits writability (io_uring poll) as needed.
     async fn write_waiting(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
-        self.stats.bridged += 1;
-        if self.writer.is_none() {
-            let dup = sys::dup_glommio_stream(self.dst.as_raw_fd()).map_err(PumpError::Destination)?;
-            self.writer = Some(dup);
-        }
-        let writer = self.writer.as_mut().expect("created above");
+        self.stats.congested += 1;
+        let dst = self.dst;
         while !data.is_empty() {
             let n = until_idle(
                 self.limits.destination_idle,
                 self.activity,
-                poll_fn(|cx| Pin::new(&mut *writer).poll_write(cx, data)),
+                poll_fn(|cx| Pin::new(&mut *dst.borrow_mut()).poll_write(cx, data)),
             )
             .await
             .map_err(|e| match e {

@@ -5,9 +5,12 @@ use crate::sys::{self, Resource};
 /// glommio's io_uring rings and registered buffers are locked memory.
 pub const MIN_MEMLOCK_PER_SHARD: u64 = 512 * 1024;
 
-/// Descriptors used per connection slot: client + server sockets, and a pipe pair's four
-/// ends when spliced (pipes are pooled, bounded by maxpipes).
+/// Descriptors used per connection slot: client + server sockets.
 pub const FDS_PER_CONNECTION: u64 = 2;
+
+/// Descriptors per pipe lent to a spliced direction: its two ends, plus the duplicate of
+/// the source socket the direction peeks on (see `l4::pump`).
+pub const FDS_PER_PIPE: u64 = 3;
 
 /// Descriptors kept for listeners, io_uring, logs and the control thread.
 pub const FD_RESERVE: u64 = 256;
@@ -63,7 +66,7 @@ pub fn prepare(maxconn: Option<u32>, maxpipes: u32, shards: usize) -> Result<Bud
     } else {
         files.soft
     };
-    let pipe_fds = 2 * maxpipes as u64 * shards as u64;
+    let pipe_fds = FDS_PER_PIPE * maxpipes as u64 * shards as u64;
     let maxconn = match maxconn {
         Some(m) => m as u64,
         None => soft.saturating_sub(FD_RESERVE + pipe_fds) / FDS_PER_CONNECTION,

@@ -6,6 +6,7 @@
 //! SIGTERM/SIGINT, tells the shards to stop accepting, lets connections drain for up to
 //! `global.hard_stop_after`, then has the shards cut what is left.
 
+pub mod identity;
 pub mod limits;
 pub mod listener;
 pub mod pinning;
@@ -64,6 +65,9 @@ pub enum RuntimeError {
         /// What failed.
         reason: String,
     },
+    /// global.user / global.group cannot be taken.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
     /// Signal handling could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -115,9 +119,21 @@ fn per_shard(limit: u64, shards: usize) -> u64 {
 /// `on_ready` is called once every listener is bound and the shards are started.
 pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeError> {
     let prepared = prepare(&config)?;
+    // Everything privileged (binding, raising limits) is done: become global.user now,
+    // while the process still has a single thread.
+    if let Some(who) = identity::drop_privileges(&config.global)? {
+        tracing::info!("running as {who}");
+    }
+    if let Some(path) = &config.global.admin_socket {
+        tracing::warn!(
+            "global.admin_socket = {}: the admin API is not implemented yet; no socket is created",
+            path.display()
+        );
+    }
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(RuntimeError::Signals)?;
     let shards = prepared.placement.shard_cores.len();
@@ -184,7 +200,14 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
         })
         .expect("spawn join thread");
 
-    let first = signals.forever().next();
+    // SIGHUP will mean "reload"; until reload exists it must not kill the process.
+    let first = signals.forever().find(|&sig| {
+        if sig == signal_hook::consts::SIGHUP {
+            tracing::warn!("SIGHUP received: reload is not implemented yet; ignoring it (use SIGTERM and restart)");
+            return false;
+        }
+        true
+    });
     tracing::info!(
         "received signal {}: no longer accepting, draining connections for up to {:?}",
         first.unwrap_or(0),
@@ -196,7 +219,11 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
     let handle = signals.handle();
     let control_for_second = Arc::clone(&control);
     let second = std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        if signals
+            .forever()
+            .any(|sig| sig != signal_hook::consts::SIGHUP)
+        {
+            tracing::warn!("second signal: cutting remaining connections now");
             control_for_second.hard_stop.store(true, Ordering::Release);
         }
     });
@@ -262,14 +289,17 @@ async fn accept_loop(
             return;
         };
         let accepted = match crate::sys::accept_now(listener_fd) {
+            // Nothing waiting: let glommio await the next connection (io_uring). Its
+            // sockets come back blocking; the L4 path (splice) needs O_NONBLOCK.
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => listener
                 .accept()
                 .await
-                .map(|s| {
+                .map_err(std::io::Error::from)
+                .and_then(|s| {
+                    crate::sys::set_nonblocking(s.as_raw_fd())?;
                     let peer = s.peer_addr().ok();
-                    (s, peer)
-                })
-                .map_err(std::io::Error::from),
+                    Ok((s, peer))
+                }),
             other => other,
         };
         match accepted {

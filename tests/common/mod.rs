@@ -106,6 +106,42 @@ impl Blackhole {
     }
 }
 
+/// Soft and hard RLIMIT_NOFILE of this process (from /proc/self/limits).
+pub fn nofile_limits() -> (u64, u64) {
+    let text = fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files line");
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+/// Make sure this process may open `needed` descriptors: raise the soft RLIMIT_NOFILE
+/// towards the hard one with prlimit(1) if needed (no `unsafe` in tests); panics with what
+/// to raise when the hard limit is too low.
+pub fn ensure_nofile(needed: u64) {
+    let (soft, hard) = nofile_limits();
+    if soft >= needed {
+        return;
+    }
+    if hard >= needed {
+        let _ = Command::new("prlimit")
+            .arg("--pid")
+            .arg(std::process::id().to_string())
+            .arg(format!("--nofile={hard}:{hard}"))
+            .status();
+    }
+    let (soft, hard) = nofile_limits();
+    assert!(
+        soft >= needed,
+        "this test needs {needed} open files but RLIMIT_NOFILE is {soft} (hard {hard}): run `ulimit -n {needed}` first"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Config + the halb process
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,205 @@
+//! Startup fails loudly and early: the real binary, real limits (prlimit), a real
+//! unprivileged user (setpriv), real sockets. Each case asserts the exit status and that
+//! the message says what is wrong and what to do.
+
+use std::fs;
+use std::io::Read;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HALB: &str = env!("CARGO_BIN_EXE_halb");
+
+/// A config file in a fresh world-readable directory, removed on drop.
+struct ConfigFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    fn new(tag: &str, text: &str) -> ConfigFile {
+        let dir = std::env::temp_dir().join(format!("halb-startup-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("halb.toml");
+        fs::write(&path, text).unwrap();
+        // Readable by the unprivileged user of the permission test.
+        let _ = Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&dir)
+            .status();
+        ConfigFile { dir, path }
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config(bind: &str, global: &str) -> String {
+    format!(
+        r#"[global]
+shards = 1
+{global}
+
+[frontend.web]
+bind = ["{bind}"]
+default_backend = "app"
+
+[backend.app]
+[[backend.app.server]]
+name = "s1"
+address = "127.0.0.1:9"
+"#
+    )
+}
+
+/// Run `prefix... halb run -c FILE` and expect it to exit by itself within 20 s.
+/// Returns (exit code, stderr).
+fn run_expecting_exit(prefix: &[&str], cfg: &ConfigFile) -> (Option<i32>, String) {
+    let (program, args): (&str, Vec<&str>) = match prefix.split_first() {
+        Some((p, rest)) => (p, rest.to_vec()),
+        None => (HALB, vec![]),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&args);
+    if !prefix.is_empty() {
+        cmd.arg(HALB);
+    }
+    let mut child = cmd
+        .arg("run")
+        .arg("-c")
+        .arg(&cfg.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn halb");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("halb did not exit on its own: it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+#[test]
+fn port_in_use_is_refused_naming_address_and_frontend() {
+    let ip = Ipv4Addr::new(127, 31, 0, 1);
+    let holder = TcpListener::bind((ip, 0)).unwrap();
+    let addr = holder.local_addr().unwrap();
+    let cfg = ConfigFile::new("inuse", &config(&addr.to_string(), "maxconn = 100"));
+    let (code, err) = run_expecting_exit(&[], &cfg);
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(err.contains("address already in use"), "stderr: {err}");
+    assert!(err.contains(&addr.to_string()), "stderr: {err}");
+    assert!(err.contains("frontend web"), "stderr: {err}");
+    assert!(
+        !err.contains("halb: ready"),
+        "must fail before announcing readiness: {err}"
+    );
+}
+
+#[test]
+fn privileged_port_without_permission_says_what_is_needed() {
+    let start: u32 = fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .map(|s| s.trim().parse().unwrap_or(1024))
+        .unwrap_or(1024);
+    assert!(
+        start > 81,
+        "this kernel lets anyone bind port 81; the test needs the default"
+    );
+    let cfg = ConfigFile::new("perm", &config("127.31.0.2:81", "maxconn = 100"));
+    let prefix: Vec<&str> = if is_root() {
+        vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+    } else {
+        vec![]
+    };
+    let (code, err) = run_expecting_exit(&prefix, &cfg);
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(err.contains("permission denied"), "stderr: {err}");
+    assert!(err.contains("CAP_NET_BIND_SERVICE"), "stderr: {err}");
+}
+
+#[test]
+fn open_file_limit_too_low_for_maxconn_says_what_to_raise() {
+    let cfg = ConfigFile::new("nofile", &config("127.31.0.3:18001", "maxconn = 10000"));
+    let (code, err) = run_expecting_exit(&["prlimit", "--nofile=200:200"], &cfg);
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(err.contains("open-file limit too low"), "stderr: {err}");
+    assert!(err.contains("ulimit -n"), "stderr: {err}");
+    assert!(err.contains("LimitNOFILE"), "stderr: {err}");
+}
+
+#[test]
+fn locked_memory_limit_too_low_says_what_to_raise() {
+    let cfg = ConfigFile::new("memlock", &config("127.31.0.4:18002", "maxconn = 100"));
+    // root may raise its own limits (and halb does), so drop privileges for this case.
+    let mut prefix: Vec<&str> = Vec::new();
+    if is_root() {
+        prefix.extend([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
+    }
+    prefix.extend(["prlimit", "--memlock=65536:65536"]);
+    let (code, err) = run_expecting_exit(&prefix, &cfg);
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(err.contains("locked-memory limit too low"), "stderr: {err}");
+    assert!(err.contains("ulimit -l"), "stderr: {err}");
+    assert!(err.contains("LimitMEMLOCK"), "stderr: {err}");
+}
+
+#[test]
+fn more_shards_than_cores_is_refused() {
+    let text = config("127.31.0.5:18003", "maxconn = 100").replace("shards = 1", "shards = 1000");
+    let cfg = ConfigFile::new("shards", &text);
+    let (code, err) = run_expecting_exit(&[], &cfg);
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(err.contains("shards = 1000"), "stderr: {err}");
+    assert!(err.contains("core(s) are available"), "stderr: {err}");
+}
+
+#[test]
+fn invalid_config_is_not_started_and_names_the_file() {
+    let text =
+        config("127.31.0.6:18004", "maxconn = 100").replace("name = \"s1\"", "nmae = \"s1\"");
+    let cfg = ConfigFile::new("invalid", &text);
+    let (code, err) = run_expecting_exit(&[], &cfg);
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(
+        err.contains(&cfg.path.display().to_string()),
+        "stderr: {err}"
+    );
+    assert!(err.contains("not starting"), "stderr: {err}");
+}
