@@ -469,3 +469,30 @@ disabled = true
         .unwrap_or("");
     assert!(two.contains("disabled"), "{stdout}");
 }
+
+/// Every configuration we ship (examples/, the packaged default, the demo's) passes
+/// `halb check`, so a newcomer copying one starts from something valid.
+#[test]
+fn shipped_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.push(root.join("packaging/halb.toml"));
+    assert!(files.len() >= 3, "expected several shipped configs: {files:?}");
+    for path in &files {
+        let out = halb_check(path);
+        assert!(
+            out.status.success(),
+            "{} is not valid:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(summary.contains("frontend"), "{}: {summary}", path.display());
+    }
+    let demo = halb::demo::demo_config(8080);
+    halb::config::parse(&demo, Path::new("<demo>")).expect("the demo's config is valid");
+}

@@ -58,7 +58,9 @@ address = "127.0.0.1:9"
 }
 
 /// Run `prefix... halb run -c FILE` and expect it to exit by itself within 20 s.
-/// Returns (exit code, stderr).
+/// Returns (exit code, stderr). With a prefix (which may switch to an unprivileged user),
+/// a copy of the binary in the config's world-readable directory is run, since the build
+/// tree may not be reachable by that user.
 fn run_expecting_exit(prefix: &[&str], cfg: &ConfigFile) -> (Option<i32>, String) {
     let (program, args): (&str, Vec<&str>) = match prefix.split_first() {
         Some((p, rest)) => (p, rest.to_vec()),
@@ -67,7 +69,10 @@ fn run_expecting_exit(prefix: &[&str], cfg: &ConfigFile) -> (Option<i32>, String
     let mut cmd = Command::new(program);
     cmd.args(&args);
     if !prefix.is_empty() {
-        cmd.arg(HALB);
+        let copy = cfg.dir.join("halb");
+        fs::copy(HALB, &copy).expect("copy the halb binary");
+        let _ = Command::new("chmod").arg("755").arg(&copy).status();
+        cmd.arg(copy);
     }
     let mut child = cmd
         .arg("run")
@@ -202,4 +207,56 @@ fn invalid_config_is_not_started_and_names_the_file() {
         "stderr: {err}"
     );
     assert!(err.contains("not starting"), "stderr: {err}");
+}
+
+#[test]
+fn global_user_drops_root_after_binding_or_refuses_without_root() {
+    let text = config("127.31.0.7:18005", "maxconn = 100\nuser = \"nobody\"");
+    let cfg = ConfigFile::new("user", &text);
+    if !is_root() {
+        let (code, err) = run_expecting_exit(&[], &cfg);
+        assert_eq!(code, Some(1), "stderr: {err}");
+        assert!(err.contains("needs root"), "stderr: {err}");
+        return;
+    }
+    let mut child = Command::new(HALB)
+        .arg("run")
+        .arg("-c")
+        .arg(&cfg.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn halb");
+    // Wait (bounded) for the listener, then read the process's identity.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect("127.31.0.7:18005").is_err() {
+        assert!(Instant::now() < deadline, "halb never listened");
+        assert!(child.try_wait().unwrap().is_none(), "halb exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let exit = child.wait().unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    let gid_line = status
+        .lines()
+        .find(|l| l.starts_with("Gid:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid_line}"
+    );
+    assert!(
+        gid_line.split_whitespace().skip(1).all(|g| g == "65534"),
+        "{gid_line}"
+    );
+    assert!(
+        exit.success(),
+        "SIGTERM after the drop still exits 0: {exit:?}"
+    );
 }

@@ -1,0 +1,99 @@
+//! `halb demo` — the README's first command — really runs: three built-in backends
+//! answer through halb in round-robin order, over HTTP (curl-style) and plain TCP, and
+//! Ctrl-C (SIGINT) stops it cleanly.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HALB: &str = env!("CARGO_BIN_EXE_halb");
+
+fn ask(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the demo");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the answer");
+    out
+}
+
+#[test]
+fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
+    // A port range of our own (demo uses port..port+3).
+    let port = 18_600 + (std::process::id() % 200) as u16 * 4;
+    let mut child = Command::new(HALB)
+        .args(["demo", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn halb demo");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "demo never listened on {port}");
+        assert!(child.try_wait().unwrap().is_none(), "demo exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The probe above was one connection (answered by some backend): align on web1.
+    let mut names = Vec::new();
+    for _ in 0..6 {
+        let reply = ask(port, b"GET / HTTP/1.1\r\nHost: demo\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.0 200 OK\r\n"), "{reply}");
+        let body = reply
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        names.push(body);
+    }
+    let first = names
+        .iter()
+        .position(|n| n == "hello from web1")
+        .expect("web1 answers");
+    assert!(
+        first < 3,
+        "round robin reaches web1 within 3 requests: {names:?}"
+    );
+    let cycle: Vec<&str> = names[first..first + 3].iter().map(|s| s.as_str()).collect();
+    assert_eq!(
+        cycle,
+        ["hello from web1", "hello from web2", "hello from web3"]
+    );
+    for name in ["web1", "web2", "web3"] {
+        assert!(
+            names.iter().any(|n| n.ends_with(name)),
+            "{name} never answered: {names:?}"
+        );
+    }
+    // Plain TCP works too.
+    let plain = ask(port, b"hi\n");
+    assert!(plain.starts_with("hello from web"), "{plain}");
+
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("demo did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "demo exit status {status:?}");
+    let mut printed = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut printed)
+        .unwrap();
+    assert!(
+        printed.contains(&format!("curl http://127.0.0.1:{port}/")),
+        "{printed}"
+    );
+}
