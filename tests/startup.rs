@@ -260,3 +260,79 @@ fn global_user_drops_root_after_binding_or_refuses_without_root() {
         "SIGTERM after the drop still exits 0: {exit:?}"
     );
 }
+
+#[test]
+fn log_file_target_receives_the_access_lines() {
+    let dir = std::env::temp_dir().join(format!("halb-logfile-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    // A backend that answers "pong" and closes.
+    let backend = TcpListener::bind("127.31.0.8:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = backend.accept().unwrap();
+        use std::io::Write;
+        s.write_all(b"pong").unwrap();
+    });
+    let text = config(
+        "127.31.0.9:18006",
+        &format!("maxconn = 100\nlog = \"file:{}\"", log.display()),
+    )
+    .replace("127.0.0.1:9", &backend_addr.to_string());
+    let cfg = ConfigFile::new("logfile", &text);
+    let mut child = Command::new(HALB)
+        .arg("run")
+        .arg("-c")
+        .arg(&cfg.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn halb");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut client = loop {
+        match std::net::TcpStream::connect("127.31.0.9:18006") {
+            Ok(c) => break c,
+            Err(_) => {
+                assert!(Instant::now() < deadline, "halb never listened");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "pong");
+    server.join().unwrap();
+    let client_addr = client.local_addr().unwrap().to_string();
+    drop(client);
+    // The line is written when the connection closes: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains(&client_addr)) {
+            break l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access line in {}: {text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    let _ = fs::remove_dir_all(&dir);
+    assert!(line.contains("halb::access"), "{line}");
+    assert!(
+        line.contains("frontend=web backend=app server=s1"),
+        "{line}"
+    );
+    assert!(line.contains("bytes_out=4"), "{line}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "no colour codes in a file: {line}"
+    );
+}

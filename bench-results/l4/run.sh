@@ -41,6 +41,9 @@ QUIET_MAX_PCT=${QUIET_MAX_PCT:-10} QUIET_SECS=${QUIET_SECS:-3}
 QUIET_TIMEOUT=${QUIET_TIMEOUT:-60}   # per measured run
 QUIET_BUDGET=${QUIET_BUDGET:-300}    # total seconds we may spend waiting; then 5 s per run
 MAX_RUNTIME=${MAX_RUNTIME:-900}      # watchdog for the measuring part (build excluded)
+MAX_ATTEMPTS=${MAX_ATTEMPTS:-3}      # a disturbed measured run is measured again, up to this many times
+NOISE_MAX_PCT=${NOISE_MAX_PCT:-10}   # "disturbed": other processes used more than this % of the machine
+RETRY_UNTIL=${RETRY_UNTIL:-540}      # ... but no new attempt after this many seconds of measuring
 SPLICE_CHECK=${SPLICE_CHECK:-1}
 BUILD=${BUILD:-auto}                 # auto: build if binary missing or older than sources; always; never
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -71,6 +74,8 @@ mkdir -p "$OUTDIR/raw" "$OUTDIR/runs"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 log "results -> $OUTDIR"
 exec 3>>"$OUTDIR/run.log"
+# whatever happens (watchdog, error), leave a summary of what was measured
+on_exit "[[ -s '$OUTDIR/summary.md' ]] || { echo '**INCOMPLETE RUN** (stopped early: see run.log)'; echo; /usr/bin/python3 '$HERE/lib/summarize.py' '$OUTDIR'; } >'$OUTDIR/summary.md' 2>&1"
 echo "# $(date -Is) $0 VARIANTS='$VARIANTS' SCENARIOS='$SCENARIOS' REPEATS=$REPEATS" >&3
 
 # ---------------------------------------------------------------- halb build
@@ -99,6 +104,7 @@ fi
 
 # ---------------------------------------------------------------- setup
 start_watchdog "$MAX_RUNTIME"
+T_START=$SECONDS
 # Everything this script starts runs on LOAD_CORE unless explicitly pinned elsewhere
 # (the proxy is started with `taskset -c PROXY_CORE`).
 taskset -pc "$LOAD_CORE" $$ >/dev/null
@@ -230,49 +236,70 @@ common_raw() { # variant rep client_cpu_s proxy_conns
 }
 client_time() { awk '{printf "%.3f", $1+$2}' "$1"; }
 
-run_bulk() { # run_bulk VARIANT REP
-  local v=$1 rep=$2 url="http://$TARGET/big" ff=$OUTDIR/raw/bulk-$1-r$2.txt c0 c1 f
-  timeout 60 curl -sf --max-time 55 -o /dev/null "$url" || log "bulk warm-up fetch failed ($v)"
-  [[ -n $PXPID ]] && proxy_digest_log "$v" "$RUNDIR/$v" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: bulk warm-up"
-  quiet_gate
-  c0=$([[ -n $PXPID ]] && proxy_conns "$v" "$RUNDIR/$v" || echo 0)
-  snap_begin
-  TIMEFORMAT='%U %S'
-  { time for ((f=1; f<=BULK_FETCHES; f++)); do
-      timeout 120 curl -s --max-time 110 -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' "$url" || echo "0 0 curl-failed"
-    done >"$ff"; } 2>"$RUNDIR/time.txt"
-  snap_end
-  c1=$([[ -n $PXPID ]] && proxy_conns "$v" "$RUNDIR/$v" || echo 0)
-  [[ -n $PXPID ]] && [[ $(proxy_kind "$v") == halb ]] && c0=0   # halb: log was truncated before the run
-  local line
-  line=$(/usr/bin/python3 "$HERE/lib/record.py" "$OUTDIR" bulk $(common_raw "$v" "$rep" "$(client_time "$RUNDIR/time.txt")" "$((c1-c0))") \
-    "fetch_file=$ff" "expect_bytes=$BIG_SIZE" "fetches=$BULK_FETCHES")
-  log "$line"; echo "$line" >&3
-  [[ -n $PXPID ]] && proxy_digest_log "$v" "$RUNDIR/$v" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: bulk measured"
-  return 0
+# is_noisy -> 0 if the run just measured was disturbed: no quiet start, rustc seen at its
+# start or end, or other processes used more than NOISE_MAX_PCT of the machine during it.
+is_noisy() { # is_noisy CLIENT_CPU_S
+  local other
+  other=$(awk -v t="$((S_T1-S_T0))" -v p="$((S_P1-S_P0))" -v b="$((S_B1-S_B0))" -v c="$1" -v hz="$HZ" \
+            -v n="$NCPU" -v w0="$S_W0" -v w1="$S_W1" \
+            'BEGIN{o=t/hz-p/hz-b/hz-c; if (o<0) o=0; printf "%.1f", 100*o/((w1-w0)*n)}')
+  NOISE_WHY=""
+  ((Q_OK)) || NOISE_WHY+="no quiet start; "
+  ((S_R0 + S_R1 > 0)) && NOISE_WHY+="rustc running; "
+  awk -v o="$other" -v m="$NOISE_MAX_PCT" 'BEGIN{exit !(o > m)}' && NOISE_WHY+="interference ${other}%; "
+  [[ -n $NOISE_WHY ]]
 }
+# may_retry ATTEMPT -> 0 if a disturbed run may be measured again (attempts and time left)
+may_retry() { (( $1 < MAX_ATTEMPTS && SECONDS - T_START < RETRY_UNTIL )); }
 
-run_short() { # run_short VARIANT REP
-  local v=$1 rep=$2 url="http://$TARGET/ok" wf=$OUTDIR/raw/short-$1-r$2.txt c0 c1
-  timeout $((SHORT_WARMUP+15)) wrk -t1 -c"$SHORT_CONNS" -d"${SHORT_WARMUP}s" -H "Connection: close" "$url" >"$RUNDIR/warm.txt" 2>&1 || true
-  [[ -n $PXPID ]] && proxy_digest_log "$v" "$RUNDIR/$v" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: short warm-up"
-  quiet_gate
-  c0=$([[ -n $PXPID ]] && proxy_conns "$v" "$RUNDIR/$v" || echo 0)
-  snap_begin
-  TIMEFORMAT='%U %S'
-  { time timeout $((SHORT_DURATION+30)) wrk -t1 -c"$SHORT_CONNS" -d"${SHORT_DURATION}s" --latency \
-      -H "Connection: close" "$url" >"$wf" 2>&1 ; } 2>"$RUNDIR/time.txt" || true
-  snap_end
-  c1=$([[ -n $PXPID ]] && proxy_conns "$v" "$RUNDIR/$v" || echo 0)
-  [[ -n $PXPID ]] && [[ $(proxy_kind "$v") == halb ]] && c0=0
-  local line
-  if ! grep -q 'requests in' "$wf"; then
-    log "wrk produced no result for $v rep $rep: $(head -c 300 "$wf")"; echo "short $v r$rep: wrk failed" >&3; return 0
+# measure SCENARIO VARIANT REP : warm-up, then up to MAX_ATTEMPTS measured attempts until
+# one is undisturbed (every attempt is recorded; the kept one has kept=1).
+measure() {
+  local sc=$1 v=$2 rep=$3 attempt=1 kept ct line raw
+  if [[ $sc == bulk ]]; then
+    timeout 60 curl -sf --max-time 55 -o /dev/null "http://$TARGET/big" || log "bulk warm-up fetch failed ($v)"
+  else
+    timeout $((SHORT_WARMUP+15)) wrk -t1 -c"$SHORT_CONNS" -d"${SHORT_WARMUP}s" -H "Connection: close" \
+      "http://$TARGET/ok" >"$RUNDIR/warm.txt" 2>&1 || true
   fi
-  line=$(/usr/bin/python3 "$HERE/lib/record.py" "$OUTDIR" short $(common_raw "$v" "$rep" "$(client_time "$RUNDIR/time.txt")" "$((c1-c0))") \
-    "wrk_file=$wf")
-  log "$line"; echo "$line" >&3
-  [[ -n $PXPID ]] && proxy_digest_log "$v" "$RUNDIR/$v" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: short measured"
+  [[ -n $PXPID ]] && proxy_digest_log "$v" "$RUNDIR/$v" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: $sc warm-up"
+  while :; do
+    raw=$OUTDIR/raw/$sc-$v-r$rep-a$attempt.txt
+    quiet_gate
+    local c0=0 c1=0
+    [[ -n $PXPID ]] && c0=$(proxy_conns "$v" "$RUNDIR/$v")
+    snap_begin
+    TIMEFORMAT='%U %S'
+    if [[ $sc == bulk ]]; then
+      { time for ((f=1; f<=BULK_FETCHES; f++)); do
+          timeout 120 curl -s --max-time 110 -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
+            "http://$TARGET/big" || echo "0 0 curl-failed"
+        done >"$raw"; } 2>"$RUNDIR/time.txt"
+    else
+      { time timeout $((SHORT_DURATION+30)) wrk -t1 -c"$SHORT_CONNS" -d"${SHORT_DURATION}s" --latency \
+          -H "Connection: close" "http://$TARGET/ok" >"$raw" 2>&1 ; } 2>"$RUNDIR/time.txt" || true
+    fi
+    snap_end
+    [[ -n $PXPID ]] && c1=$(proxy_conns "$v" "$RUNDIR/$v")
+    [[ -n $PXPID ]] && [[ $(proxy_kind "$v") == halb ]] && c0=0   # halb: log was truncated before the run
+    ct=$(client_time "$RUNDIR/time.txt")
+    kept=1
+    if is_noisy "$ct" && may_retry "$attempt"; then kept=0; fi
+    if [[ $sc == short ]] && ! grep -q 'requests in' "$raw"; then
+      log "wrk produced no result for $v rep $rep: $(head -c 300 "$raw")"; echo "short $v r$rep: wrk failed" >&3
+    else
+      if [[ $sc == bulk ]]; then set -- "fetch_file=$raw" "expect_bytes=$BIG_SIZE" "fetches=$BULK_FETCHES"
+      else set -- "wrk_file=$raw"; fi
+      line=$(/usr/bin/python3 "$HERE/lib/record.py" "$OUTDIR" "$sc" $(common_raw "$v" "$rep" "$ct" "$((c1-c0))") \
+        "attempt=$attempt" "kept=$kept" "noise=${NOISE_WHY// /_}" "$@")
+      log "$line"; echo "$line" >&3
+    fi
+    [[ -n $PXPID ]] && proxy_digest_log "$v" "$RUNDIR/$v" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: $sc measured (attempt $attempt)"
+    ((kept)) && break
+    log "disturbed ($NOISE_WHY) -> measuring $sc $v rep $rep again"
+    attempt=$((attempt+1))
+    set -- "$sc" "$v" "$rep"
+  done
   return 0
 }
 
@@ -301,8 +328,7 @@ for ((rep=1; rep<=REPEATS; rep++)); do
     idle_sample "$v" "$rep"
     for sc in $SCENARIOS; do
       case $sc in
-        bulk) run_bulk "$v" "$rep" ;;
-        short) run_short "$v" "$rep" ;;
+        bulk|short) measure "$sc" "$v" "$rep" ;;
         *) die "unknown scenario $sc" ;;
       esac
       if [[ -n $PXPID ]] && ! is_running "$PXPID"; then
@@ -357,6 +383,32 @@ if ((SPLICE_CHECK)); then
     fi
     line+=" | $(proxy_info "$v" "$RUNDIR/$v")"
     echo "$line" >>"$SC"; log "$line"
+    # Short connections: system calls (strace -c) and io_uring ops (perf) per connection.
+    url="http://$TARGET/ok"
+    n0=$(proxy_conns "$v" "$RUNDIR/$v")
+    timeout 60 strace -c -f -p "$PXPID" -o "$OUTDIR/raw/strace-short-$v.txt" 2>/dev/null & ST=$!; register_pid "$ST"
+    sleep 1
+    timeout 20 wrk -t1 -c10 -d3s -H "Connection: close" "$url" >"$RUNDIR/wrk-check.txt" 2>&1 || true
+    sleep 0.5; kill -INT "$ST" 2>/dev/null || true; wait "$ST" 2>/dev/null || true
+    n1=$(proxy_conns "$v" "$RUNDIR/$v"); n=$((n1-n0))
+    per=$(awk -v n="$n" '$4 ~ /^[0-9]+$/ && $NF != "total" && n > 0 {printf "%s %.2f\n", $NF, $4/n}' "$OUTDIR/raw/strace-short-$v.txt" |
+          sort -k2,2nr | head -n 14 | awk '{printf "%s=%s ", $1, $2}')
+    sline="$(printf '%-17s short, per connection (%d conns): strace: %s' "$v" "$n" "${per:-?}")"
+    if ((HAVE_PERF)); then
+      n0=$(proxy_conns "$v" "$RUNDIR/$v")
+      timeout 60 perf record -q -e io_uring:io_uring_submit_req -p "$PXPID" -o "$RUNDIR/perf-short-$v.data" >/dev/null 2>&1 & PF=$!; register_pid "$PF"
+      sleep 1
+      timeout 20 wrk -t1 -c10 -d2s -H "Connection: close" "$url" >/dev/null 2>&1 || true
+      sleep 0.5; kill -INT "$PF" 2>/dev/null || true; wait "$PF" 2>/dev/null || true
+      n1=$(proxy_conns "$v" "$RUNDIR/$v"); n=$((n1-n0))
+      if [[ -s $RUNDIR/perf-short-$v.data ]] && ((n > 0)); then
+        pc=$(perf script -i "$RUNDIR/perf-short-$v.data" -F trace 2>/dev/null |
+             awk -v n="$n" '{for (i=1;i<=NF;i++) if ($i=="opcode") { op=$(i+1); sub(/,$/,"",op); c[op]++ } }
+                            END { for (k in c) printf "%s=%.2f ", k, c[k]/n }')
+        sline+=" | io_uring ops per conn ($n conns): ${pc:-none}"
+      fi
+    fi
+    echo "$sline" >>"$SC"; log "$sline"
     stop_variant "$v" check
   done
 fi

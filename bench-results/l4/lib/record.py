@@ -5,6 +5,8 @@ Derives the metrics from the raw counters collected by run.sh, writes
 OUTDIR/runs/<scenario>-<variant>-r<rep>.json and appends one row to OUTDIR/results.csv
 (creating it with a header). Prints the row (human-readable) on stdout.
 
+optional: attempt kept noise (run.sh measures a disturbed run again; kept=0 rows are
+          recorded but left out of the summary)
 bulk  raw keys: fetch_file (lines "time_total size_download http_code"), expect_bytes
 short raw keys: wrk_file (wrk --latency output)
 common raw keys: variant rep wall_s hz ncpu proxy_ticks proxy_sched_ns backend_ticks
@@ -18,7 +20,7 @@ import re
 import sys
 
 COLUMNS = [
-    "scenario", "variant", "rep", "ok", "gib_per_s", "proxy_cpu_s_per_gib", "conns_per_s",
+    "scenario", "variant", "rep", "attempt", "kept", "ok", "gib_per_s", "proxy_cpu_s_per_gib", "conns_per_s",
     "proxy_cpu_us_per_conn", "bytes", "conns", "proxy_conns", "errors", "wall_s",
     "proxy_cpu_s", "proxy_sched_s", "backend_cpu_s", "client_cpu_s", "other_cpu_s",
     "interference_pct", "cpu_core0_pct", "cpu_core1_pct", "p50_ms", "p99_ms", "quiet",
@@ -65,6 +67,7 @@ def main():
     row = {c: "" for c in COLUMNS}
     row.update(
         scenario=scenario, variant=raw["variant"], rep=raw["rep"], wall_s=f"{wall:.3f}",
+        attempt=raw.get("attempt", "1"), kept=raw.get("kept", "1"),
         proxy_cpu_s=f"{proxy_cpu:.2f}", proxy_sched_s=f"{f('proxy_sched_ns') / 1e9:.3f}",
         backend_cpu_s=f"{backend_cpu:.2f}", client_cpu_s=f"{client_cpu:.2f}",
         other_cpu_s=f"{other:.2f}",
@@ -109,15 +112,14 @@ def main():
                    p50_ms="" if w["p50_ms"] is None else f"{w['p50_ms']:.3f}",
                    p99_ms="" if w["p99_ms"] is None else f"{w['p99_ms']:.3f}")
         detail["wrk"] = w
-    if raw.get("quiet") == "0":
-        notes.append("machine not quiet before run")
-    if raw.get("rustc_before", "0") not in ("", "0") or raw.get("rustc_after", "0") not in ("", "0"):
-        notes.append("rustc running")
+    noise = raw.get("noise", "").replace("_", " ").strip().rstrip(";")
+    if noise:
+        notes.append("disturbed: " + noise + ("" if raw.get("kept", "1") == "1" else " (discarded, measured again)"))
     row["note"] = "; ".join(notes)
     detail["row"] = row
 
     os.makedirs(os.path.join(outdir, "runs"), exist_ok=True)
-    name = f"{scenario}-{raw['variant']}-r{raw['rep']}.json"
+    name = f"{scenario}-{raw['variant']}-r{raw['rep']}-a{raw.get('attempt', '1')}.json"
     with open(os.path.join(outdir, "runs", name), "w") as fh:
         json.dump(detail, fh, indent=1, sort_keys=True)
     csv_path = os.path.join(outdir, "results.csv")
@@ -127,7 +129,7 @@ def main():
         if new:
             wr.writeheader()
         wr.writerow(row)
-    keys = ["scenario", "variant", "rep", "ok", "gib_per_s", "proxy_cpu_s_per_gib", "conns_per_s",
+    keys = ["scenario", "variant", "rep", "attempt", "kept", "ok", "gib_per_s", "proxy_cpu_s_per_gib", "conns_per_s",
             "proxy_cpu_us_per_conn", "errors", "proxy_cpu_s", "cpu_core0_pct", "cpu_core1_pct",
             "interference_pct", "quiet", "note"]
     print(" ".join(f"{k}={row[k]}" for k in keys if row[k] != ""))

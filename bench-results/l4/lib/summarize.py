@@ -23,8 +23,11 @@ def read(name):
     return open(p).read() if os.path.exists(p) else ""
 
 
-rows = list(csv.DictReader(open(os.path.join(OUT, "results.csv")))) if os.path.exists(
+all_rows = list(csv.DictReader(open(os.path.join(OUT, "results.csv")))) if os.path.exists(
     os.path.join(OUT, "results.csv")) else []
+# rows of disturbed attempts that were measured again are kept in results.csv, not used here
+rows = [r for r in all_rows if r.get("kept", "1") in ("1", "")]
+discarded = [r for r in all_rows if r.get("kept", "1") == "0"]
 
 
 def values(sc, v, col):
@@ -92,6 +95,7 @@ measured = [r for r in rows]
 quiet_runs = [r for r in measured if r["quiet"] == "1"]
 rustc_runs = [r for r in measured if r["rustc_before"] not in ("", "0") or r["rustc_after"] not in ("", "0")]
 interf = [float(r["interference_pct"]) for r in measured if r["interference_pct"]]
+disturbed = [r for r in measured if "disturbed" in r.get("note", "")]
 md.append("## Machine quietness")
 md.append("")
 if not measured:
@@ -105,6 +109,11 @@ else:
     md.append(f"- {len(quiet_runs)} of {len(measured)} measured runs started on a quiet machine "
               f"(< 10 % busy over all cores for 3 s).{flag}")
     md.append(f"- rustc (someone compiling) seen at the start or end of {len(rustc_runs)} of {len(measured)} runs.")
+    md.append(f"- {len(discarded)} disturbed attempts were discarded and measured again; "
+              f"{len(disturbed)} of the {len(measured)} kept runs are still disturbed (no attempts or time left; "
+              "listed under *Runs with notes*).")
+    if measured and len(disturbed) == len(measured):
+        md.append("- **FLAGGED: every kept run was disturbed by other load.**")
     if interf:
         md.append(f"- CPU used during runs by processes other than proxy/nginx/client (incl. softirq "
                   f"accounting noise): median {statistics.median(interf):.1f} %, max {max(interf):.1f} % of the machine.")
@@ -196,7 +205,7 @@ if broken:
 # ---- flagged / noted runs
 noted = [r for r in rows if r["note"]]
 if noted:
-    md.append("## Runs with notes")
+    md.append("## Runs with notes (kept runs)")
     md.append("")
     for r in noted:
         md.append(f"- {r['scenario']} {r['variant']} rep {r['rep']}: {r['note']}")
@@ -236,5 +245,6 @@ md.append("Raw data: `results.csv` (one row per measured run), `runs/*.json` (de
 print("\n".join(md))
 
 json.dump({"date": date, "medians": med, "ratios": ratios, "broken": broken,
-           "runs": len(rows), "quiet_runs": len(quiet_runs)},
+           "runs": len(rows), "quiet_runs": len(quiet_runs), "disturbed_kept_runs": len(disturbed),
+           "discarded_attempts": len(discarded)},
           open(os.path.join(OUT, "summary.json"), "w"), indent=1, sort_keys=True)
