@@ -214,13 +214,15 @@ stop_variant() { # stop_variant VARIANT REP
 }
 
 # snap / common raw counters around a measured run
+# shellcheck disable=SC2086  # $NGX_WORKERS is a list of PIDs
 snap_begin() {
   S_C0=$(cpu_snapshot); S_T0=$(total_busy); S_B0=$(proc_ticks "$NGX" $NGX_WORKERS)
   S_P0=0 S_S0=0; if [[ -n $PXPID ]]; then S_P0=$(proc_ticks "$PXPID"); S_S0=$(proc_sched_ns "$PXPID"); fi
-  S_R0=$(rustc_count); S_W0=$(date +%s.%N)
+  S_R0=$(rustc_count); tcp_counters >"$RUNDIR/tcp0.txt"; S_W0=$(date +%s.%N)
 }
+# shellcheck disable=SC2086
 snap_end() {
-  S_W1=$(date +%s.%N); S_C1=$(cpu_snapshot); S_T1=$(total_busy); S_B1=$(proc_ticks "$NGX" $NGX_WORKERS)
+  S_W1=$(date +%s.%N); tcp_counters >"$RUNDIR/tcp1.txt"; S_C1=$(cpu_snapshot); S_T1=$(total_busy); S_B1=$(proc_ticks "$NGX" $NGX_WORKERS)
   S_P1=0 S_S1=0; if [[ -n $PXPID ]]; then S_P1=$(proc_ticks "$PXPID"); S_S1=$(proc_sched_ns "$PXPID"); fi
   S_R1=$(rustc_count)
 }
@@ -290,8 +292,10 @@ measure() {
     else
       if [[ $sc == bulk ]]; then set -- "fetch_file=$raw" "expect_bytes=$BIG_SIZE" "fetches=$BULK_FETCHES"
       else set -- "wrk_file=$raw"; fi
+      # shellcheck disable=SC2046  # common_raw prints key=value words without spaces
       line=$(/usr/bin/python3 "$HERE/lib/record.py" "$OUTDIR" "$sc" $(common_raw "$v" "$rep" "$ct" "$((c1-c0))") \
-        "attempt=$attempt" "kept=$kept" "noise=${NOISE_WHY// /_}" "$@")
+        "attempt=$attempt" "kept=$kept" "noise=${NOISE_WHY// /_}" \
+        "tcp_before=$RUNDIR/tcp0.txt" "tcp_after=$RUNDIR/tcp1.txt" "$@")
       log "$line"; echo "$line" >&3
     fi
     [[ -n $PXPID ]] && proxy_digest_log "$v" "$RUNDIR/$v" "$OUTDIR/raw/proxylog-$v.txt" "rep $rep: $sc measured (attempt $attempt)"
@@ -414,11 +418,11 @@ if ((SPLICE_CHECK)); then
 fi
 
 # ---------------------------------------------------------------- optional profile
-# PROFILE=1: perf record (flat, cpu-clock in a VM) of each halb variant during one bulk fetch and a 5 s short run
+# PROFILE=1: perf record (flat, cpu-clock in a VM) of each proxy variant during one bulk fetch and a 5 s short run
 # (diagnostics only: where halb spends its CPU; not part of the figures).
 if ((${PROFILE:-0})) && ((HAVE_PERF)); then
   for v in $VARIANTS; do
-    [[ $v == halb-* ]] || continue
+    [[ $v == direct ]] && continue
     [[ -n ${BROKEN[$v]:-} ]] && continue
     start_variant "$v" || { stop_variant "$v" profile || true; continue; }
     for sc in bulk short; do

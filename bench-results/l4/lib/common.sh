@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # PROXY_PID / QUIET_* are read by the caller
 # Common helpers for the L4 benchmark (adapted from ../shared/anchors/scripts/common.sh).
 # Source this file. It provides:
 #   - PID bookkeeping: every process we start is registered and killed BY PID on exit
@@ -142,4 +143,11 @@ wait_quiet() {
   done
   log "wait_quiet: machine not quiet after ${to}s (last ${QUIET_LAST_PCT}% busy; continuing, run flagged)"
   return 1
+}
+
+# tcp_counters -> "name value" lines: Tcp (/proc/net/snmp) and TcpExt (/proc/net/netstat)
+# counters of the network namespace (global to it: other loopback users add to them)
+tcp_counters() {
+  awk '$1=="Tcp:" {if (!h) {split($0,k); h=1} else for (i=2;i<=NF;i++) print "Tcp_" k[i], $i}' /proc/net/snmp
+  awk '$1=="TcpExt:" {if (!h) {split($0,k); h=1} else for (i=2;i<=NF;i++) print "TcpExt_" k[i], $i}' /proc/net/netstat
 }

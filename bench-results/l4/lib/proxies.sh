@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # PROXY_PID / QUIET_* are read by the caller
 # The proxies under test, each started in the foreground, pinned, and identified by PID.
 #
 # proxy_start VARIANT LISTEN BACKEND RUNDIR CORE  -> sets PROXY_PID (call it directly, not in

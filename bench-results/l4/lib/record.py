@@ -9,6 +9,7 @@ optional: attempt kept noise (run.sh measures a disturbed run again; kept=0 rows
           recorded but left out of the summary)
 bulk  raw keys: fetch_file (lines "time_total size_download http_code"), expect_bytes
 short raw keys: wrk_file (wrk --latency output)
+tcp_before/tcp_after: files of `tcp_counters` (namespace-wide TCP counters) around the run
 common raw keys: variant rep wall_s hz ncpu proxy_ticks proxy_sched_ns backend_ticks
                  client_cpu_s total_busy_ticks cpu0_pct cpu1_pct quiet quiet_wait_s
                  busy_before_pct rustc_before rustc_after proxy_conns
@@ -24,8 +25,30 @@ COLUMNS = [
     "proxy_cpu_us_per_conn", "bytes", "conns", "proxy_conns", "errors", "wall_s",
     "proxy_cpu_s", "proxy_sched_s", "backend_cpu_s", "client_cpu_s", "other_cpu_s",
     "interference_pct", "cpu_core0_pct", "cpu_core1_pct", "p50_ms", "p99_ms", "quiet",
-    "quiet_wait_s", "busy_before_pct", "rustc_before", "rustc_after", "note",
+    "quiet_wait_s", "busy_before_pct", "rustc_before", "rustc_after", "tcp_segs_per_conn",
+    "tcp_out_rsts", "tcp_retrans", "tcp_aborts", "note",
 ]
+TCP_KEYS = ["Tcp_ActiveOpens", "Tcp_PassiveOpens", "Tcp_AttemptFails", "Tcp_EstabResets",
+            "Tcp_InSegs", "Tcp_OutSegs", "Tcp_RetransSegs", "Tcp_InErrs", "Tcp_OutRsts",
+            "TcpExt_TW", "TcpExt_TWRecycled", "TcpExt_ListenOverflows", "TcpExt_ListenDrops",
+            "TcpExt_TCPAbortOnData", "TcpExt_TCPAbortOnClose", "TcpExt_TCPAbortOnTimeout",
+            "TcpExt_TCPAbortOnLinger", "TcpExt_TCPAbortFailed", "TcpExt_DelayedACKs",
+            "TcpExt_TCPOrigDataSent", "TcpExt_TCPTimeWaitOverflow", "TcpExt_TCPSynRetrans"]
+
+
+def tcp_delta(before, after):
+    """Deltas of selected TCP counters between two `tcp_counters` files."""
+    def load(fn):
+        d = {}
+        try:
+            for line in open(fn):
+                k, _, v = line.partition(" ")
+                d[k] = int(v)
+        except (OSError, ValueError):
+            pass
+        return d
+    a, b = load(before), load(after)
+    return {k: b[k] - a[k] for k in TCP_KEYS if k in a and k in b}
 GIB = float(1 << 30)
 
 
@@ -115,6 +138,15 @@ def main():
     noise = raw.get("noise", "").replace("_", " ").strip().rstrip(";")
     if noise:
         notes.append("disturbed: " + noise + ("" if raw.get("kept", "1") == "1" else " (discarded, measured again)"))
+    tcp = tcp_delta(raw.get("tcp_before", ""), raw.get("tcp_after", ""))
+    detail["tcp_counters_delta"] = tcp
+    if tcp:
+        conns = int(row["conns"] or 0) if scenario == "short" else 0
+        if conns:
+            row["tcp_segs_per_conn"] = f"{tcp.get('Tcp_OutSegs', 0) / conns:.2f}"
+        row["tcp_out_rsts"] = tcp.get("Tcp_OutRsts", "")
+        row["tcp_retrans"] = tcp.get("Tcp_RetransSegs", "")
+        row["tcp_aborts"] = sum(v for k, v in tcp.items() if k.startswith("TcpExt_TCPAbortOn"))
     row["note"] = "; ".join(notes)
     detail["row"] = row
 

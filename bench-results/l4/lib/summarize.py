@@ -195,6 +195,24 @@ md.append("Targets from the issue: halb CPU per GiB ≤ 0.8× HAProxy's best (`o
           "CPU per connection ≤ 1.0× HAProxy's, and halb's splice path clearly below its copy path.")
 md.append("")
 
+tcp_rows = [r for r in rows if r["scenario"] == "short" and r.get("tcp_segs_per_conn")]
+if tcp_rows:
+    md.append("## TCP counters, short connections (namespace-wide deltas over the kept runs)")
+    md.append("")
+    md.append("| variant | TCP segments sent per connection (median) | RSTs sent | retransmits | aborts (TCPAbortOn*) |")
+    md.append("|---|---|---|---|---|")
+    for v in present:
+        rs = [r for r in tcp_rows if r["variant"] == v]
+        if not rs:
+            continue
+        seg = statistics.median(float(r["tcp_segs_per_conn"]) for r in rs)
+        tot = lambda c: sum(int(r[c] or 0) for r in rs)  # noqa: E731
+        md.append(f"| {v} | {seg:.2f} | {tot('tcp_out_rsts')} | {tot('tcp_retrans')} | {tot('tcp_aborts')} |")
+    md.append("")
+    md.append("Per connection through a proxy there are two TCP connections (client→proxy, proxy→nginx); "
+              "`direct` shows one. wrk's abrupt stop at the end of each run accounts for a few aborts.")
+    md.append("")
+
 if broken:
     md.append("## Variants not measured / stopped early")
     md.append("")
