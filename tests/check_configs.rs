@@ -481,7 +481,10 @@ fn shipped_configs_are_valid() {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.push(root.join("packaging/halb.toml"));
-    assert!(files.len() >= 3, "expected several shipped configs: {files:?}");
+    assert!(
+        files.len() >= 3,
+        "expected several shipped configs: {files:?}"
+    );
     for path in &files {
         let out = halb_check(path);
         assert!(
@@ -491,7 +494,11 @@ fn shipped_configs_are_valid() {
             String::from_utf8_lossy(&out.stderr)
         );
         let summary = String::from_utf8_lossy(&out.stdout);
-        assert!(summary.contains("frontend"), "{}: {summary}", path.display());
+        assert!(
+            summary.contains("frontend"),
+            "{}: {summary}",
+            path.display()
+        );
     }
     let demo = halb::demo::demo_config(8080);
     halb::config::parse(&demo, Path::new("<demo>")).expect("the demo's config is valid");

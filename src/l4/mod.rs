@@ -28,7 +28,7 @@ use crate::balance::PickContext;
 use crate::config::Backend;
 use crate::runtime::shard::{Shard, ShardView};
 use crate::sys;
-use idle::Activity;
+use idle::{Deadline, IdleWatch, Side};
 use pump::{Direction, Limits, PumpError};
 
 /// How a connection ended, as written in the access log (`end=`).
@@ -116,7 +116,7 @@ pub async fn serve(
     let backend_index = frontend.default_backend_index;
     let backend = &config.backends[backend_index];
     let _ = client.set_nodelay(true);
-    let ticket = shard.connections.register(client.as_raw_fd());
+    let (ticket, tracked) = shard.connections.register(client.as_raw_fd());
 
     let mut record = Record {
         client: peer,
@@ -141,11 +141,13 @@ pub async fn serve(
         Ok((server, server_index, retries)) => {
             record.server = &backend.servers[server_index].name;
             record.retries = retries;
-            shard.connections.attach_server(ticket, server.as_raw_fd());
+            shard
+                .connections
+                .attach_server(&tracked, server.as_raw_fd());
             view.balancer(backend_index)
                 .connection_started(server_index);
             let (end, bytes_in, bytes_out) =
-                forward(&shard, client, server, frontend, backend).await;
+                forward(&shard, &tracked.idle, client, server, frontend, backend).await;
             shard.connection_ended(&view, backend_index, server_index);
             record.end = end;
             record.bytes_in = bytes_in;
@@ -230,6 +232,15 @@ async fn connect_one(
     limit: std::time::Duration,
 ) -> std::io::Result<TcpStream> {
     let mut stream = sys::connect_start(address)?;
+    // Established (or refused) already — the loopback case: no timer needed.
+    let at_once =
+        futures_lite::future::poll_once(poll_fn(|cx| Pin::new(&mut stream).poll_write(cx, &[])))
+            .await;
+    match at_once {
+        Some(Ok(_)) => return Ok(stream),
+        Some(Err(e)) => return Err(e),
+        None => {}
+    }
     let established = glommio::timer::timeout(limit, async {
         poll_fn(|cx| Pin::new(&mut stream).poll_write(cx, &[]))
             .await
@@ -250,23 +261,34 @@ async fn connect_one(
 /// client→server and server→client.
 async fn forward(
     shard: &Shard,
+    idle: &IdleWatch,
     client: TcpStream,
     server: TcpStream,
     frontend: &crate::config::Frontend,
     backend: &Backend,
 ) -> (End, u64, u64) {
     let _ = server.set_nodelay(true);
+    let client_idle = |end| Deadline {
+        limit: frontend.timeouts.client,
+        end,
+    };
+    let server_idle = |end| Deadline {
+        limit: backend.timeouts.server,
+        end,
+    };
     let upstream = Limits {
-        source_idle: frontend.timeouts.client,
-        destination_idle: backend.timeouts.server,
+        side: Side::Upstream,
+        source_idle: client_idle(End::ClientTimeout),
+        destination_idle: server_idle(End::ServerTimeout),
         splice: backend.splice,
     };
     let downstream = Limits {
-        source_idle: backend.timeouts.server,
-        destination_idle: frontend.timeouts.client,
+        side: Side::Downstream,
+        source_idle: server_idle(End::ServerTimeout),
+        destination_idle: client_idle(End::ClientTimeout),
         splice: backend.splice,
     };
-    let activity = Activity::new();
+    idle.touch();
     let bytes_in = Cell::new(0u64);
     let bytes_out = Cell::new(0u64);
     let first_failure: Cell<Option<End>> = Cell::new(None);
@@ -294,33 +316,31 @@ async fn forward(
     };
 
     let up = async {
-        let mut dir = Direction::new(shard, &client, &server, upstream, &activity, &bytes_in);
+        let mut dir = Direction::new(shard, &client, &server, upstream, idle, &bytes_in);
         match dir.run().await {
             Ok(()) => half_close(server_fd, &down_done, &up_done),
             Err(e) => fail(match e {
-                PumpError::SourceIdle => End::ClientTimeout,
-                PumpError::DestinationIdle => End::ServerTimeout,
                 PumpError::Source(_) => End::ClientError,
                 PumpError::Destination(_) => End::ServerError,
             }),
         }
     };
     let down = async {
-        let mut dir = Direction::new(shard, &server, &client, downstream, &activity, &bytes_out);
+        let mut dir = Direction::new(shard, &server, &client, downstream, idle, &bytes_out);
         match dir.run().await {
             Ok(()) => half_close(client_fd, &up_done, &down_done),
             Err(e) => fail(match e {
-                PumpError::SourceIdle => End::ServerTimeout,
-                PumpError::DestinationIdle => End::ClientTimeout,
                 PumpError::Source(_) => End::ServerError,
                 PumpError::Destination(_) => End::ClientError,
             }),
         }
     };
     futures_lite::future::zip(up, down).await;
-    (
-        first_failure.get().unwrap_or(End::Closed),
-        bytes_in.get(),
-        bytes_out.get(),
-    )
+    // An idle timeout cut the sockets: the directions saw an end of stream or an error,
+    // but the timeout is what ended the connection.
+    let end = idle
+        .expired()
+        .or(first_failure.get())
+        .unwrap_or(End::Closed);
+    (end, bytes_in.get(), bytes_out.get())
 }

@@ -20,23 +20,20 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::time::Duration;
 
 use futures_lite::future::poll_fn;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 
-use super::idle::{until_idle, Activity, WaitError};
+use super::idle::{Deadline, IdleWatch, Side};
 use crate::runtime::shard::Shard;
 use crate::sys::{self, Pipe};
 
-/// How a direction stopped, when it did not reach a clean end of stream.
+/// How a direction stopped, when it did not reach a clean end of stream. (Idle timeouts
+/// are not errors of a direction: the shard's sweep marks the connection, see
+/// [`super::idle`].)
 #[derive(Debug)]
 pub enum PumpError {
-    /// The source sent nothing while the connection was idle for its timeout.
-    SourceIdle,
-    /// The destination took nothing while the connection was idle for its timeout.
-    DestinationIdle,
     /// Reading the source failed (reset, ...).
     Source(io::Error),
     /// Writing the destination failed (reset, broken pipe, ...).
@@ -46,10 +43,12 @@ pub enum PumpError {
 /// Fixed parameters of one direction.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Idle limit while waiting for the source to send.
-    pub source_idle: Duration,
-    /// Idle limit while waiting for the destination to take data.
-    pub destination_idle: Duration,
+    /// Which direction this is (its slot in the connection's [`IdleWatch`]).
+    pub side: Side,
+    /// Idle limit (and resulting end) while waiting for the source to send.
+    pub source_idle: Deadline,
+    /// Idle limit (and resulting end) while waiting for the destination to take data.
+    pub destination_idle: Deadline,
     /// Whether this direction may switch to splice when the stream turns out to be bulk.
     pub splice: bool,
 }
@@ -71,7 +70,7 @@ pub struct Direction<'a> {
     src_fd: RawFd,
     dst_fd: RawFd,
     limits: Limits,
-    activity: &'a Activity,
+    watch: &'a IdleWatch,
     moved: &'a Cell<u64>,
     /// A duplicate of the source socket to await readability on while splicing.
     peeker: Option<TcpStream>,
@@ -88,7 +87,7 @@ impl<'a> Direction<'a> {
         src: &'a RefCell<TcpStream>,
         dst: &'a RefCell<TcpStream>,
         limits: Limits,
-        activity: &'a Activity,
+        watch: &'a IdleWatch,
         moved: &'a Cell<u64>,
     ) -> Direction<'a> {
         let src_fd = src.borrow().as_raw_fd();
@@ -100,7 +99,7 @@ impl<'a> Direction<'a> {
             src_fd,
             dst_fd,
             limits,
-            activity,
+            watch,
             moved,
             peeker: None,
             buf: None,
@@ -129,7 +128,7 @@ impl<'a> Direction<'a> {
                 Ok(n) => n,
                 Err(e) => break Err(e),
             };
-            self.activity.touch();
+            self.watch.touch();
             if let Err(e) = self.write_all(&buf[..n]).await {
                 break Err(e);
             }
@@ -146,16 +145,12 @@ impl<'a> Direction<'a> {
     /// poll only when nothing is there).
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, PumpError> {
         let src = self.src;
-        until_idle(
-            self.limits.source_idle,
-            self.activity,
-            poll_fn(|cx| Pin::new(&mut *src.borrow_mut()).poll_read(cx, buf)),
-        )
-        .await
-        .map_err(|e| match e {
-            WaitError::Idle => PumpError::SourceIdle,
-            WaitError::Io(e) => PumpError::Source(e),
-        })
+        let _waiting = self
+            .watch
+            .waiting(self.limits.side, self.limits.source_idle);
+        poll_fn(|cx| Pin::new(&mut *src.borrow_mut()).poll_read(cx, buf))
+            .await
+            .map_err(PumpError::Source)
     }
 
     /// Take a pipe and a duplicate of the source to peek on (both sockets are already
@@ -184,7 +179,7 @@ impl<'a> Direction<'a> {
             let pipe = self.pipe.as_mut().expect("splicing");
             match pipe.fill_from(src_fd, chunk) {
                 Ok(0) => return Ok(()),
-                Ok(_) => self.activity.touch(),
+                Ok(_) => self.watch.touch(),
                 // The pipe is empty here, so it is the socket that has nothing.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.wait_readable().await?;
@@ -199,7 +194,7 @@ impl<'a> Direction<'a> {
                     Ok(n) => {
                         self.moved.set(self.moved.get() + n as u64);
                         self.stats.spliced += n as u64;
-                        self.activity.touch();
+                        self.watch.touch();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Destination full: move one buffer's worth out of the pipe and
@@ -224,15 +219,13 @@ impl<'a> Direction<'a> {
     async fn wait_readable(&mut self) -> Result<(), PumpError> {
         let mut probe = [0u8; 1];
         let src = self.peeker.as_ref().expect("splicing");
-        until_idle(self.limits.source_idle, self.activity, async {
-            src.peek(&mut probe).await.map_err(io::Error::from)
-        })
-        .await
-        .map(|_| ())
-        .map_err(|e| match e {
-            WaitError::Idle => PumpError::SourceIdle,
-            WaitError::Io(e) => PumpError::Source(e),
-        })
+        let _waiting = self
+            .watch
+            .waiting(self.limits.side, self.limits.source_idle);
+        src.peek(&mut probe)
+            .await
+            .map(|_| ())
+            .map_err(|e| PumpError::Source(e.into()))
     }
 
     /// Write all of `data`: directly while the socket takes it, through glommio otherwise.
@@ -258,22 +251,18 @@ impl<'a> Direction<'a> {
     async fn write_waiting(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
         self.stats.congested += 1;
         let dst = self.dst;
+        let _waiting = self
+            .watch
+            .waiting(self.limits.side, self.limits.destination_idle);
         while !data.is_empty() {
-            let n = until_idle(
-                self.limits.destination_idle,
-                self.activity,
-                poll_fn(|cx| Pin::new(&mut *dst.borrow_mut()).poll_write(cx, data)),
-            )
-            .await
-            .map_err(|e| match e {
-                WaitError::Idle => PumpError::DestinationIdle,
-                WaitError::Io(e) => PumpError::Destination(e),
-            })?;
+            let n = poll_fn(|cx| Pin::new(&mut *dst.borrow_mut()).poll_write(cx, data))
+                .await
+                .map_err(PumpError::Destination)?;
             if n == 0 {
                 return Err(PumpError::Destination(io::ErrorKind::WriteZero.into()));
             }
             self.moved.set(self.moved.get() + n as u64);
-            self.activity.touch();
+            self.watch.touch();
             data = &data[n..];
         }
         Ok(())

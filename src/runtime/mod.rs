@@ -266,7 +266,7 @@ async fn shard_main(
             slots,
         )));
     }
-    shard.wait_for_stop(&control).await;
+    shard.run_until_stop(&control).await;
     // Dropping the tasks cancels the accept loops and closes the listeners.
     drop(accept_tasks);
     shard.drain(&control).await;

@@ -9,12 +9,13 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::sync::Semaphore;
 
 use super::RunControl;
 use crate::balance::Balancer;
+use crate::l4::idle::{IdleWatch, SWEEP_INTERVAL};
 use crate::l4::pipes::PipePool;
 use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::sys::{self, Pipe};
@@ -56,10 +57,30 @@ impl ShardView {
     }
 }
 
-/// Live connections of a shard, so that a hard stop can cut them.
+/// What the shard tracks of one live connection: its sockets (so a hard stop or an idle
+/// timeout can cut them) and its idle state (checked by the shard's sweep).
+#[derive(Debug)]
+pub struct Tracked {
+    client_fd: RawFd,
+    server_fd: Cell<RawFd>,
+    /// Idle accounting shared by the connection's two directions and the sweep.
+    pub idle: IdleWatch,
+}
+
+impl Tracked {
+    fn cut(&self) {
+        let _ = sys::shutdown(self.client_fd, Shutdown::Both);
+        let server = self.server_fd.get();
+        if server >= 0 {
+            let _ = sys::shutdown(server, Shutdown::Both);
+        }
+    }
+}
+
+/// Live connections of a shard.
 #[derive(Default)]
 pub struct ConnectionRegistry {
-    slots: RefCell<Vec<Option<[RawFd; 2]>>>,
+    slots: RefCell<Vec<Option<Rc<Tracked>>>>,
     free: RefCell<Vec<usize>>,
     live: Cell<usize>,
 }
@@ -70,26 +91,30 @@ pub struct Ticket(usize);
 
 impl ConnectionRegistry {
     /// Record a new client connection.
-    pub fn register(&self, client: RawFd) -> Ticket {
+    pub fn register(&self, client_fd: RawFd) -> (Ticket, Rc<Tracked>) {
         self.live.set(self.live.get() + 1);
+        let tracked = Rc::new(Tracked {
+            client_fd,
+            server_fd: Cell::new(-1),
+            idle: IdleWatch::new(),
+        });
         let mut slots = self.slots.borrow_mut();
-        match self.free.borrow_mut().pop() {
+        let index = match self.free.borrow_mut().pop() {
             Some(i) => {
-                slots[i] = Some([client, -1]);
-                Ticket(i)
+                slots[i] = Some(Rc::clone(&tracked));
+                i
             }
             None => {
-                slots.push(Some([client, -1]));
-                Ticket(slots.len() - 1)
+                slots.push(Some(Rc::clone(&tracked)));
+                slots.len() - 1
             }
-        }
+        };
+        (Ticket(index), tracked)
     }
 
     /// Record the server side of a connection.
-    pub fn attach_server(&self, ticket: Ticket, server: RawFd) {
-        if let Some(fds) = self.slots.borrow_mut()[ticket.0].as_mut() {
-            fds[1] = server;
-        }
+    pub fn attach_server(&self, tracked: &Tracked, server_fd: RawFd) {
+        tracked.server_fd.set(server_fd);
     }
 
     /// Forget a connection (its sockets are about to close).
@@ -104,12 +129,19 @@ impl ConnectionRegistry {
         self.live.get()
     }
 
+    /// Cut every connection whose idle timeout has passed (see `l4::idle`).
+    fn sweep_idle(&self, now: Instant) {
+        for tracked in self.slots.borrow().iter().flatten() {
+            if tracked.idle.check(now).is_some() {
+                tracked.cut();
+            }
+        }
+    }
+
     /// Shut down both sockets of every live connection; their tasks then end by themselves.
     fn cut_all(&self) {
-        for fds in self.slots.borrow().iter().flatten() {
-            for &fd in fds.iter().filter(|&&fd| fd >= 0) {
-                let _ = sys::shutdown(fd, Shutdown::Both);
-            }
+        for tracked in self.slots.borrow().iter().flatten() {
+            tracked.cut();
         }
     }
 }
@@ -228,22 +260,25 @@ impl Shard {
         self.hard_stopping.get()
     }
 
-    /// Follow the process-wide run state: returns when the shard should stop accepting.
-    pub async fn wait_for_stop(&self, control: &RunControl) {
+    /// The shard's housekeeping until it should stop accepting: every [`SWEEP_INTERVAL`],
+    /// cut idle connections and look at the process-wide run state.
+    pub async fn run_until_stop(&self, control: &RunControl) {
         while !control.stopping.load(Ordering::Acquire) {
-            glommio::timer::sleep(Duration::from_millis(50)).await;
+            glommio::timer::sleep(SWEEP_INTERVAL).await;
+            self.connections.sweep_idle(Instant::now());
         }
     }
 
-    /// After accepting stopped: wait for connections to finish, cutting them once the
-    /// control thread declares the hard stop.
+    /// After accepting stopped: wait for connections to finish (idle timeouts still
+    /// apply), cutting them all once the control thread declares the hard stop.
     pub async fn drain(&self, control: &RunControl) {
         while self.connections.live() > 0 {
             if control.hard_stop.load(Ordering::Acquire) && !self.hard_stopping.get() {
                 self.hard_stopping.set(true);
                 self.connections.cut_all();
             }
-            glommio::timer::sleep(Duration::from_millis(20)).await;
+            glommio::timer::sleep(SWEEP_INTERVAL.min(Duration::from_millis(20))).await;
+            self.connections.sweep_idle(Instant::now());
         }
     }
 }
