@@ -220,12 +220,10 @@ pub fn into_glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListen
     unsafe { glommio::net::TcpListener::from_raw_fd(fd) }
 }
 
-/// Accept one connection now from a non-blocking listener, with its peer address, as a
-/// (non-blocking) glommio stream. `WouldBlock` when none is waiting (the caller then awaits through
-/// glommio's own accept). One syscall, where glommio's accept costs four.
-pub fn accept_now(
-    listener: RawFd,
-) -> io::Result<(glommio::net::TcpStream, Option<std::net::SocketAddr>)> {
+/// Accept one connection now from a non-blocking listener, with its peer address; the
+/// socket is non-blocking. `WouldBlock` when none is waiting (the caller then awaits
+/// through glommio's own accept). One syscall, where glommio's accept costs four.
+pub fn accept_now(listener: RawFd) -> io::Result<(OwnedFd, Option<std::net::SocketAddr>)> {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -239,17 +237,41 @@ pub fn accept_now(
         )
     })?;
     // SAFETY: `fd` is a freshly accepted socket owned by nobody else.
-    let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: accept4 wrote a socket address of `len` bytes into `storage`.
     let peer = unsafe { socket2::SockAddr::new(storage, len) }.as_socket();
-    Ok((stream, peer))
+    Ok((fd, peer))
 }
 
-/// Start a non-blocking TCP connect to `address` and hand the socket to glommio.
-/// The connection is usually not established yet when this returns: the caller awaits it
-/// (a zero-length write completes once it is, or fails with the connect error). On
-/// loopback the handshake completes inside `connect(2)` itself, so nothing is awaited.
-pub fn connect_start(address: std::net::SocketAddr) -> io::Result<glommio::net::TcpStream> {
+/// Turn an owned socket into a glommio stream (which then owns and closes it). glommio
+/// arms a readability poll for it at once.
+pub fn glommio_stream(fd: OwnedFd) -> glommio::net::TcpStream {
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` was just released from an OwnedFd; the stream is its sole owner.
+    unsafe { glommio::net::TcpStream::from_raw_fd(raw) }
+}
+
+/// TCP_NODELAY on a socket: without it, small writes wait for delayed ACKs.
+pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a valid c_int for the duration of the call and its size is passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &on as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Start a non-blocking TCP connect to `address`. The connection may not be established
+/// yet when this returns: a zero-length `send` then returns 0 once it is, `WouldBlock`
+/// while it is in progress, or the connect error. On loopback the handshake completes
+/// inside `connect(2)` itself.
+pub fn connect_start(address: std::net::SocketAddr) -> io::Result<OwnedFd> {
     let domain = socket2::Domain::for_address(address);
     let socket = socket2::Socket::new(
         domain,
@@ -261,9 +283,7 @@ pub fn connect_start(address: std::net::SocketAddr) -> io::Result<glommio::net::
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err(e),
     }
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is the socket we just released from socket2; the stream now owns it.
-    Ok(unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
+    Ok(OwnedFd::from(socket))
 }
 
 /// A second glommio stream on a duplicate of socket `fd` (same connection, own readiness

@@ -10,19 +10,16 @@
 pub mod idle;
 pub mod pipes;
 pub mod pump;
+pub mod socket;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
 
 use futures_lite::future::poll_fn;
-use futures_lite::io::AsyncWrite;
 use std::rc::Rc;
 use std::time::Instant;
-
-use glommio::net::TcpStream;
 
 use crate::balance::PickContext;
 use crate::config::Backend;
@@ -30,6 +27,7 @@ use crate::runtime::shard::{Shard, ShardView};
 use crate::sys;
 use idle::{Deadline, IdleWatch, Side};
 use pump::{Direction, Limits, PumpError};
+use socket::Socket;
 
 /// How a connection ended, as written in the access log (`end=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +102,7 @@ impl Record<'_> {
 
 /// Serve one accepted client connection of frontend `frontend_index` to its end.
 pub async fn serve(
-    client: TcpStream,
+    client: Socket,
     peer: Option<SocketAddr>,
     shard: Rc<Shard>,
     frontend_index: usize,
@@ -115,8 +113,8 @@ pub async fn serve(
     let frontend = &config.frontends[frontend_index];
     let backend_index = frontend.default_backend_index;
     let backend = &config.backends[backend_index];
-    let _ = client.set_nodelay(true);
-    let (ticket, tracked) = shard.connections.register(client.as_raw_fd());
+    let _ = sys::set_nodelay(client.fd());
+    let (ticket, tracked) = shard.connections.register(client.fd());
 
     let mut record = Record {
         client: peer,
@@ -141,9 +139,7 @@ pub async fn serve(
         Ok((server, server_index, retries)) => {
             record.server = &backend.servers[server_index].name;
             record.retries = retries;
-            shard
-                .connections
-                .attach_server(&tracked, server.as_raw_fd());
+            shard.connections.attach_server(&tracked, server.fd());
             view.balancer(backend_index)
                 .connection_started(server_index);
             let (end, bytes_in, bytes_out) =
@@ -170,7 +166,7 @@ async fn connect(
     backend_index: usize,
     backend: &Backend,
     ctx: &PickContext,
-) -> Result<(TcpStream, usize, u32), (End, u32)> {
+) -> Result<(Socket, usize, u32), (End, u32)> {
     let mut tried: Vec<usize> = Vec::new();
     let mut retries = 0u32;
     let mut last: Option<usize> = None;
@@ -225,30 +221,23 @@ async fn connect(
 }
 
 /// Connect to `address` within `limit`: a non-blocking `connect(2)`, then a zero-length
-/// write through glommio, which completes once the handshake has (at once on loopback,
-/// else after an io_uring poll for writability) or fails with the connect error.
-async fn connect_one(
-    address: SocketAddr,
-    limit: std::time::Duration,
-) -> std::io::Result<TcpStream> {
-    let mut stream = sys::connect_start(address)?;
-    // Established (or refused) already — the loopback case: no timer needed.
-    let at_once =
-        futures_lite::future::poll_once(poll_fn(|cx| Pin::new(&mut stream).poll_write(cx, &[])))
-            .await;
-    match at_once {
-        Some(Ok(_)) => return Ok(stream),
-        Some(Err(e)) => return Err(e),
-        None => {}
-    }
+/// `send`, which says whether the handshake is done (at once on loopback), failed, or is
+/// still in progress — only then is writability awaited, through glommio, under a timer.
+async fn connect_one(address: SocketAddr, limit: std::time::Duration) -> std::io::Result<Socket> {
+    let fd = sys::connect_start(address)?;
+    let pending = match sys::send_now(fd.as_raw_fd(), &[]) {
+        Ok(_) => return Ok(Socket::from_fd(fd)),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Socket::from_fd(fd),
+        Err(e) => return Err(e),
+    };
     let established = glommio::timer::timeout(limit, async {
-        poll_fn(|cx| Pin::new(&mut stream).poll_write(cx, &[]))
+        poll_fn(|cx| pending.poll_write(cx, &[]))
             .await
             .map_err(glommio::GlommioError::from)
     })
     .await;
     match established {
-        Ok(_) => Ok(stream),
+        Ok(_) => Ok(pending),
         Err(glommio::GlommioError::TimedOut(_)) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("no answer within {limit:?}"),
@@ -262,12 +251,12 @@ async fn connect_one(
 async fn forward(
     shard: &Shard,
     idle: &IdleWatch,
-    client: TcpStream,
-    server: TcpStream,
+    client: Socket,
+    server: Socket,
     frontend: &crate::config::Frontend,
     backend: &Backend,
 ) -> (End, u64, u64) {
-    let _ = server.set_nodelay(true);
+    let _ = sys::set_nodelay(server.fd());
     let client_idle = |end| Deadline {
         limit: frontend.timeouts.client,
         end,
@@ -294,9 +283,7 @@ async fn forward(
     let first_failure: Cell<Option<End>> = Cell::new(None);
     let up_done = Cell::new(false);
     let down_done = Cell::new(false);
-    let (client_fd, server_fd) = (client.as_raw_fd(), server.as_raw_fd());
-    // Shared by both directions, each borrowing only within one poll.
-    let (client, server) = (RefCell::new(client), RefCell::new(server));
+    let (client_fd, server_fd) = (client.fd(), server.fd());
 
     // On a failure, cut both sockets so the other direction wakes up and ends too.
     let fail = |end: End| {

@@ -1,31 +1,27 @@
 //! One direction of an L4 connection: bytes from `src` to `dst` until `src` ends.
 //!
-//! A direction starts by copying (glommio's read into a pooled buffer — a `recv`, and an
-//! io_uring poll only when nothing is there — then a plain non-blocking `send`): for the
-//! small exchanges of short connections that is the fewest syscalls. When a `recv` fills the
-//! whole buffer the stream is bulk, and — if the backend allows splicing and the shard has
-//! a pipe free — the direction switches to zero-copy: socket → pipe → socket with
-//! `splice(2)`, pages moved, never copied through user memory.
+//! A direction starts by copying (a plain non-blocking `recv` into a pooled buffer, a
+//! plain `send` out): for the small exchanges of short connections that is the fewest
+//! syscalls. When a `recv` fills the whole buffer the stream is bulk, and — if the backend
+//! allows splicing and the shard has a pipe free — the direction switches to zero-copy:
+//! socket → pipe → socket with `splice(2)`, pages moved, never copied through user memory.
 //!
-//! All socket calls are non-blocking; waits go through glommio (io_uring): readability by
-//! glommio's read (copy mode) or a 1-byte `MSG_PEEK` receive (splice mode, where nothing
-//! may be consumed), writability by glommio's write. The two directions share the two
-//! streams through `RefCell`s borrowed only inside a single poll, never across an await
-//! (glommio keeps separate read and write readiness per stream). The `MSG_PEEK` wait of
-//! splice mode is an async call that holds its stream, so a spliced direction peeks on a
-//! duplicate of its source socket, made when it switches; descriptors: a spliced
-//! direction holds a pipe (two) and that duplicate (one), a copying one nothing extra.
+//! Waits go through glommio (io_uring), see [`super::socket`]: readability by a one-byte
+//! glommio read (copy mode) or a 1-byte `MSG_PEEK` receive (splice mode, where nothing
+//! may be consumed), writability by glommio's write. The `MSG_PEEK` wait is an async call
+//! that holds its stream for the whole wait, so a spliced direction peeks on a duplicate
+//! of its source socket, made when it switches. Descriptors: a spliced direction holds a
+//! pipe (two) and that duplicate (one); a copying one nothing extra.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::pin::Pin;
+use std::os::fd::RawFd;
 
 use futures_lite::future::poll_fn;
-use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 
 use super::idle::{Deadline, IdleWatch, Side};
+use super::socket::Socket;
 use crate::runtime::shard::Shard;
 use crate::sys::{self, Pipe};
 
@@ -65,8 +61,8 @@ pub struct PumpStats {
 /// The state of one direction.
 pub struct Direction<'a> {
     shard: &'a Shard,
-    src: &'a RefCell<TcpStream>,
-    dst: &'a RefCell<TcpStream>,
+    src: &'a Socket,
+    dst: &'a Socket,
     src_fd: RawFd,
     dst_fd: RawFd,
     limits: Limits,
@@ -84,14 +80,14 @@ impl<'a> Direction<'a> {
     /// A direction from `src` to `dst`, counting moved bytes in `moved`.
     pub fn new(
         shard: &'a Shard,
-        src: &'a RefCell<TcpStream>,
-        dst: &'a RefCell<TcpStream>,
+        src: &'a Socket,
+        dst: &'a Socket,
         limits: Limits,
         watch: &'a IdleWatch,
         moved: &'a Cell<u64>,
     ) -> Direction<'a> {
-        let src_fd = src.borrow().as_raw_fd();
-        let dst_fd = dst.borrow().as_raw_fd();
+        let src_fd = src.fd();
+        let dst_fd = dst.fd();
         Direction {
             shard,
             src,
@@ -141,16 +137,37 @@ impl<'a> Direction<'a> {
         outcome
     }
 
-    /// Read what the source has, awaiting it through glommio (a `recv` first; an io_uring
-    /// poll only when nothing is there).
+    /// Read what the source has: a plain `recv`; when nothing is there, a one-byte read
+    /// through glommio awaits it (one io_uring poll), then a `recv` takes the rest.
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, PumpError> {
+        loop {
+            match sys::recv_now(self.src_fd, buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(PumpError::Source(e)),
+            }
+        }
         let src = self.src;
-        let _waiting = self
-            .watch
-            .waiting(self.limits.side, self.limits.source_idle);
-        poll_fn(|cx| Pin::new(&mut *src.borrow_mut()).poll_read(cx, buf))
-            .await
-            .map_err(PumpError::Source)
+        let first = {
+            let _waiting = self
+                .watch
+                .waiting(self.limits.side, self.limits.source_idle);
+            let (head, _) = buf.split_at_mut(1);
+            poll_fn(|cx| src.poll_read(cx, head))
+                .await
+                .map_err(PumpError::Source)?
+        };
+        if first == 0 {
+            return Ok(0);
+        }
+        match sys::recv_now(self.src_fd, &mut buf[1..]) {
+            Ok(n) => Ok(1 + n),
+            // Nothing more yet, or the end of stream right after that byte (seen next time).
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(1),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(1),
+            Err(e) => Err(PumpError::Source(e)),
+        }
     }
 
     /// Take a pipe and a duplicate of the source to peek on (both sockets are already
@@ -255,7 +272,7 @@ impl<'a> Direction<'a> {
             .watch
             .waiting(self.limits.side, self.limits.destination_idle);
         while !data.is_empty() {
-            let n = poll_fn(|cx| Pin::new(&mut *dst.borrow_mut()).poll_write(cx, data))
+            let n = poll_fn(|cx| dst.poll_write(cx, data))
                 .await
                 .map_err(PumpError::Destination)?;
             if n == 0 {

@@ -288,7 +288,9 @@ async fn accept_loop(
         let Ok(local) = frontend_slots.acquire_static_permit(1).await else {
             return;
         };
-        let accepted = match crate::sys::accept_now(listener_fd) {
+        let accepted = match crate::sys::accept_now(listener_fd)
+            .map(|(fd, peer)| (crate::l4::socket::Socket::from_fd(fd), peer))
+        {
             // Nothing waiting: let glommio await the next connection (io_uring). Its
             // sockets come back blocking; the L4 path (splice) needs O_NONBLOCK.
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => listener
@@ -298,7 +300,7 @@ async fn accept_loop(
                 .and_then(|s| {
                     crate::sys::set_nonblocking(s.as_raw_fd())?;
                     let peer = s.peer_addr().ok();
-                    Ok((s, peer))
+                    Ok((crate::l4::socket::Socket::from_stream(s), peer))
                 }),
             other => other,
         };
