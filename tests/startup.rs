@@ -104,6 +104,58 @@ fn run_expecting_exit(prefix: &[&str], cfg: &ConfigFile) -> (Option<i32>, String
     (status.code(), err)
 }
 
+/// A running `halb run -c FILE`, killed on drop (also when a test panics).
+struct Running(std::process::Child);
+
+impl Running {
+    fn start(cfg: &ConfigFile) -> Running {
+        let child = Command::new(HALB)
+            .arg("run")
+            .arg("-c")
+            .arg(&cfg.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn halb");
+        Running(child)
+    }
+
+    /// Connect to `addr` once halb listens there (bounded wait).
+    fn connect(&mut self, addr: &str) -> std::net::TcpStream {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(c) = std::net::TcpStream::connect(addr) {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "halb never listened on {addr}");
+            assert!(self.0.try_wait().unwrap().is_none(), "halb exited early");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "halb did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -219,24 +271,10 @@ fn global_user_drops_root_after_binding_or_refuses_without_root() {
         assert!(err.contains("needs root"), "stderr: {err}");
         return;
     }
-    let mut child = Command::new(HALB)
-        .arg("run")
-        .arg("-c")
-        .arg(&cfg.path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn halb");
-    // Wait (bounded) for the listener, then read the process's identity.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect("127.31.0.7:18005").is_err() {
-        assert!(Instant::now() < deadline, "halb never listened");
-        assert!(child.try_wait().unwrap().is_none(), "halb exited early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let exit = child.wait().unwrap();
+    let mut halb = Running::start(&cfg);
+    drop(halb.connect("127.31.0.7:18005"));
+    let status = fs::read_to_string(format!("/proc/{}/status", halb.0.id())).unwrap();
+    let exit = halb.stop();
     let uid_line = status
         .lines()
         .find(|l| l.starts_with("Uid:"))
@@ -281,24 +319,8 @@ fn log_file_target_receives_the_access_lines() {
     )
     .replace("127.0.0.1:9", &backend_addr.to_string());
     let cfg = ConfigFile::new("logfile", &text);
-    let mut child = Command::new(HALB)
-        .arg("run")
-        .arg("-c")
-        .arg(&cfg.path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn halb");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut client = loop {
-        match std::net::TcpStream::connect("127.31.0.9:18006") {
-            Ok(c) => break c,
-            Err(_) => {
-                assert!(Instant::now() < deadline, "halb never listened");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    };
+    let mut halb = Running::start(&cfg);
+    let mut client = halb.connect("127.31.0.9:18006");
     client
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -322,8 +344,7 @@ fn log_file_target_receives_the_access_lines() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    assert!(child.wait().unwrap().success());
+    assert!(halb.stop().success());
     let _ = fs::remove_dir_all(&dir);
     assert!(line.contains("halb::access"), "{line}");
     assert!(
