@@ -311,6 +311,7 @@ async fn forward(
                 PumpError::Destination(_) => End::ServerError,
             }),
         }
+        dir.stats
     };
     let down = async {
         let mut dir = Direction::new(shard, &server, &client, downstream, idle, &bytes_out);
@@ -321,8 +322,19 @@ async fn forward(
                 PumpError::Destination(_) => End::ClientError,
             }),
         }
+        dir.stats
     };
-    futures_lite::future::zip(up, down).await;
+    let (up_stats, down_stats) = futures_lite::future::zip(up, down).await;
+    tracing::debug!(
+        target: "halb::l4",
+        "forwarding: client->server {} bytes ({} spliced, {} congested waits), server->client {} bytes ({} spliced, {} congested waits)",
+        bytes_in.get(),
+        up_stats.spliced,
+        up_stats.congested,
+        bytes_out.get(),
+        down_stats.spliced,
+        down_stats.congested
+    );
     // An idle timeout cut the sockets: the directions saw an end of stream or an error,
     // but the timeout is what ended the connection.
     let end = idle

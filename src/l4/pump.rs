@@ -49,7 +49,7 @@ pub struct Limits {
     pub splice: bool,
 }
 
-/// Counters of one direction, for the closing log and benchmarks.
+/// Counters of one direction (logged at debug level when the connection closes).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PumpStats {
     /// Bytes that went through splice (the rest were copied).
