@@ -321,3 +321,43 @@ fn startup_fails_when_maxconn_exceeds_open_file_limit() {
     );
     assert!(!out.contains("halb: ready"), "{out}");
 }
+
+/// Idle connections hold no copy buffer: 1,000 connections that each moved ~64 KB both
+/// ways (so every buffer they used was written all over) and then wait cost halb far less
+/// memory than the 1,000 × 2 × 64 KiB that per-connection buffers would pin (an LB often
+/// carries many long-lived, mostly idle connections).
+#[test]
+fn idle_connections_hold_no_copy_buffers() {
+    const TOTAL: usize = 1000;
+    const MESSAGE: usize = 60_000; // below one 64 KiB buffer: stays on the copy path
+    ensure_nofile(2 * TOTAL as u64 + 500);
+    let be = Backend::echo();
+    let halb = Conf::new()
+        .shards(1)
+        .frontend("maxconn = 2000")
+        .server("s1", be.addr)
+        .start();
+    let message = vec![b'm'; MESSAGE];
+    let mut echoed = vec![0u8; MESSAGE];
+    let mut conns = Vec::with_capacity(TOTAL);
+    for _ in 0..TOTAL {
+        let mut s = connect(halb.addr);
+        s.write_all(&message).unwrap();
+        std::io::Read::read_exact(&mut s, &mut echoed).unwrap();
+        assert!(echoed == message, "echo came back intact");
+        conns.push(s);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", halb.pid())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    let per_connection_buffers_kib = (TOTAL * 2 * 64) as u64;
+    assert!(
+        rss_kib < per_connection_buffers_kib / 3,
+        "halb's RSS is {rss_kib} KiB with {TOTAL} idle connections open"
+    );
+    drop(conns);
+}

@@ -16,10 +16,10 @@ use std::cell::Cell;
 use std::fmt;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-
-use futures_lite::future::poll_fn;
 use std::rc::Rc;
 use std::time::Instant;
+
+use futures_lite::future::poll_fn;
 
 use crate::balance::PickContext;
 use crate::config::Backend;

@@ -70,7 +70,6 @@ pub struct Direction<'a> {
     moved: &'a Cell<u64>,
     /// A duplicate of the source socket to await readability on while splicing.
     peeker: Option<TcpStream>,
-    buf: Option<Vec<u8>>,
     pipe: Option<Pipe>,
     /// Counters.
     pub stats: PumpStats,
@@ -98,7 +97,6 @@ impl<'a> Direction<'a> {
             watch,
             moved,
             peeker: None,
-            buf: None,
             pipe: None,
             stats: PumpStats::default(),
         }
@@ -107,66 +105,78 @@ impl<'a> Direction<'a> {
     /// Forward until the source's end of stream (`Ok`) or the first failure.
     pub async fn run(&mut self) -> Result<(), PumpError> {
         let result = self.forward().await;
-        if let Some(buf) = self.buf.take() {
-            self.shard.give_back_buffer(buf);
-        }
         if let Some(pipe) = self.pipe.take() {
             self.shard.give_back_pipe(pipe);
         }
         result
     }
 
+    /// Copy mode. A copy buffer is held only while bytes are in flight: a direction that
+    /// waits for its source holds none, so idle connections cost no buffer memory.
     async fn forward(&mut self) -> Result<(), PumpError> {
-        let mut buf = self.shard.take_buffer();
-        let outcome = loop {
-            let n = match self.read(&mut buf).await {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
-                Err(e) => break Err(e),
-            };
-            self.watch.touch();
-            if let Err(e) = self.write_all(&buf[..n]).await {
-                break Err(e);
+        loop {
+            let (buf, n) = self.read_chunk().await?;
+            if n == 0 {
+                self.shard.give_back_buffer(buf);
+                return Ok(());
             }
-            if n == buf.len() && self.limits.splice && self.start_splicing() {
-                self.buf = Some(buf);
+            self.watch.touch();
+            let written = self.write_all(&buf[..n]).await;
+            let bulk = n == buf.len();
+            self.shard.give_back_buffer(buf);
+            written?;
+            if bulk && self.limits.splice && self.start_splicing() {
                 return self.splice_loop().await;
             }
-        };
-        self.buf = Some(buf);
-        outcome
+        }
     }
 
-    /// Read what the source has: a plain `recv`; when nothing is there, a one-byte read
-    /// through glommio awaits it (one io_uring poll), then a `recv` takes the rest.
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, PumpError> {
+    /// Read what the source has into a pooled buffer: a plain `recv`; when nothing is
+    /// there, the buffer goes back to the pool and a one-byte read through glommio awaits
+    /// the data (one io_uring poll), then a `recv` takes the rest. Returns the buffer and
+    /// the bytes in it (0 at end of stream).
+    async fn read_chunk(&mut self) -> Result<(Vec<u8>, usize), PumpError> {
+        let mut buf = self.shard.take_buffer();
         loop {
-            match sys::recv_now(self.src_fd, buf) {
-                Ok(n) => return Ok(n),
+            match sys::recv_now(self.src_fd, &mut buf) {
+                Ok(n) => return Ok((buf, n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(PumpError::Source(e)),
+                Err(e) => {
+                    self.shard.give_back_buffer(buf);
+                    return Err(PumpError::Source(e));
+                }
             }
         }
+        self.shard.give_back_buffer(buf);
         let src = self.src;
-        let first = {
+        let mut first = [0u8; 1];
+        let got = {
             let _waiting = self
                 .watch
                 .waiting(self.limits.side, self.limits.source_idle);
-            let (head, _) = buf.split_at_mut(1);
-            poll_fn(|cx| src.poll_read(cx, head))
+            poll_fn(|cx| src.poll_read(cx, &mut first))
                 .await
                 .map_err(PumpError::Source)?
         };
-        if first == 0 {
-            return Ok(0);
+        let mut buf = self.shard.take_buffer();
+        if got == 0 {
+            return Ok((buf, 0));
         }
+        buf[0] = first[0];
         match sys::recv_now(self.src_fd, &mut buf[1..]) {
-            Ok(n) => Ok(1 + n),
+            Ok(n) => Ok((buf, 1 + n)),
             // Nothing more yet, or the end of stream right after that byte (seen next time).
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(1),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(1),
-            Err(e) => Err(PumpError::Source(e)),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                Ok((buf, 1))
+            }
+            Err(e) => {
+                self.shard.give_back_buffer(buf);
+                Err(PumpError::Source(e))
+            }
         }
     }
 
@@ -216,13 +226,13 @@ impl<'a> Direction<'a> {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Destination full: move one buffer's worth out of the pipe and
                         // let glommio write it when the socket has room, then splice on.
-                        let mut buf = self.buf.take().expect("buffer kept while splicing");
+                        let mut buf = self.shard.take_buffer();
                         let got = pipe.read_out(&mut buf).map_err(PumpError::Source);
                         let result = match got {
                             Ok(n) => self.write_waiting(&buf[..n]).await,
                             Err(e) => Err(e),
                         };
-                        self.buf = Some(buf);
+                        self.shard.give_back_buffer(buf);
                         result?;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
