@@ -357,3 +357,17 @@ fn log_file_target_receives_the_access_lines() {
         "no colour codes in a file: {line}"
     );
 }
+
+#[test]
+fn sighup_is_ignored_until_reload_exists() {
+    let cfg = ConfigFile::new("sighup", &config("127.31.0.10:18007", "maxconn = 100"));
+    let mut halb = Running::start(&cfg);
+    drop(halb.connect("127.31.0.10:18007"));
+    let _ = Command::new("kill")
+        .args(["-HUP", &halb.0.id().to_string()])
+        .status();
+    // Still there, still accepting (a new connection succeeds after the signal).
+    drop(halb.connect("127.31.0.10:18007"));
+    assert!(halb.0.try_wait().unwrap().is_none(), "SIGHUP ended halb");
+    assert!(halb.stop().success());
+}

@@ -34,6 +34,9 @@ pub const IO_MEMORY: usize = 256 * 1024;
 /// exits regardless.
 const HARD_STOP_EXIT: Duration = Duration::from_secs(5);
 
+/// How long a shard may take to set up its executor and listeners.
+const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Process-wide run state, written by the control thread and polled by the shards.
 #[derive(Debug, Default)]
 pub struct RunControl {
@@ -55,8 +58,8 @@ pub enum RuntimeError {
     /// A listener could not be bound.
     #[error(transparent)]
     Listen(#[from] listener::ListenError),
-    /// A shard could not start (io_uring setup, ...).
-    #[error("cannot start shard {shard} on core {core}: {reason}")]
+    /// A shard could not start (io_uring setup, ...) or died while running.
+    #[error("shard {shard} on core {core}: {reason}")]
     Shard {
         /// Shard number.
         shard: usize,
@@ -68,6 +71,16 @@ pub enum RuntimeError {
     /// global.user / global.group cannot be taken.
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
+    /// Shards did not report ready in time.
+    #[error("only {started} of {shards} shards started within {waited:?}")]
+    ShardsSlow {
+        /// Shards that did start.
+        started: usize,
+        /// Shards expected.
+        shards: usize,
+        /// How long we waited.
+        waited: Duration,
+    },
     /// Signal handling could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -149,7 +162,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
     let snapshots = Arc::new(SnapshotCell::new(Snapshot::initial(Arc::new(config))));
     let control = Arc::new(RunControl::default());
 
-    let mut handles = Vec::with_capacity(shards);
+    let (events_tx, events) = mpsc::channel::<Event>();
     for (id, (core, listeners)) in prepared
         .placement
         .shard_cores
@@ -161,83 +174,181 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
         let snapshots = Arc::clone(&snapshots);
         let control = Arc::clone(&control);
         let frontend_shares = frontend_shares.clone();
+        let started = events_tx.clone();
         let handle = LocalExecutorBuilder::new(GlommioPlacement::Fixed(core))
             .name(&format!("halb-shard-{id}"))
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
                 let shard = Rc::new(Shard::new(id, snapshots, maxpipes, pipesize, global_share));
-                shard_main(shard, listeners, frontend_shares, control).await;
+                shard_main(shard, listeners, frontend_shares, control, started).await;
             })
             .map_err(|e| RuntimeError::Shard {
                 shard: id,
                 core,
                 reason: e.to_string(),
             })?;
-        handles.push(handle);
+        // glommio builds the executor (io_uring rings) inside the new thread: a failure
+        // there, or a panic later, shows up only when the thread is joined.
+        let exited = events_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("halb-watch-{id}"))
+            .spawn(move || {
+                let outcome = handle.join().map(|_| ()).map_err(|e| e.to_string());
+                let _ = exited.send(Event::ShardExited(id, core, outcome));
+            })
+            .expect("spawn a shard watcher thread");
     }
+    let signal_handle = signals.handle();
+    let signal_events = events_tx.clone();
+    let signal_thread = std::thread::Builder::new()
+        .name("halb-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if signal_events.send(Event::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawn the signal thread");
+    drop(events_tx);
     if let Some(core) = prepared.placement.control_core {
         core_affinity::set_for_current(core_affinity::CoreId { id: core });
     }
-    tracing::info!(
-        "shards on cores {:?}, control thread {}",
-        prepared.placement.shard_cores,
-        match prepared.placement.control_core {
-            Some(c) => format!("on core {c}"),
-            None => "sharing cores".to_string(),
-        }
-    );
-    on_ready(shards);
-
-    // The shards finish only after a stop; their joins report here.
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("halb-join".into())
-        .spawn(move || {
-            for h in handles {
-                let _ = h.join();
+    let outcome = supervise(&events, shards, &control, hard_stop_after, || {
+        tracing::info!(
+            "shards on cores {:?}, control thread {}",
+            prepared.placement.shard_cores,
+            match prepared.placement.control_core {
+                Some(c) => format!("on core {c}"),
+                None => "sharing cores".to_string(),
             }
-            let _ = done_tx.send(());
-        })
-        .expect("spawn join thread");
-
-    // SIGHUP will mean "reload"; until reload exists it must not kill the process.
-    let first = signals.forever().find(|&sig| {
-        if sig == signal_hook::consts::SIGHUP {
-            tracing::warn!("SIGHUP received: reload is not implemented yet; ignoring it (use SIGTERM and restart)");
-            return false;
-        }
-        true
+        );
+        on_ready(shards);
     });
-    tracing::info!(
-        "received signal {}: no longer accepting, draining connections for up to {:?}",
-        first.unwrap_or(0),
-        hard_stop_after
-    );
-    control.stopping.store(true, Ordering::Release);
+    signal_handle.close();
+    let _ = signal_thread.join();
+    if outcome.is_ok() {
+        tracing::info!("stopped");
+    }
+    outcome
+}
 
-    // A second signal during the drain cuts connections at once.
-    let handle = signals.handle();
-    let control_for_second = Arc::clone(&control);
-    let second = std::thread::spawn(move || {
-        if signals
-            .forever()
-            .any(|sig| sig != signal_hook::consts::SIGHUP)
-        {
-            tracing::warn!("second signal: cutting remaining connections now");
-            control_for_second.hard_stop.store(true, Ordering::Release);
-        }
-    });
-    match done_rx.recv_timeout(hard_stop_after) {
-        Ok(()) => {}
-        Err(_) => {
-            tracing::warn!("grace period over: cutting remaining connections");
-            control.hard_stop.store(true, Ordering::Release);
-            let _ = done_rx.recv_timeout(HARD_STOP_EXIT);
+/// What the control thread hears about.
+enum Event {
+    /// A shard has bound its listeners and accepts.
+    ShardStarted(usize),
+    /// A shard's thread ended (shard, core, Ok or why not).
+    ShardExited(usize, usize, Result<(), String>),
+    /// SIGTERM, SIGINT or SIGHUP.
+    Signal(i32),
+}
+
+/// Startup until every shard runs, then the process's life: wait for SIGTERM/SIGINT,
+/// drain for up to `hard_stop_after`, then cut. A shard that fails to start or dies
+/// later stops the whole process with an error (a supervisor restarts it) rather than
+/// leaving it to serve on fewer cores.
+fn supervise(
+    events: &mpsc::Receiver<Event>,
+    shards: usize,
+    control: &RunControl,
+    hard_stop_after: Duration,
+    on_ready: impl FnOnce(),
+) -> Result<(), RuntimeError> {
+    let mut exited = 0usize;
+    let abort = |control: &RunControl| {
+        control.stopping.store(true, Ordering::Release);
+        control.hard_stop.store(true, Ordering::Release);
+    };
+    // 1. Startup.
+    let mut started = 0usize;
+    let mut stop_requested = false;
+    while started < shards && !stop_requested {
+        match events.recv_timeout(SHARD_START_TIMEOUT) {
+            Ok(Event::ShardStarted(shard)) => {
+                tracing::debug!("shard {shard} accepting");
+                started += 1;
+            }
+            Ok(Event::ShardExited(shard, core, outcome)) => {
+                abort(control);
+                let reason = match outcome {
+                    Ok(()) => "exited while starting".to_string(),
+                    Err(e) => format!("cannot start: {e}"),
+                };
+                return Err(RuntimeError::Shard {
+                    shard,
+                    core,
+                    reason,
+                });
+            }
+            Ok(Event::Signal(sig)) if sig == signal_hook::consts::SIGHUP => {}
+            Ok(Event::Signal(_)) => stop_requested = true,
+            Err(_) => {
+                abort(control);
+                return Err(RuntimeError::ShardsSlow {
+                    started,
+                    shards,
+                    waited: SHARD_START_TIMEOUT,
+                });
+            }
         }
     }
-    handle.close();
-    let _ = second.join();
-    tracing::info!("stopped");
+    if !stop_requested {
+        on_ready();
+    }
+    // 2. Running.
+    while !stop_requested {
+        match events.recv() {
+            Ok(Event::Signal(sig)) if sig == signal_hook::consts::SIGHUP => {
+                tracing::warn!("SIGHUP received: reload is not implemented yet; ignoring it (use SIGTERM and restart)");
+            }
+            Ok(Event::Signal(sig)) => {
+                tracing::info!(
+                    "received signal {sig}: no longer accepting, draining connections for up to {hard_stop_after:?}"
+                );
+                stop_requested = true;
+            }
+            Ok(Event::ShardExited(shard, core, outcome)) => {
+                abort(control);
+                let reason = match outcome {
+                    Ok(()) => "stopped unexpectedly".to_string(),
+                    Err(e) => format!("stopped unexpectedly: {e}"),
+                };
+                tracing::error!("shard {shard} on core {core} {reason}; stopping halb");
+                return Err(RuntimeError::Shard {
+                    shard,
+                    core,
+                    reason,
+                });
+            }
+            Ok(Event::ShardStarted(_)) => {}
+            Err(_) => break,
+        }
+    }
+    // 3. Draining: stop accepting; cut what is left at the deadline, or at once on a
+    // second signal.
+    control.stopping.store(true, Ordering::Release);
+    let mut deadline = std::time::Instant::now() + hard_stop_after;
+    let mut cutting = false;
+    while exited < shards {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Ok(Event::ShardExited(..)) => exited += 1,
+            Ok(Event::Signal(sig)) if sig != signal_hook::consts::SIGHUP && !cutting => {
+                tracing::warn!("second signal: cutting remaining connections now");
+                control.hard_stop.store(true, Ordering::Release);
+                cutting = true;
+                deadline = std::time::Instant::now() + HARD_STOP_EXIT;
+            }
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) if !cutting => {
+                tracing::warn!("grace period over: cutting remaining connections");
+                control.hard_stop.store(true, Ordering::Release);
+                cutting = true;
+                deadline = std::time::Instant::now() + HARD_STOP_EXIT;
+            }
+            Err(_) => break,
+        }
+    }
     Ok(())
 }
 
@@ -247,6 +358,7 @@ async fn shard_main(
     listeners: Vec<(usize, Socket)>,
     frontend_shares: Vec<u64>,
     control: Arc<RunControl>,
+    started: mpsc::Sender<Event>,
 ) {
     let frontend_slots: Vec<Rc<Semaphore>> = frontend_shares
         .iter()
@@ -266,6 +378,8 @@ async fn shard_main(
             slots,
         )));
     }
+    let _ = started.send(Event::ShardStarted(shard.id));
+    drop(started);
     shard.run_until_stop(&control).await;
     // Dropping the tasks cancels the accept loops and closes the listeners.
     drop(accept_tasks);
