@@ -18,6 +18,16 @@ pub const BACKENDS: [&str; 3] = ["web1", "web2", "web3"];
 /// Start the backends (background threads) and return the demo configuration, with the
 /// proxy on `127.0.0.1:port` and the backends on the three following ports.
 pub fn start(port: u16) -> io::Result<Config> {
+    if port == 0 || port > u16::MAX - BACKENDS.len() as u16 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--port {port}: the demo needs that port and the {} after it; use 1..={}",
+                BACKENDS.len(),
+                u16::MAX - BACKENDS.len() as u16
+            ),
+        ));
+    }
     let mut lines = Vec::new();
     for (i, name) in BACKENDS.iter().enumerate() {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port + 1 + i as u16));
@@ -132,4 +142,33 @@ fn answer(mut stream: TcpStream, name: &str) -> io::Result<()> {
 fn looks_http(head: &[u8]) -> bool {
     let methods: [&[u8]; 5] = [b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE "];
     methods.iter().any(|m| head.starts_with(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_that_do_not_leave_room_for_the_backends_are_refused() {
+        for port in [0, 65533, 65535] {
+            let err = start(port).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{port}");
+            assert!(err.to_string().contains("1..=65532"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_demo_configuration_is_valid_and_balances_three_backends() {
+        let cfg = config::parse(&demo_config(8080), Path::new("<demo>")).unwrap();
+        assert_eq!(
+            cfg.frontends[0].bind,
+            vec!["127.0.0.1:8080".parse().unwrap()]
+        );
+        let servers: Vec<_> = cfg.backends[0]
+            .servers
+            .iter()
+            .map(|s| s.address.port())
+            .collect();
+        assert_eq!(servers, vec![8081, 8082, 8083]);
+    }
 }

@@ -80,10 +80,7 @@ struct Record<'a> {
 
 impl Record<'_> {
     fn log(&self) {
-        let client = match self.client {
-            Some(a) => a.to_string(),
-            None => "-".to_string(),
-        };
+        let client = OrDash(self.client);
         tracing::info!(
             target: "halb::access",
             "client={} frontend={} backend={} server={} bytes_in={} bytes_out={} duration_ms={} retries={} end={}",
@@ -97,6 +94,18 @@ impl Record<'_> {
             self.retries,
             self.end
         );
+    }
+}
+
+/// Displays the value, or `-` when there is none (formatted in place, no allocation).
+struct OrDash<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 
