@@ -408,13 +408,12 @@ pub struct Halb {
 }
 
 impl Halb {
-    /// Write `config` to a temp file, run halb on it and wait for `halb: ready` (bounded).
-    /// `addr` is the frontend address the config binds.
-    pub fn start(config: &str, addr: SocketAddr) -> Halb {
+    /// Write `config` to a temp file and start `halb run -c` on it, output piped.
+    fn spawn(config: &str) -> (TempDir, PathBuf, Child) {
         let dir = TempDir::new();
         let config_path = dir.path.join("halb.toml");
         fs::write(&config_path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_halb"))
+        let child = Command::new(env!("CARGO_BIN_EXE_halb"))
             .arg("run")
             .arg("-c")
             .arg(&config_path)
@@ -424,6 +423,13 @@ impl Halb {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn halb");
+        (dir, config_path, child)
+    }
+
+    /// Write `config` to a temp file, run halb on it and wait for `halb: ready` (bounded).
+    /// `addr` is the frontend address the config binds.
+    pub fn start(config: &str, addr: SocketAddr) -> Halb {
+        let (dir, config_path, mut child) = Halb::spawn(config);
         let output = Arc::new(Output::default());
         pump(child.stdout.take().unwrap(), output.clone());
         pump(child.stderr.take().unwrap(), output.clone());
@@ -443,19 +449,7 @@ impl Halb {
     /// failure); returns its exit status and all its output. Panics (killing it) if it is
     /// still running then.
     pub fn run_to_exit(config: &str, timeout: Duration) -> (ExitStatus, String) {
-        let dir = TempDir::new();
-        let config_path = dir.path.join("halb.toml");
-        fs::write(&config_path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_halb"))
-            .arg("run")
-            .arg("-c")
-            .arg(&config_path)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn halb");
+        let (_dir, _, mut child) = Halb::spawn(config);
         let output = Arc::new(Output::default());
         let pumps = [
             pump(child.stdout.take().unwrap(), output.clone()),
