@@ -5,6 +5,7 @@
 
 pub mod balance;
 pub mod config;
+pub mod http;
 pub mod demo;
 pub mod l4;
 pub mod logging;
