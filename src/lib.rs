@@ -5,8 +5,8 @@
 
 pub mod balance;
 pub mod config;
-pub mod http;
 pub mod demo;
+pub mod http;
 pub mod l4;
 pub mod logging;
 pub mod runtime;
