@@ -8,7 +8,8 @@
 //! input bit full avalanche over the 64 output bits.
 //!
 //! These functions are part of the on-wire behaviour: changing them re-maps every client
-//! of a `balance = "source"` backend. A golden-value test pins them.
+//! of a `balance = "source"` backend (and every key of the L7 hashing balancers). A
+//! golden-value test pins them.
 
 use std::net::IpAddr;
 

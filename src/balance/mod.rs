@@ -13,6 +13,11 @@
 //! - `leastconn`: fewest active connections relative to weight, ties taken in turn.
 //! - `source`: hash of the client address; `hash_type` map-based (hash modulo the total
 //!   weight) or consistent (hash ring); without a client address, round robin.
+//! - L7 hashing ([`L7Hash`], built with [`Balancer::new_l7`]; not reachable from the
+//!   configuration until `mode http` lands): `uri` (the request target up to the first `?`),
+//!   `url_param(name)` (the value of a query-string parameter) and `hdr(name)` (the value of
+//!   a request header), with the same `hash_type` choice and the same hashing, ring and
+//!   exclusion code as `source`; a request without the key is balanced round robin.
 //! - `first`: the first usable server in declaration order.
 //!
 //! Common rules: a server of weight 0 or not [`ServerSlot::usable`] receives nothing; backup
@@ -51,11 +56,78 @@ pub struct ServerSlot {
     pub usable: bool,
 }
 
-/// Per-connection facts a balancer may use.
-#[derive(Debug, Clone, Default)]
-pub struct PickContext {
+/// Looks up request headers for `hdr(name)` balancing, without copying them.
+pub trait HeaderLookup {
+    /// The value of the first header called `name` (ASCII case-insensitive), if any.
+    fn header(&self, name: &[u8]) -> Option<&[u8]>;
+}
+
+/// `(name, value)` pairs in request order.
+impl HeaderLookup for &[(&[u8], &[u8])] {
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, v)| v)
+    }
+}
+
+/// Headers as parsed by `httparse`.
+impl HeaderLookup for &[httparse::Header<'_>] {
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .find(|h| h.name.as_bytes().eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+}
+
+/// Per-connection (or, in `mode http`, per-request) facts a balancer may use. Everything is
+/// borrowed: building one costs nothing. L4 callers fill `client_ip` only:
+/// `PickContext { client_ip, ..Default::default() }`.
+#[derive(Clone, Copy, Default)]
+pub struct PickContext<'a> {
     /// Address of the client (used by `source`).
     pub client_ip: Option<IpAddr>,
+    /// The request target as received, e.g. `/path/x?a=1&b=2` (used by `uri`, which hashes
+    /// the part before the first `?`, and by `url_param`, which reads the part after it).
+    pub uri: Option<&'a [u8]>,
+    /// The request headers (used by `hdr(name)`).
+    pub headers: Option<&'a dyn HeaderLookup>,
+}
+
+/// The headers are behind a trait object: only say whether there are some.
+impl std::fmt::Debug for PickContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PickContext")
+            .field("client_ip", &self.client_ip)
+            .field("uri", &self.uri.map(String::from_utf8_lossy))
+            .field("headers", &self.headers.map(|_| ".."))
+            .finish()
+    }
+}
+
+/// An L7 hashing algorithm (HAProxy's `balance uri`, `url_param <name>`, `hdr(<name>)`).
+/// Not yet accepted by the configuration: the runtime will map `Balance` to it with
+/// `mode http`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum L7Hash {
+    /// Hash of the request target up to (excluding) the first `?`: HAProxy's default
+    /// (`whole`, `len`, `depth` and `path-only` are not supported).
+    Uri,
+    /// Hash of the value of this query-string parameter (case-sensitive name, value up to
+    /// the next `&`, not percent-decoded); round robin when absent or empty.
+    UrlParam(String),
+    /// Hash of the value of this request header (case-insensitive name, first occurrence,
+    /// surrounding blanks trimmed); round robin when absent or empty.
+    Hdr(String),
+}
+
+/// What a hashing algorithm hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Source,
+    Uri,
+    UrlParam,
+    Hdr,
 }
 
 /// The algorithm, resolved with its hash type.
@@ -64,22 +136,90 @@ enum Algo {
     RoundRobin,
     StaticRr,
     LeastConn,
-    SourceMap,
-    SourceConsistent,
+    /// Map-based hashing of a key.
+    HashMap(Key),
+    /// Consistent hashing of a key.
+    HashRing(Key),
     First,
 }
 
 impl Algo {
     fn new(balance: &Balance, hash_type: HashType) -> Algo {
-        match (balance, hash_type) {
-            (Balance::RoundRobin, _) => Algo::RoundRobin,
-            (Balance::StaticRr, _) => Algo::StaticRr,
-            (Balance::LeastConn, _) => Algo::LeastConn,
-            (Balance::Source, HashType::MapBased) => Algo::SourceMap,
-            (Balance::Source, HashType::Consistent) => Algo::SourceConsistent,
-            (Balance::First, _) => Algo::First,
+        match balance {
+            Balance::RoundRobin => Algo::RoundRobin,
+            Balance::StaticRr => Algo::StaticRr,
+            Balance::LeastConn => Algo::LeastConn,
+            Balance::Source => Algo::hashing(Key::Source, hash_type),
+            Balance::First => Algo::First,
         }
     }
+
+    fn hashing(key: Key, hash_type: HashType) -> Algo {
+        match hash_type {
+            HashType::MapBased => Algo::HashMap(key),
+            HashType::Consistent => Algo::HashRing(key),
+        }
+    }
+
+    fn key(self) -> Option<Key> {
+        match self {
+            Algo::HashMap(key) | Algo::HashRing(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The hash of the key `key` of a request, `None` if the request has no such key (the
+/// balancer then falls back to round robin). `name` is the parameter or header name.
+#[inline]
+fn key_hash(key: Key, name: &[u8], ctx: &PickContext<'_>) -> Option<u64> {
+    let bytes = match key {
+        Key::Source => return ctx.client_ip.map(hash::hash_ip),
+        Key::Uri => uri_path(ctx.uri?),
+        Key::UrlParam => query_param(ctx.uri?, name)?,
+        Key::Hdr => trim_blanks(ctx.headers?.header(name)?),
+    };
+    match (key, bytes.is_empty()) {
+        (Key::UrlParam | Key::Hdr, true) => None,
+        _ => Some(hash::hash_bytes(bytes)),
+    }
+}
+
+/// The request target up to (excluding) the first `?`.
+#[inline]
+fn uri_path(uri: &[u8]) -> &[u8] {
+    match uri.iter().position(|&b| b == b'?') {
+        Some(q) => &uri[..q],
+        None => uri,
+    }
+}
+
+/// The value of the first `name=value` pair of the query string of `uri` (pairs separated by
+/// `&`; the value ends at the next `&` or `#`). A pair without `=` does not match.
+#[inline]
+fn query_param<'u>(uri: &'u [u8], name: &[u8]) -> Option<&'u [u8]> {
+    let q = uri.iter().position(|&b| b == b'?')?;
+    let query = &uri[q + 1..];
+    let query = match query.iter().position(|&b| b == b'#') {
+        Some(h) => &query[..h],
+        None => query,
+    };
+    query.split(|&b| b == b'&').find_map(|pair| {
+        pair.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(b"="))
+    })
+}
+
+/// `value` without leading and trailing spaces and tabs.
+#[inline]
+fn trim_blanks(value: &[u8]) -> &[u8] {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |e| e + 1);
+    &value[start..end]
 }
 
 /// The servers one pick may choose from: the usable, weighted primaries, or the backups.
@@ -89,15 +229,15 @@ struct Group {
     servers: Vec<usize>,
     /// Weight of each member (1..=MAX_WEIGHT).
     weights: Vec<u32>,
-    /// Smooth round-robin state (`roundrobin`, and `source` without a client address).
+    /// Smooth round-robin state (`roundrobin`, and hashing without a key).
     rr: SmoothWrr,
-    /// Interleaved weighted cycle of member positions (`static-rr`, map-based `source`).
+    /// Interleaved weighted cycle of member positions (`static-rr`, map-based hashing).
     schedule: Vec<u32>,
     /// Next entry of `schedule` (`static-rr`).
     cursor: usize,
     /// Where the next `leastconn` scan starts (round-robin tie break).
     lc_start: usize,
-    /// Consistent-hash ring (consistent `source`).
+    /// Consistent-hash ring (consistent hashing).
     ring: Ring,
 }
 
@@ -112,11 +252,11 @@ impl Group {
             }
         }
         let schedule = match algo {
-            Algo::StaticRr | Algo::SourceMap => rr::interleaved_schedule(&weights),
+            Algo::StaticRr | Algo::HashMap(_) => rr::interleaved_schedule(&weights),
             _ => Vec::new(),
         };
         let ring = match algo {
-            Algo::SourceConsistent => Ring::build(
+            Algo::HashRing(_) => Ring::build(
                 servers
                     .iter()
                     .zip(&weights)
@@ -142,12 +282,13 @@ impl Group {
         excluded.is_empty() || self.servers.iter().any(|s| !excluded.contains(s))
     }
 
-    /// A server index from this group, or `None`.
+    /// A server index from this group, or `None`. `key` is the request's hash for hashing
+    /// algorithms (`None`: no key, round robin).
     #[inline]
     fn pick(
         &mut self,
         algo: Algo,
-        ctx: &PickContext,
+        key: Option<u64>,
         active: &[u32],
         excluded: &[usize],
     ) -> Option<usize> {
@@ -168,13 +309,13 @@ impl Group {
                 self.lc_start = pos + 1;
                 Some(pos)
             }
-            Algo::SourceMap => match ctx.client_ip {
-                Some(ip) => self.mapped(hash::hash_ip(ip), excluded),
+            Algo::HashMap(_) => match key {
+                Some(h) => self.mapped(h, excluded),
                 None => self.round_robin(excluded),
             },
-            Algo::SourceConsistent => match ctx.client_ip {
-                Some(ip) if self.any_allowed(excluded) => {
-                    self.ring.lookup(hash::hash_ip(ip), &self.servers, excluded)
+            Algo::HashRing(_) => match key {
+                Some(h) if self.any_allowed(excluded) => {
+                    self.ring.lookup(h, &self.servers, excluded)
                 }
                 Some(_) => None,
                 None => self.round_robin(excluded),
@@ -251,6 +392,8 @@ const NOT_MEMBER: u32 = u32::MAX;
 #[derive(Debug, Clone)]
 pub struct Balancer {
     algo: Algo,
+    /// Parameter name (`url_param`) or header name (`hdr`); empty otherwise.
+    key_name: Box<[u8]>,
     slots: Vec<ServerSlot>,
     /// Active connections per server index.
     active: Vec<u32>,
@@ -265,8 +408,22 @@ impl Balancer {
     /// indexes [`Balancer::pick`] returns are indexes into this slice). `hash_type` matters
     /// only for hashing algorithms. All per-pick data (schedules, hash ring) is computed here.
     pub fn new(balance: &Balance, hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
-        let algo = Algo::new(balance, hash_type);
-        let points_per_weight = if algo == Algo::SourceConsistent {
+        Balancer::build(Algo::new(balance, hash_type), Box::default(), servers)
+    }
+
+    /// Like [`Balancer::new`], for an L7 hashing algorithm (requests then carry the URI or
+    /// headers in their [`PickContext`]).
+    pub fn new_l7(l7: &L7Hash, hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
+        let (key, name) = match l7 {
+            L7Hash::Uri => (Key::Uri, &[][..]),
+            L7Hash::UrlParam(name) => (Key::UrlParam, name.as_bytes()),
+            L7Hash::Hdr(name) => (Key::Hdr, name.as_bytes()),
+        };
+        Balancer::build(Algo::hashing(key, hash_type), name.into(), servers)
+    }
+
+    fn build(algo: Algo, key_name: Box<[u8]>, servers: &[ServerSlot]) -> Balancer {
+        let points_per_weight = if matches!(algo, Algo::HashRing(_)) {
             // Every declared server counts, usable or not: health changes never re-scale
             // the ring (which would move keys between servers that stayed up).
             let declared: u64 = servers
@@ -287,6 +444,7 @@ impl Balancer {
         }
         Balancer {
             algo,
+            key_name,
             slots: servers.to_vec(),
             active: vec![0; servers.len()],
             primary,
@@ -300,12 +458,13 @@ impl Balancer {
     /// returned. Backup servers are considered only when no primary server can be picked.
     /// `None` = nothing usable. Does not allocate.
     #[inline]
-    pub fn pick(&mut self, ctx: &PickContext, excluded: &[usize]) -> Option<usize> {
+    pub fn pick(&mut self, ctx: &PickContext<'_>, excluded: &[usize]) -> Option<usize> {
         let algo = self.algo;
+        let key = algo.key().and_then(|k| key_hash(k, &self.key_name, ctx));
         let active = &self.active;
         self.primary
-            .pick(algo, ctx, active, excluded)
-            .or_else(|| self.backup.pick(algo, ctx, active, excluded))
+            .pick(algo, key, active, excluded)
+            .or_else(|| self.backup.pick(algo, key, active, excluded))
     }
 
     /// Records that a connection to `server` was established (for `leastconn`; counted for
@@ -349,7 +508,7 @@ impl Balancer {
         // Rotation state only makes sense between balancers of the same algorithm; a server
         // that moved between primary and backup starts afresh (its previous position was in
         // the other group, which `Group::inherit_rotation` cannot tell apart, so filter here).
-        if self.algo == previous.algo {
+        if self.algo == previous.algo && self.key_name == previous.key_name {
             let same_group = |backup: bool| -> Vec<Option<usize>> {
                 prev_index
                     .iter()

@@ -54,14 +54,85 @@ fn slots(weights: &[u32]) -> Vec<ServerSlot> {
         .collect()
 }
 
-fn no_ctx() -> PickContext {
+fn no_ctx() -> PickContext<'static> {
     PickContext::default()
 }
 
-fn ip_ctx(ip: IpAddr) -> PickContext {
+fn ip_ctx(ip: IpAddr) -> PickContext<'static> {
     PickContext {
         client_ip: Some(ip),
+        ..Default::default()
     }
+}
+
+/// An owned HTTP request head an L7 [`PickContext`] borrows from.
+#[derive(Debug, Clone, Default)]
+struct Req {
+    uri: String,
+    headers: Vec<(String, String)>,
+}
+
+impl HeaderLookup for Req {
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_bytes())
+    }
+}
+
+impl Req {
+    fn new(uri: &str, headers: &[(&str, &str)]) -> Req {
+        Req {
+            uri: uri.to_string(),
+            headers: headers
+                .iter()
+                .map(|&(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// A request whose `l7` key is `key` (with unrelated noise around it).
+    fn keyed(l7: &L7Hash, key: &str) -> Req {
+        match l7 {
+            L7Hash::Uri => Req::new(&format!("/{key}/index.html"), &[("Host", "a.test")]),
+            L7Hash::UrlParam(name) => Req::new(
+                &format!("/app?lang=en&{name}={key}&page=2"),
+                &[("Host", "a.test")],
+            ),
+            L7Hash::Hdr(name) => Req::new("/", &[("Accept", "*/*"), (name, key)]),
+        }
+    }
+
+    /// A request without the `l7` key.
+    fn keyless(l7: &L7Hash) -> Req {
+        match l7 {
+            L7Hash::Uri => Req::default(),
+            L7Hash::UrlParam(_) => Req::new("/app?lang=en", &[("Host", "a.test")]),
+            L7Hash::Hdr(_) => Req::new("/", &[("Accept", "*/*")]),
+        }
+    }
+
+    fn ctx(&self) -> PickContext<'_> {
+        PickContext {
+            client_ip: None,
+            uri: (!self.uri.is_empty()).then_some(self.uri.as_bytes()),
+            headers: Some(self),
+        }
+    }
+}
+
+/// The three L7 hashing algorithms, as issue 3 configures them.
+fn l7_algos() -> [L7Hash; 3] {
+    [
+        L7Hash::Uri,
+        L7Hash::UrlParam("userid".to_string()),
+        L7Hash::Hdr("host".to_string()),
+    ]
+}
+
+fn random_key(rng: &mut Rng) -> String {
+    format!("k{:x}", rng.next_u64())
 }
 
 /// Every algorithm, with both hash types for `source`.
@@ -88,6 +159,52 @@ fn leastconn(servers: &[ServerSlot]) -> Balancer {
 
 fn source(hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
     Balancer::new(&Balance::Source, hash_type, servers)
+}
+
+/// An algorithm of any layer with its hash type, for the rules common to all.
+#[derive(Debug, Clone)]
+enum Algorithm {
+    L4(Balance, HashType),
+    L7(L7Hash, HashType),
+}
+
+impl Algorithm {
+    fn build(&self, servers: &[ServerSlot]) -> Balancer {
+        match self {
+            Algorithm::L4(balance, hash_type) => Balancer::new(balance, *hash_type, servers),
+            Algorithm::L7(l7, hash_type) => Balancer::new_l7(l7, *hash_type, servers),
+        }
+    }
+
+    /// A pick for a random client (L4) or a random request, one in eight without the key
+    /// (L7).
+    fn pick(&self, b: &mut Balancer, rng: &mut Rng, excluded: &[usize]) -> Option<usize> {
+        match self {
+            Algorithm::L4(..) => pick_with(b, rng, excluded),
+            Algorithm::L7(l7, _) => {
+                let req = if rng.below(8) == 0 {
+                    Req::keyless(l7)
+                } else {
+                    Req::keyed(l7, &random_key(rng))
+                };
+                b.pick(&req.ctx(), excluded)
+            }
+        }
+    }
+}
+
+/// Every L4 algorithm (both hash types for `source`) and every L7 one with both hash types.
+fn every_algorithm() -> Vec<Algorithm> {
+    let mut all: Vec<Algorithm> = ALL
+        .into_iter()
+        .map(|(balance, hash_type)| Algorithm::L4(balance, hash_type))
+        .collect();
+    for l7 in l7_algos() {
+        for hash_type in [HashType::MapBased, HashType::Consistent] {
+            all.push(Algorithm::L7(l7.clone(), hash_type));
+        }
+    }
+    all
 }
 
 /// `n` picks without context or exclusion.
@@ -493,12 +610,28 @@ fn random_ips(seed: u64, n: usize) -> Vec<IpAddr> {
 /// it goes down (same list, `usable = false`) and, if `also_deleted`, when it is deleted from
 /// the list (indexes shift, names stay).
 fn check_consistent_removal(servers: &[ServerSlot], ips: &[IpAddr], also_deleted: bool) {
+    check_removal(
+        servers,
+        also_deleted,
+        &|s| source(HashType::Consistent, s),
+        &|b| owners(b, ips),
+    );
+}
+
+/// [`check_consistent_removal`] for any consistent balancer: `build` makes one from a server
+/// list, `owners_of` gives the owner of each of a fixed list of keys.
+fn check_removal(
+    servers: &[ServerSlot],
+    also_deleted: bool,
+    build: &dyn Fn(&[ServerSlot]) -> Balancer,
+    owners_of: &dyn Fn(&mut Balancer) -> Vec<usize>,
+) {
     let n = servers.len();
-    let before = owners(&mut source(HashType::Consistent, servers), ips);
+    let before = owners_of(&mut build(servers));
     for removed in 0..n {
         let mut down = servers.to_vec();
         down[removed].usable = false;
-        let after = owners(&mut source(HashType::Consistent, &down), ips);
+        let after = owners_of(&mut build(&down));
         if also_deleted {
             let kept: Vec<ServerSlot> = servers
                 .iter()
@@ -506,8 +639,8 @@ fn check_consistent_removal(servers: &[ServerSlot], ips: &[IpAddr], also_deleted
                 .filter(|&(i, _)| i != removed)
                 .map(|(_, s)| s.clone())
                 .collect();
-            let after_deleted = owners(&mut source(HashType::Consistent, &kept), ips);
-            for k in 0..ips.len() {
+            let after_deleted = owners_of(&mut build(&kept));
+            for k in 0..before.len() {
                 assert_eq!(
                     kept[after_deleted[k]].name, servers[after[k]].name,
                     "key {k}"
@@ -515,7 +648,7 @@ fn check_consistent_removal(servers: &[ServerSlot], ips: &[IpAddr], also_deleted
             }
         }
         let mut moved_to = vec![0usize; n];
-        for k in 0..ips.len() {
+        for k in 0..before.len() {
             if before[k] == removed {
                 assert_ne!(after[k], removed);
                 moved_to[after[k]] += 1;
@@ -530,7 +663,7 @@ fn check_consistent_removal(servers: &[ServerSlot], ips: &[IpAddr], also_deleted
         let owned = before.iter().filter(|&&o| o == removed).count();
         assert_eq!(moved, owned);
         assert!(
-            moved > ips.len() / (3 * n),
+            moved > before.len() / (3 * n),
             "removed {removed}: only {moved} keys"
         );
         for (s, &m) in moved_to.iter().enumerate() {
@@ -541,10 +674,7 @@ fn check_consistent_removal(servers: &[ServerSlot], ips: &[IpAddr], also_deleted
         }
     }
     // Nothing else changed: the same list gives the same owners.
-    assert_eq!(
-        owners(&mut source(HashType::Consistent, servers), ips),
-        before
-    );
+    assert_eq!(owners_of(&mut build(servers)), before);
 }
 
 #[test]
@@ -673,6 +803,244 @@ fn debug_output_stays_small() {
     assert!(text.len() < 20_000, "{} bytes", text.len());
 }
 
+// ---------------------------------------------------------------- L7 hashing
+
+fn l7(l7: &L7Hash, hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
+    Balancer::new_l7(l7, hash_type, servers)
+}
+
+/// Owner of each key under balancer `b`, each key carried by a request of `b`'s kind.
+fn key_owners(b: &mut Balancer, algo: &L7Hash, keys: &[String]) -> Vec<usize> {
+    keys.iter()
+        .map(|k| b.pick(&Req::keyed(algo, k).ctx(), &[]).unwrap())
+        .collect()
+}
+
+fn random_keys(seed: u64, n: usize) -> Vec<String> {
+    let mut rng = Rng(seed);
+    (0..n).map(|_| random_key(&mut rng)).collect()
+}
+
+#[test]
+fn l7_same_key_same_server() {
+    let servers = slots(&[1, 2, 3, 1, 5]);
+    let keys = random_keys(51, 2000);
+    for algo in l7_algos() {
+        for hash_type in [HashType::MapBased, HashType::Consistent] {
+            let mut a = l7(&algo, hash_type, &servers);
+            // Another shard: an independent instance must agree.
+            let mut b = l7(&algo, hash_type, &servers);
+            let first = key_owners(&mut a, &algo, &keys);
+            assert_eq!(key_owners(&mut a, &algo, &keys), first, "{algo:?}");
+            assert_eq!(key_owners(&mut b, &algo, &keys), first, "{algo:?}");
+            // Keys do spread (not all on one server).
+            assert!(first.iter().any(|&s| s != first[0]), "{algo:?}");
+        }
+    }
+}
+
+/// What each L7 algorithm takes as its key: requests that must hash alike, and the parsing
+/// helpers on edge cases.
+#[test]
+fn l7_key_extraction() {
+    let same = |algo: &L7Hash, x: &Req, y: &Req| {
+        for hash_type in [HashType::MapBased, HashType::Consistent] {
+            let servers = slots(&[1; 64]);
+            let mut b = l7(algo, hash_type, &servers);
+            // 64 servers: two different keys collide 1 time in 64.
+            assert_eq!(
+                b.pick(&x.ctx(), &[]),
+                b.pick(&y.ctx(), &[]),
+                "{algo:?} {x:?} {y:?}"
+            );
+        }
+    };
+    let uri = L7Hash::Uri;
+    // The query is not part of the key (HAProxy's default, without `whole`).
+    same(&uri, &Req::new("/a/b", &[]), &Req::new("/a/b?x=1", &[]));
+    same(&uri, &Req::new("/a/b?y=2", &[]), &Req::new("/a/b?x=1", &[]));
+    assert_eq!(uri_path(b"/a/b?x=1?y"), b"/a/b");
+    assert_eq!(uri_path(b"/a/b"), b"/a/b");
+    assert_eq!(uri_path(b"?x"), b"");
+
+    let param = L7Hash::UrlParam("userid".to_string());
+    same(
+        &param,
+        &Req::new("/x?userid=42", &[]),
+        &Req::new("/y/z?a=1&userid=42&b=2", &[]),
+    );
+    assert_eq!(
+        query_param(b"/x?a=1&userid=42&b=2", b"userid"),
+        Some(&b"42"[..])
+    );
+    assert_eq!(
+        query_param(b"/x?userid=42#frag", b"userid"),
+        Some(&b"42"[..])
+    );
+    // The first occurrence wins; names are case-sensitive and matched whole.
+    assert_eq!(
+        query_param(b"/?userid=1&userid=2", b"userid"),
+        Some(&b"1"[..])
+    );
+    assert_eq!(query_param(b"/?UserId=1", b"userid"), None);
+    assert_eq!(query_param(b"/?xuserid=1&useridx=2", b"userid"), None);
+    assert_eq!(query_param(b"/?userid&a=1", b"userid"), None);
+    assert_eq!(query_param(b"/userid=1", b"userid"), None);
+    assert_eq!(query_param(b"/?userid=", b"userid"), Some(&b""[..]));
+
+    let host = L7Hash::Hdr("host".to_string());
+    same(
+        &host,
+        &Req::new("/", &[("Host", "example.com")]),
+        &Req::new("/other", &[("HOST", " example.com\t")]),
+    );
+    assert_eq!(trim_blanks(b" \t a b \t"), b"a b");
+    assert_eq!(trim_blanks(b" \t "), b"");
+
+    // The public `HeaderLookup` impls find the first occurrence, case-insensitively.
+    let pairs: &[(&[u8], &[u8])] = &[(b"Accept", b"*/*"), (b"HoSt", b"a"), (b"host", b"b")];
+    assert_eq!(pairs.header(b"host"), Some(&b"a"[..]));
+    assert_eq!(pairs.header(b"cookie"), None);
+    let parsed: &[httparse::Header<'_>] = &[httparse::Header {
+        name: "Host",
+        value: b"c",
+    }];
+    assert_eq!(parsed.header(b"HOST"), Some(&b"c"[..]));
+    let ctx = PickContext {
+        headers: Some(&pairs),
+        ..Default::default()
+    };
+    let mut b = l7(&host, HashType::Consistent, &slots(&[1, 1, 1]));
+    let via_pairs = b.pick(&ctx, &[]);
+    assert_eq!(
+        via_pairs,
+        b.pick(&Req::new("/", &[("Host", "a")]).ctx(), &[])
+    );
+}
+
+#[test]
+fn l7_map_based_spreads_by_weight() {
+    let weights = [1usize, 2, 3, 4];
+    let keys = random_keys(52, 40_000);
+    for algo in l7_algos() {
+        let mut b = l7(&algo, HashType::MapBased, &slots(&[1, 2, 3, 4]));
+        let mut h = [0usize; 4];
+        for o in key_owners(&mut b, &algo, &keys) {
+            h[o] += 1;
+        }
+        for (i, &w) in weights.iter().enumerate() {
+            let expected = keys.len() * w / 10;
+            let tolerance = expected / 20; // 5 %
+            assert!(
+                h[i].abs_diff(expected) <= tolerance,
+                "{algo:?} server {i}: {} (expected {expected}) {h:?}",
+                h[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn l7_consistent_removal_moves_only_the_removed_servers_keys() {
+    let keys = random_keys(53, 10_000);
+    for algo in l7_algos() {
+        check_removal(
+            &slots(&[1, 1, 2, 1, 1]),
+            true,
+            &|s| l7(&algo, HashType::Consistent, s),
+            &|b| key_owners(b, &algo, &keys),
+        );
+    }
+}
+
+#[test]
+fn l7_consistent_exclusion_equals_removal() {
+    let servers = slots(&[1, 2, 1, 3]);
+    let keys = random_keys(54, 2000);
+    for algo in l7_algos() {
+        let mut full = l7(&algo, HashType::Consistent, &servers);
+        for x in 0..servers.len() {
+            let mut down = servers.clone();
+            down[x].usable = false;
+            let mut without = l7(&algo, HashType::Consistent, &down);
+            for k in &keys {
+                let req = Req::keyed(&algo, k);
+                let got = full.pick(&req.ctx(), &[x]).unwrap();
+                assert_ne!(got, x);
+                assert_eq!(Some(got), without.pick(&req.ctx(), &[]), "{algo:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn l7_without_key_is_round_robin() {
+    for algo in l7_algos() {
+        let mut absent = vec![Req::keyless(&algo)];
+        match &algo {
+            // No URI at all (never the case for a parsed request; an empty path is "/").
+            L7Hash::Uri => absent.push(Req::new("", &[("Host", "a.test")])),
+            // Present without a value.
+            L7Hash::UrlParam(name) => {
+                absent.push(Req::new(&format!("/a?{name}="), &[]));
+                absent.push(Req::new(&format!("/a?{name}&b=1"), &[]));
+                absent.push(Req::new(&format!("/a/{name}=1"), &[]));
+            }
+            L7Hash::Hdr(name) => {
+                absent.push(Req::new("/", &[(name, "")]));
+                absent.push(Req::new("/", &[(name, "  \t")]));
+            }
+        }
+        for hash_type in [HashType::MapBased, HashType::Consistent] {
+            for req in &absent {
+                let mut b = l7(&algo, hash_type, &slots(&[3, 1]));
+                let seq: Vec<usize> = (0..8).map(|_| b.pick(&req.ctx(), &[]).unwrap()).collect();
+                assert_eq!(seq, vec![0, 0, 1, 0, 0, 0, 1, 0], "{algo:?} {req:?}");
+                assert_eq!(b.pick(&req.ctx(), &[0]), Some(1));
+                // No context at all (an L4 caller): round robin too.
+                assert_eq!(b.pick(&no_ctx(), &[1]), Some(0));
+            }
+        }
+    }
+}
+
+#[test]
+fn l7_keys_do_not_leak_between_algorithms() {
+    // A `uri` balancer ignores the client address and headers; `source` ignores the URI.
+    let servers = slots(&[1; 16]);
+    let mut uri = l7(&L7Hash::Uri, HashType::MapBased, &servers);
+    let req = Req::new("/same", &[("Host", "a")]);
+    let mut ctx = req.ctx();
+    let first = uri.pick(&ctx, &[]);
+    let mut rng = Rng(55);
+    for _ in 0..50 {
+        ctx.client_ip = Some(rng.ipv4());
+        assert_eq!(uri.pick(&ctx, &[]), first);
+    }
+    // `source` without an address is round robin even when the request has a URI.
+    let mut src = source(HashType::MapBased, &slots(&[1, 1]));
+    let seq: Vec<usize> = (0..4).map(|_| src.pick(&req.ctx(), &[]).unwrap()).collect();
+    assert_eq!(seq, vec![0, 1, 0, 1]);
+}
+
+#[test]
+fn l7_inherit_keeps_rotation_only_for_the_same_key() {
+    // Rotation state (used for keyless requests) carries over between rebuilds of the same
+    // algorithm, not from a balancer hashing another parameter.
+    let servers = slots(&[1, 1, 1]);
+    let a = L7Hash::UrlParam("a".to_string());
+    let keyless = Req::keyless(&a);
+    let mut old = l7(&a, HashType::MapBased, &servers);
+    assert_eq!(old.pick(&keyless.ctx(), &[]), Some(0));
+    let mut same = l7(&a, HashType::MapBased, &servers);
+    same.inherit_counts(&old);
+    assert_eq!(same.pick(&keyless.ctx(), &[]), Some(1));
+    let b = L7Hash::UrlParam("b".to_string());
+    let mut other = l7(&b, HashType::MapBased, &servers);
+    other.inherit_counts(&old);
+    assert_eq!(other.pick(&keyless.ctx(), &[]), Some(0));
+}
+
 // ---------------------------------------------------------------- first
 
 #[test]
@@ -695,23 +1063,23 @@ fn first_takes_the_first_usable() {
 #[test]
 fn weight_zero_and_unusable_get_nothing() {
     let mut rng = Rng(41);
-    for (balance, hash_type) in ALL {
+    for algo in every_algorithm() {
         let mut servers = slots(&[0, 1, 3, 1, 2]);
         servers[3].usable = false;
-        let mut b = Balancer::new(&balance, hash_type, &servers);
+        let mut b = algo.build(&servers);
         let mut h = [0usize; 5];
         for _ in 0..3000 {
-            let s = pick_with(&mut b, &mut rng, &[]).unwrap();
+            let s = algo.pick(&mut b, &mut rng, &[]).unwrap();
             h[s] += 1;
             b.connection_started(s);
             if rng.below(2) == 0 {
                 b.connection_ended(s);
             }
         }
-        assert_eq!(h[0], 0, "{balance:?}/{hash_type:?}: weight 0 picked");
-        assert_eq!(h[3], 0, "{balance:?}/{hash_type:?}: unusable picked");
-        if balance != Balance::First {
-            assert!(h[1] > 0 && h[2] > 0 && h[4] > 0, "{balance:?}: {h:?}");
+        assert_eq!(h[0], 0, "{algo:?}: weight 0 picked");
+        assert_eq!(h[3], 0, "{algo:?}: unusable picked");
+        if !matches!(algo, Algorithm::L4(Balance::First, _)) {
+            assert!(h[1] > 0 && h[2] > 0 && h[4] > 0, "{algo:?}: {h:?}");
         }
     }
 }
@@ -728,72 +1096,72 @@ fn nothing_usable_gives_none() {
         down,
         vec![backup("b", 0), slot("p", 0)],
     ];
-    for (balance, hash_type) in ALL {
+    for algo in every_algorithm() {
         for servers in &cases {
-            let mut b = Balancer::new(&balance, hash_type, servers);
+            let mut b = algo.build(servers);
             assert!(!b.has_usable_server());
-            assert_eq!(pick_with(&mut b, &mut rng, &[]), None, "{balance:?}");
-            assert_eq!(b.pick(&no_ctx(), &[]), None, "{balance:?}");
+            assert_eq!(algo.pick(&mut b, &mut rng, &[]), None, "{algo:?}");
+            assert_eq!(b.pick(&no_ctx(), &[]), None, "{algo:?}");
         }
         // Everything usable but excluded.
-        let mut b = Balancer::new(&balance, hash_type, &slots(&[1, 2, 3]));
+        let mut b = algo.build(&slots(&[1, 2, 3]));
         assert!(b.has_usable_server());
-        assert_eq!(pick_with(&mut b, &mut rng, &[2, 0, 1]), None, "{balance:?}");
-        assert_eq!(b.pick(&no_ctx(), &[0, 1, 2]), None, "{balance:?}");
+        assert_eq!(algo.pick(&mut b, &mut rng, &[2, 0, 1]), None, "{algo:?}");
+        assert_eq!(b.pick(&no_ctx(), &[0, 1, 2]), None, "{algo:?}");
     }
 }
 
 #[test]
 fn backups_only_when_no_primary_is_usable() {
     let mut rng = Rng(43);
-    for (balance, hash_type) in ALL {
+    for algo in every_algorithm() {
         let mut servers = vec![
             slot("p0", 1),
             backup("b0", 1),
             slot("p1", 2),
             backup("b1", 3),
         ];
-        let mut b = Balancer::new(&balance, hash_type, &servers);
+        let mut b = algo.build(&servers);
         for _ in 0..500 {
-            let s = pick_with(&mut b, &mut rng, &[]).unwrap();
-            assert!(s == 0 || s == 2, "{balance:?}: backup {s} picked");
+            let s = algo.pick(&mut b, &mut rng, &[]).unwrap();
+            assert!(s == 0 || s == 2, "{algo:?}: backup {s} picked");
         }
         // Primaries excluded (already tried): the backups take over.
         for _ in 0..100 {
-            let s = pick_with(&mut b, &mut rng, &[0, 2]).unwrap();
-            assert!(s == 1 || s == 3, "{balance:?}: {s}");
+            let s = algo.pick(&mut b, &mut rng, &[0, 2]).unwrap();
+            assert!(s == 1 || s == 3, "{algo:?}: {s}");
         }
-        assert_eq!(pick_with(&mut b, &mut rng, &[0, 1, 2, 3]), None);
+        assert_eq!(algo.pick(&mut b, &mut rng, &[0, 1, 2, 3]), None);
 
         // One primary left: still no backup.
         servers[0].usable = false;
-        let mut b = Balancer::new(&balance, hash_type, &servers);
+        let mut b = algo.build(&servers);
         for _ in 0..100 {
-            assert_eq!(pick_with(&mut b, &mut rng, &[]), Some(2), "{balance:?}");
+            assert_eq!(algo.pick(&mut b, &mut rng, &[]), Some(2), "{algo:?}");
         }
         // No primary: backups, with the algorithm among them.
         servers[2].weight = 0;
-        let mut b = Balancer::new(&balance, hash_type, &servers);
+        let mut b = algo.build(&servers);
         let mut h = [0usize; 4];
         for _ in 0..4000 {
-            let s = pick_with(&mut b, &mut rng, &[]).unwrap();
+            let s = algo.pick(&mut b, &mut rng, &[]).unwrap();
             h[s] += 1;
             b.connection_started(s);
         }
-        assert_eq!(h[0] + h[2], 0, "{balance:?}: {h:?}");
-        match balance {
-            Balance::First => assert_eq!(h, [0, 4000, 0, 0]),
-            Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn => {
-                assert_eq!(h, [0, 1000, 0, 3000], "{balance:?}")
+        assert_eq!(h[0] + h[2], 0, "{algo:?}: {h:?}");
+        match algo {
+            Algorithm::L4(Balance::First, _) => assert_eq!(h, [0, 4000, 0, 0]),
+            Algorithm::L4(Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn, _) => {
+                assert_eq!(h, [0, 1000, 0, 3000], "{algo:?}")
             }
-            Balance::Source => {
+            Algorithm::L4(Balance::Source, _) | Algorithm::L7(..) => {
                 // Weighted 1:3, hashing: ±20 %.
-                assert!(h[1].abs_diff(1000) <= 200, "{hash_type:?}: {h:?}");
+                assert!(h[1].abs_diff(1000) <= 200, "{algo:?}: {h:?}");
             }
         }
         // Excluding a backup moves to the other backup.
         for _ in 0..100 {
-            assert_eq!(pick_with(&mut b, &mut rng, &[3]), Some(1), "{balance:?}");
+            assert_eq!(algo.pick(&mut b, &mut rng, &[3]), Some(1), "{algo:?}");
         }
     }
 }
@@ -801,7 +1169,7 @@ fn backups_only_when_no_primary_is_usable() {
 #[test]
 fn excluded_is_honoured_by_every_algorithm() {
     let mut rng = Rng(44);
-    for (balance, hash_type) in ALL {
+    for algo in every_algorithm() {
         for round in 0..200 {
             let n = 1 + rng.below(8) as usize;
             let servers: Vec<ServerSlot> = (0..n)
@@ -812,7 +1180,7 @@ fn excluded_is_honoured_by_every_algorithm() {
                     usable: rng.below(5) != 0,
                 })
                 .collect();
-            let mut b = Balancer::new(&balance, hash_type, &servers);
+            let mut b = algo.build(&servers);
             for _ in 0..20 {
                 let excluded: Vec<usize> = (0..n).filter(|_| rng.below(3) == 0).collect();
                 let candidates: Vec<usize> = (0..n)
@@ -821,15 +1189,12 @@ fn excluded_is_honoured_by_every_algorithm() {
                     })
                     .collect();
                 let primaries = candidates.iter().any(|&i| !servers[i].backup);
-                let got = pick_with(&mut b, &mut rng, &excluded);
+                let got = algo.pick(&mut b, &mut rng, &excluded);
                 match got {
-                    None => assert!(
-                        candidates.is_empty(),
-                        "{balance:?}: None but {candidates:?}"
-                    ),
+                    None => assert!(candidates.is_empty(), "{algo:?}: None but {candidates:?}"),
                     Some(s) => {
-                        assert!(candidates.contains(&s), "{balance:?}: {s} not allowed");
-                        assert!(!primaries || !servers[s].backup, "{balance:?}: backup {s}");
+                        assert!(candidates.contains(&s), "{algo:?}: {s} not allowed");
+                        assert!(!primaries || !servers[s].backup, "{algo:?}: backup {s}");
                     }
                 }
                 if let Some(s) = got {

@@ -37,6 +37,7 @@
 //!   100..=599) → [`HttpError::BadResponse`] → 502, and the backend connection is not
 //!   to be reused.
 
+pub mod acl;
 pub mod chunked;
 pub mod error;
 pub mod framing;

@@ -139,6 +139,7 @@ pub async fn serve(
 
     let ctx = PickContext {
         client_ip: peer.map(|a| a.ip()),
+        ..Default::default()
     };
     match connect(&view, backend_index, backend, &ctx).await {
         Err((end, retries)) => {
@@ -174,7 +175,7 @@ async fn connect(
     view: &ShardView,
     backend_index: usize,
     backend: &Backend,
-    ctx: &PickContext,
+    ctx: &PickContext<'_>,
 ) -> Result<(Socket, usize, u32), (End, u32)> {
     let mut tried: Vec<usize> = Vec::new();
     let mut retries = 0u32;
