@@ -59,10 +59,12 @@
 //! negates the whole condition. Anonymous ACLs (`{ ... }`) are not supported.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use regex::bytes::{Regex, RegexBuilder};
+
+use super::cidr::{self, Cidr};
 use thiserror::Error;
 
 /// What an ACL can look at in a request. Implemented by the L7 proxy over a parsed
@@ -172,77 +174,6 @@ enum Patterns {
     Reg(Vec<Regex>),
     Ip(Vec<Cidr>),
     Bool,
-}
-
-/// An IP network, both families as IPv6 (IPv4 as `::ffff:a.b.c.d`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cidr {
-    net: u128,
-    mask: u128,
-}
-
-impl Cidr {
-    fn contains(&self, ip: u128) -> bool {
-        ip & self.mask == self.net
-    }
-}
-
-fn ip_bits(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
-}
-
-fn prefix_mask(len: u32) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - len)
-    }
-}
-
-fn parse_cidr(s: &str) -> Result<Cidr, String> {
-    let bad = || {
-        format!(
-            "`{s}` is not an IP address or CIDR (expected e.g. 10.0.0.0/8, 192.0.2.1, \
-             2001:db8::/32 or ::1)"
-        )
-    };
-    let (addr, len) = match s.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (s, None),
-    };
-    let ip: IpAddr = addr.parse().map_err(|_| bad())?;
-    let (bits, max) = match ip {
-        IpAddr::V4(_) => (ip_bits(ip), 32u32),
-        IpAddr::V6(_) => (ip_bits(ip), 128u32),
-    };
-    let len = match len {
-        None => max,
-        Some(l) if l.bytes().all(|b| b.is_ascii_digit()) && !l.is_empty() => {
-            let n: u32 = l.parse().map_err(|_| bad())?;
-            if n > max {
-                return Err(format!("`{s}`: prefix length {n} is larger than {max}"));
-            }
-            n
-        }
-        Some(l) if max == 32 && l.contains('.') => {
-            let m: Ipv4Addr = l.parse().map_err(|_| bad())?;
-            let m = u32::from(m);
-            if m.leading_ones() + m.trailing_zeros() != 32 {
-                return Err(format!("`{s}`: netmask {l} is not contiguous"));
-            }
-            m.leading_ones()
-        }
-        Some(_) => return Err(bad()),
-    };
-    // IPv4 lives in the last 32 bits of ::ffff:0:0/96.
-    let mask = prefix_mask(if max == 32 { len + 96 } else { len });
-    Ok(Cidr {
-        net: bits & mask,
-        mask,
-    })
 }
 
 #[derive(Debug)]
@@ -400,7 +331,7 @@ fn compile(name: &str, text: &str) -> Result<Matcher, AclError> {
         }
         Patterns::Ip(
             pats.iter()
-                .map(|p| parse_cidr(p))
+                .map(|p| Cidr::parse(p))
                 .collect::<Result<_, _>>()
                 .map_err(err)?,
         )
@@ -658,8 +589,8 @@ impl Matcher {
             },
             Fetch::Src => match (req.src(), &self.pats) {
                 (Some(ip), Patterns::Ip(cidrs)) => {
-                    let bits = ip_bits(ip);
-                    cidrs.iter().any(|c| c.contains(bits))
+                    let bits = cidr::bits(ip);
+                    cidrs.iter().any(|c| c.contains_bits(bits))
                 }
                 _ => false,
             },
@@ -1023,7 +954,7 @@ mod tests {
     #[test]
     fn src_v4_mapped_v6_client_matches_v4_pattern() {
         let c = one("src 10.0.0.0/8");
-        let mapped = Ipv4Addr::new(10, 9, 8, 7).to_ipv6_mapped();
+        let mapped = std::net::Ipv4Addr::new(10, 9, 8, 7).to_ipv6_mapped();
         assert!(c.eval(&Req {
             src: Some(IpAddr::V6(mapped)),
             ..req()

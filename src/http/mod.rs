@@ -39,9 +39,13 @@
 
 pub mod acl;
 pub mod chunked;
+pub mod cidr;
+pub mod cookie;
 pub mod error;
+pub mod errors;
 pub mod framing;
 pub mod head;
+pub mod rewrite;
 
 pub use chunked::{ChunkError, ChunkedDecoder, Progress};
 pub use error::HttpError;
