@@ -122,7 +122,7 @@ pub async fn serve(
     let frontend = &config.frontends[frontend_index];
     let backend_index = frontend.default_backend_index;
     let backend = &config.backends[backend_index];
-    let _ = sys::set_nodelay(client.fd());
+    // TCP_NODELAY: inherited from the listener (see runtime::listener).
     let (ticket, tracked) = shard.connections.register(client.fd());
 
     let mut record = Record {

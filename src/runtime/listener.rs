@@ -60,6 +60,9 @@ fn new_socket(address: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     };
     let socket = Socket::new(domain, Type::STREAM.cloexec(), Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt here instead
+    // of one per connection.
+    socket.set_nodelay(true)?;
     if reuse_port {
         socket.set_reuse_port(true)?;
     }
