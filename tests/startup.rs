@@ -185,11 +185,17 @@ fn privileged_port_without_permission_says_what_is_needed() {
     let start: u32 = fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         .map(|s| s.trim().parse().unwrap_or(1024))
         .unwrap_or(1024);
-    assert!(
-        start > 81,
-        "this kernel lets anyone bind port 81; the test needs the default"
+    // Ports below net.ipv4.ip_unprivileged_port_start need privilege (1024 by default;
+    // some container runtimes set it to 0, and then no port does).
+    if start <= 1 {
+        eprintln!("skipped: ip_unprivileged_port_start = {start}, no port is privileged here");
+        return;
+    }
+    let port = (start - 1).min(81);
+    let cfg = ConfigFile::new(
+        "perm",
+        &config(&format!("127.31.0.2:{port}"), "maxconn = 100"),
     );
-    let cfg = ConfigFile::new("perm", &config("127.31.0.2:81", "maxconn = 100"));
     let prefix: Vec<&str> = if is_root() {
         vec![
             "setpriv",
