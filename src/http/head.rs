@@ -394,14 +394,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
     let mut req = httparse::Request::new(&mut storage);
     let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            // The head does not fit in max_head → 431 (RFC 6585 §5).
-            return if buf.len() >= limits.max_head {
-                Err(HttpError::HeadTooLarge)
-            } else {
-                Ok(Parsed::Partial)
-            };
-        }
+        Ok(httparse::Status::Partial) => return incomplete(buf, limits),
         Err(e) => return Err(map_httparse_error(e, window)),
     };
     check_line_endings(&buf[..head_len])?;
@@ -497,6 +490,16 @@ fn is_absolute_form(target: &[u8]) -> bool {
 }
 
 /// Parse a response head from the start of `buf`. Every error is wrapped in
+/// An incomplete head: wait for more bytes, unless `max_head` bytes are already there
+/// and it still does not end → 431 (RFC 6585 §5).
+fn incomplete<T>(buf: &[u8], limits: &Limits) -> Result<Parsed<T>, HttpError> {
+    if buf.len() >= limits.max_head {
+        Err(HttpError::HeadTooLarge)
+    } else {
+        Ok(Parsed::Partial)
+    }
+}
+
 /// [`HttpError::BadResponse`] (→ 502; do not reuse the backend connection).
 pub fn parse_response(buf: &[u8], limits: &Limits) -> Result<Parsed<ResponseHead>, HttpError> {
     parse_response_inner(buf, limits).map_err(HttpError::in_response)
@@ -508,13 +511,7 @@ fn parse_response_inner(buf: &[u8], limits: &Limits) -> Result<Parsed<ResponseHe
     let mut resp = httparse::Response::new(&mut storage);
     let head_len = match resp.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() >= limits.max_head {
-                Err(HttpError::HeadTooLarge)
-            } else {
-                Ok(Parsed::Partial)
-            };
-        }
+        Ok(httparse::Status::Partial) => return incomplete(buf, limits),
         Err(httparse::Error::Version) => return Err(HttpError::VersionNotSupported),
         Err(e) => return Err(map_httparse_error(e, window)),
     };
