@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod l4;
+pub mod l7;
 pub mod logging;
 pub mod runtime;
 pub mod snapshot;

@@ -297,6 +297,17 @@ pub fn dup_glommio_stream(fd: RawFd) -> io::Result<glommio::net::TcpStream> {
     Ok(unsafe { glommio::net::TcpStream::from_raw_fd(dup) })
 }
 
+/// The local address of socket `fd` (`getsockname`).
+pub fn local_addr(fd: RawFd) -> io::Result<std::net::SocketAddr> {
+    // SAFETY: the caller passes a descriptor it keeps open for the duration of the call;
+    // the borrow does not outlive this function.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&borrowed)
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
+}
+
 /// Look up a user's uid and primary gid by name.
 pub fn lookup_user(name: &str) -> io::Result<Option<(u32, u32)>> {
     let cname = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;

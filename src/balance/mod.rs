@@ -14,7 +14,8 @@
 //! - `source`: hash of the client address; `hash_type` map-based (hash modulo the total
 //!   weight) or consistent (hash ring); without a client address, round robin.
 //! - L7 hashing ([`L7Hash`], built with [`Balancer::new_l7`]; not reachable from the
-//!   configuration until `mode http` lands): `uri` (the request target up to the first `?`),
+//!   configuration until `mode http` lands): `uri` (the request target up to the first `?`,
+//!   or whole, optionally cut at a directory depth and a length: [`uri_key`]),
 //!   `url_param(name)` (the value of a query-string parameter) and `hdr(name)` (the value of
 //!   a request header), with the same `hash_type` choice and the same hashing, ring and
 //!   exclusion code as `source`; a request without the key is balanced round robin.
@@ -35,7 +36,7 @@ mod tests;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::config::{Balance, HashType};
+use crate::config::{Balance, HashType, UriHashOptions};
 
 use chash::Ring;
 use rr::SmoothWrr;
@@ -88,7 +89,8 @@ pub struct PickContext<'a> {
     /// Address of the client (used by `source`).
     pub client_ip: Option<IpAddr>,
     /// The request target as received, e.g. `/path/x?a=1&b=2` (used by `uri`, which hashes
-    /// the part before the first `?`, and by `url_param`, which reads the part after it).
+    /// the part before the first `?` by default, see [`uri_key`], and by `url_param`, which
+    /// reads the part after it).
     pub uri: Option<&'a [u8]>,
     /// The request headers (used by `hdr(name)`).
     pub headers: Option<&'a dyn HeaderLookup>,
@@ -110,9 +112,11 @@ impl std::fmt::Debug for PickContext<'_> {
 /// `mode http`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum L7Hash {
-    /// Hash of the request target up to (excluding) the first `?`: HAProxy's default
-    /// (`whole`, `len`, `depth` and `path-only` are not supported).
-    Uri,
+    /// Hash of the request target, as received (an absolute-form target is hashed with
+    /// its scheme and authority, as HAProxy does without `path-only`, which is not
+    /// supported): up to the first `?` unless `whole`, cut by `depth` and `len` (see
+    /// [`uri_key`]).
+    Uri(UriHashOptions),
     /// Hash of the value of this query-string parameter (case-sensitive name, value up to
     /// the next `&`, not percent-decoded); round robin when absent or empty.
     UrlParam(String),
@@ -125,7 +129,7 @@ pub enum L7Hash {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
     Source,
-    Uri,
+    Uri(UriHashOptions),
     UrlParam,
     Hdr,
 }
@@ -151,6 +155,10 @@ impl Algo {
             Balance::LeastConn => Algo::LeastConn,
             Balance::Source => Algo::hashing(Key::Source, hash_type),
             Balance::First => Algo::First,
+            // Built by `Balancer::new` through `new_l7`.
+            Balance::Uri(opts) => Algo::hashing(Key::Uri(*opts), hash_type),
+            Balance::UrlParam(_) => Algo::hashing(Key::UrlParam, hash_type),
+            Balance::Hdr(_) => Algo::hashing(Key::Hdr, hash_type),
         }
     }
 
@@ -175,7 +183,7 @@ impl Algo {
 fn key_hash(key: Key, name: &[u8], ctx: &PickContext<'_>) -> Option<u64> {
     let bytes = match key {
         Key::Source => return ctx.client_ip.map(hash::hash_ip),
-        Key::Uri => uri_path(ctx.uri?),
+        Key::Uri(opts) => uri_key(ctx.uri?, opts),
         Key::UrlParam => query_param(ctx.uri?, name)?,
         Key::Hdr => trim_blanks(ctx.headers?.header(name)?),
     };
@@ -185,13 +193,43 @@ fn key_hash(key: Key, name: &[u8], ctx: &PickContext<'_>) -> Option<u64> {
     }
 }
 
-/// The request target up to (excluding) the first `?`.
+/// The part of the request target `balance uri [len N] [depth N] [whole]` hashes, as
+/// HAProxy's `get_server_uh` computes it:
+/// - `len N` (N > 0): only the first N bytes of the target are considered ("the algorithm
+///   should only consider that many characters at the beginning of the URI");
+/// - then the target is scanned up to the first `?` (excluded), unless `whole`, which
+///   hashes the query string too ("the left part of the URI (before the question mark) or
+///   the whole URI");
+/// - `depth N` (N > 0): "one level is counted for each slash in the request": the key
+///   stops before the (N+1)-th `/`, so `/a/b/c?x` and `/a/b/d` both give `/a/b` with
+///   `depth 2`. With `whole`, slashes in the query count too, as in HAProxy.
+///
+/// "If both parameters are specified, the evaluation stops when either is reached."
+/// `len` counts bytes (the target is ASCII after parsing). Does not allocate.
 #[inline]
-fn uri_path(uri: &[u8]) -> &[u8] {
-    match uri.iter().position(|&b| b == b'?') {
-        Some(q) => &uri[..q],
-        None => uri,
+pub fn uri_key(uri: &[u8], opts: UriHashOptions) -> &[u8] {
+    let uri = match usize::try_from(opts.len) {
+        Ok(len) if len > 0 && len < uri.len() => &uri[..len],
+        _ => uri,
+    };
+    // 0 = no depth limit: no slash count reaches it (the count starts at 1).
+    let stop_at_slash = if opts.depth == 0 {
+        0
+    } else {
+        u64::from(opts.depth) + 1
+    };
+    let mut slashes = 0u64;
+    for (i, &b) in uri.iter().enumerate() {
+        if b == b'/' {
+            slashes += 1;
+            if slashes == stop_at_slash {
+                return &uri[..i];
+            }
+        } else if b == b'?' && !opts.whole {
+            return &uri[..i];
+        }
     }
+    uri
 }
 
 /// The value of the first `name=value` pair of the query string of `uri` (pairs separated by
@@ -408,14 +446,21 @@ impl Balancer {
     /// indexes [`Balancer::pick`] returns are indexes into this slice). `hash_type` matters
     /// only for hashing algorithms. All per-pick data (schedules, hash ring) is computed here.
     pub fn new(balance: &Balance, hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
-        Balancer::build(Algo::new(balance, hash_type), Box::default(), servers)
+        match balance {
+            Balance::Uri(opts) => Balancer::new_l7(&L7Hash::Uri(*opts), hash_type, servers),
+            Balance::UrlParam(name) => {
+                Balancer::new_l7(&L7Hash::UrlParam(name.clone()), hash_type, servers)
+            }
+            Balance::Hdr(name) => Balancer::new_l7(&L7Hash::Hdr(name.clone()), hash_type, servers),
+            _ => Balancer::build(Algo::new(balance, hash_type), Box::default(), servers),
+        }
     }
 
     /// Like [`Balancer::new`], for an L7 hashing algorithm (requests then carry the URI or
     /// headers in their [`PickContext`]).
     pub fn new_l7(l7: &L7Hash, hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
         let (key, name) = match l7 {
-            L7Hash::Uri => (Key::Uri, &[][..]),
+            L7Hash::Uri(opts) => (Key::Uri(*opts), &[][..]),
             L7Hash::UrlParam(name) => (Key::UrlParam, name.as_bytes()),
             L7Hash::Hdr(name) => (Key::Hdr, name.as_bytes()),
         };

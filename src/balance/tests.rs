@@ -95,7 +95,7 @@ impl Req {
     /// A request whose `l7` key is `key` (with unrelated noise around it).
     fn keyed(l7: &L7Hash, key: &str) -> Req {
         match l7 {
-            L7Hash::Uri => Req::new(&format!("/{key}/index.html"), &[("Host", "a.test")]),
+            L7Hash::Uri(_) => Req::new(&format!("/{key}/index.html"), &[("Host", "a.test")]),
             L7Hash::UrlParam(name) => Req::new(
                 &format!("/app?lang=en&{name}={key}&page=2"),
                 &[("Host", "a.test")],
@@ -107,7 +107,7 @@ impl Req {
     /// A request without the `l7` key.
     fn keyless(l7: &L7Hash) -> Req {
         match l7 {
-            L7Hash::Uri => Req::default(),
+            L7Hash::Uri(_) => Req::default(),
             L7Hash::UrlParam(_) => Req::new("/app?lang=en", &[("Host", "a.test")]),
             L7Hash::Hdr(_) => Req::new("/", &[("Accept", "*/*")]),
         }
@@ -125,7 +125,7 @@ impl Req {
 /// The three L7 hashing algorithms, as issue 3 configures them.
 fn l7_algos() -> [L7Hash; 3] {
     [
-        L7Hash::Uri,
+        L7Hash::Uri(UriHashOptions::default()),
         L7Hash::UrlParam("userid".to_string()),
         L7Hash::Hdr("host".to_string()),
     ]
@@ -855,13 +855,14 @@ fn l7_key_extraction() {
             );
         }
     };
-    let uri = L7Hash::Uri;
+    let uri = L7Hash::Uri(UriHashOptions::default());
     // The query is not part of the key (HAProxy's default, without `whole`).
     same(&uri, &Req::new("/a/b", &[]), &Req::new("/a/b?x=1", &[]));
     same(&uri, &Req::new("/a/b?y=2", &[]), &Req::new("/a/b?x=1", &[]));
-    assert_eq!(uri_path(b"/a/b?x=1?y"), b"/a/b");
-    assert_eq!(uri_path(b"/a/b"), b"/a/b");
-    assert_eq!(uri_path(b"?x"), b"");
+    let path = |u: &'static [u8]| uri_key(u, UriHashOptions::default());
+    assert_eq!(path(b"/a/b?x=1?y"), b"/a/b");
+    assert_eq!(path(b"/a/b"), b"/a/b");
+    assert_eq!(path(b"?x"), b"");
 
     let param = L7Hash::UrlParam("userid".to_string());
     same(
@@ -979,7 +980,7 @@ fn l7_without_key_is_round_robin() {
         let mut absent = vec![Req::keyless(&algo)];
         match &algo {
             // No URI at all (never the case for a parsed request; an empty path is "/").
-            L7Hash::Uri => absent.push(Req::new("", &[("Host", "a.test")])),
+            L7Hash::Uri(_) => absent.push(Req::new("", &[("Host", "a.test")])),
             // Present without a value.
             L7Hash::UrlParam(name) => {
                 absent.push(Req::new(&format!("/a?{name}="), &[]));
@@ -1008,7 +1009,11 @@ fn l7_without_key_is_round_robin() {
 fn l7_keys_do_not_leak_between_algorithms() {
     // A `uri` balancer ignores the client address and headers; `source` ignores the URI.
     let servers = slots(&[1; 16]);
-    let mut uri = l7(&L7Hash::Uri, HashType::MapBased, &servers);
+    let mut uri = l7(
+        &L7Hash::Uri(UriHashOptions::default()),
+        HashType::MapBased,
+        &servers,
+    );
     let req = Req::new("/same", &[("Host", "a")]);
     let mut ctx = req.ctx();
     let first = uri.pick(&ctx, &[]);
@@ -1039,6 +1044,181 @@ fn l7_inherit_keeps_rotation_only_for_the_same_key() {
     let mut other = l7(&b, HashType::MapBased, &servers);
     other.inherit_counts(&old);
     assert_eq!(other.pick(&keyless.ctx(), &[]), Some(0));
+}
+
+// ---------------------------------------------------------------- balance uri options
+
+fn uri_opts(whole: bool, len: u32, depth: u32) -> UriHashOptions {
+    UriHashOptions { whole, len, depth }
+}
+
+/// `balance = "uri ..."` through the configuration type, as the runtime builds it.
+fn uri_balancer(opts: UriHashOptions, hash_type: HashType, servers: &[ServerSlot]) -> Balancer {
+    Balancer::new(&Balance::Uri(opts), hash_type, servers)
+}
+
+fn pick_uri(b: &mut Balancer, uri: &str) -> usize {
+    let ctx = PickContext {
+        uri: Some(uri.as_bytes()),
+        ..Default::default()
+    };
+    b.pick(&ctx, &[]).unwrap()
+}
+
+#[test]
+fn uri_key_follows_haproxy() {
+    let key = |uri: &'static str, whole, len, depth| {
+        std::str::from_utf8(uri_key(uri.as_bytes(), uri_opts(whole, len, depth))).unwrap()
+    };
+    // Default: up to the first '?'; `whole`: everything.
+    assert_eq!(key("/a/b/c?x=1", false, 0, 0), "/a/b/c");
+    assert_eq!(key("/a/b/c?x=1", true, 0, 0), "/a/b/c?x=1");
+    assert_eq!(key("/a/b/c", true, 0, 0), "/a/b/c");
+    // depth N stops before the (N+1)-th slash.
+    assert_eq!(key("/a/b/c?x", false, 0, 2), "/a/b");
+    assert_eq!(key("/a/b/d", false, 0, 2), "/a/b");
+    assert_eq!(key("/a/b/", false, 0, 2), "/a/b");
+    assert_eq!(key("/a/b", false, 0, 2), "/a/b");
+    assert_eq!(key("/a", false, 0, 2), "/a");
+    assert_eq!(key("/a/b/c", false, 0, 1), "/a");
+    assert_eq!(key("/", false, 0, 1), "/");
+    assert_eq!(key("//a", false, 0, 1), "/");
+    assert_eq!(key("/a/b/c", false, 0, 3), "/a/b/c");
+    assert_eq!(key("/a/b/c/d", false, 0, u32::MAX), "/a/b/c/d");
+    // The query ends the key first unless `whole`, where its slashes count too.
+    assert_eq!(key("/a?x/y/z", false, 0, 2), "/a");
+    assert_eq!(key("/a?x/y/z", true, 0, 1), "/a?x");
+    assert_eq!(key("/a?x/y/z", true, 0, 2), "/a?x/y");
+    // len N: at most N bytes, applied before the rest.
+    assert_eq!(key("/abcdef", false, 4, 0), "/abc");
+    assert_eq!(key("/ab", false, 4, 0), "/ab");
+    assert_eq!(key("/abc", false, 4, 0), "/abc");
+    assert_eq!(key("/a?bc", false, 4, 0), "/a");
+    assert_eq!(key("/a?bc", true, 4, 0), "/a?b");
+    assert_eq!(key("/a", false, u32::MAX, 0), "/a");
+    // Both: whichever is reached first.
+    assert_eq!(key("/aa/bb/cc", false, 5, 2), "/aa/b");
+    assert_eq!(key("/aa/bb/cc", false, 10, 1), "/aa");
+    // An absolute-form target is hashed as received (HAProxy without `path-only`): the
+    // slashes of `//` count.
+    assert_eq!(key("http://h/a/b?q", false, 0, 2), "http://h");
+    assert_eq!(key("http://h/a/b?q", false, 0, 3), "http://h/a");
+    assert_eq!(key("http://h/a/b?q", false, 0, 0), "http://h/a/b");
+    assert_eq!(key("", false, 3, 2), "");
+}
+
+#[test]
+fn uri_options_stick() {
+    let servers = slots(&[1, 2, 1, 3, 1]);
+    let keys = random_keys(56, 500);
+    for opts in [
+        uri_opts(false, 0, 0),
+        uri_opts(true, 0, 0),
+        uri_opts(false, 8, 0),
+        uri_opts(false, 0, 2),
+        uri_opts(true, 12, 3),
+    ] {
+        for hash_type in [HashType::MapBased, HashType::Consistent] {
+            let mut a = uri_balancer(opts, hash_type, &servers);
+            let mut b = uri_balancer(opts, hash_type, &servers);
+            let mut c = Balancer::new_l7(&L7Hash::Uri(opts), hash_type, &servers);
+            let owners: Vec<usize> = keys
+                .iter()
+                .map(|k| pick_uri(&mut a, &format!("/{k}/x/y?s={k}")))
+                .collect();
+            for (k, &o) in keys.iter().zip(&owners) {
+                let uri = format!("/{k}/x/y?s={k}");
+                assert_eq!(pick_uri(&mut a, &uri), o, "{opts:?}");
+                // Another shard, and the L7 constructor, agree.
+                assert_eq!(pick_uri(&mut b, &uri), o, "{opts:?}");
+                assert_eq!(pick_uri(&mut c, &uri), o, "{opts:?}");
+            }
+            assert!(owners.iter().any(|&s| s != owners[0]), "{opts:?}");
+        }
+    }
+}
+
+/// Two targets that must share a server (same key) under `opts`, and, over many random
+/// prefixes, targets that do not under `other` (the options are really applied).
+fn check_grouping(opts: UriHashOptions, other: UriHashOptions, x: &str, y: &str) {
+    let servers = slots(&[1; 64]);
+    for hash_type in [HashType::MapBased, HashType::Consistent] {
+        let mut b = uri_balancer(opts, hash_type, &servers);
+        let mut o = uri_balancer(other, hash_type, &servers);
+        let mut differ = 0;
+        for k in random_keys(57, 200) {
+            let (x, y) = (format!("/{k}{x}"), format!("/{k}{y}"));
+            assert_eq!(
+                pick_uri(&mut b, &x),
+                pick_uri(&mut b, &y),
+                "{opts:?} {x} {y}"
+            );
+            if pick_uri(&mut o, &x) != pick_uri(&mut o, &y) {
+                differ += 1;
+            }
+        }
+        // 64 servers: two different keys share one 1 time in 64.
+        assert!(differ > 150, "{other:?}: only {differ} of 200 differ");
+    }
+}
+
+#[test]
+fn uri_depth_groups_a_directory() {
+    // `/k/b/c?x` and `/k/b/d` share a server under depth 2, not without it.
+    check_grouping(
+        uri_opts(false, 0, 2),
+        uri_opts(false, 0, 0),
+        "/b/c?x",
+        "/b/d",
+    );
+    check_grouping(uri_opts(true, 0, 2), uri_opts(true, 0, 3), "/b/c?x", "/b/d");
+    check_grouping(uri_opts(false, 0, 1), uri_opts(false, 0, 2), "/b", "/c/d");
+}
+
+#[test]
+fn uri_len_limits_the_key() {
+    // Targets are `/` + a random key (`k` + 1 to 16 hex digits: at most 18 bytes) + 26
+    // common bytes + a differing one: len 24 keeps the random part and cuts before the
+    // difference.
+    check_grouping(
+        uri_opts(false, 24, 0),
+        uri_opts(false, 0, 0),
+        "/common-part-that-is-long-1",
+        "/common-part-that-is-long-2",
+    );
+    // len counts the query too with `whole`.
+    check_grouping(
+        uri_opts(true, 24, 0),
+        uri_opts(true, 0, 0),
+        "?session=0123456789abcdef-1",
+        "?session=0123456789abcdef-2",
+    );
+}
+
+#[test]
+fn uri_whole_includes_the_query() {
+    check_grouping(
+        uri_opts(false, 0, 0),
+        uri_opts(true, 0, 0),
+        "/p?x=1",
+        "/p?x=2",
+    );
+    check_grouping(uri_opts(false, 0, 0), uri_opts(true, 0, 0), "/p", "/p?");
+}
+
+#[test]
+fn uri_options_change_ends_rotation_inheritance_only() {
+    // Keyless requests (no target) are balanced round robin; the rotation carries over
+    // between rebuilds with the same options only.
+    let servers = slots(&[1, 1, 1]);
+    let mut old = uri_balancer(uri_opts(false, 0, 2), HashType::MapBased, &servers);
+    assert_eq!(old.pick(&no_ctx(), &[]), Some(0));
+    let mut same = uri_balancer(uri_opts(false, 0, 2), HashType::MapBased, &servers);
+    same.inherit_counts(&old);
+    assert_eq!(same.pick(&no_ctx(), &[]), Some(1));
+    let mut other = uri_balancer(uri_opts(false, 0, 3), HashType::MapBased, &servers);
+    other.inherit_counts(&old);
+    assert_eq!(other.pick(&no_ctx(), &[]), Some(0));
 }
 
 // ---------------------------------------------------------------- first
@@ -1154,7 +1334,11 @@ fn backups_only_when_no_primary_is_usable() {
             Algorithm::L4(Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn, _) => {
                 assert_eq!(h, [0, 1000, 0, 3000], "{algo:?}")
             }
-            Algorithm::L4(Balance::Source, _) | Algorithm::L7(..) => {
+            Algorithm::L4(
+                Balance::Source | Balance::Uri(_) | Balance::UrlParam(_) | Balance::Hdr(_),
+                _,
+            )
+            | Algorithm::L7(..) => {
                 // Weighted 1:3, hashing: ±20 %.
                 assert!(h[1].abs_diff(1000) <= 200, "{algo:?}: {h:?}");
             }

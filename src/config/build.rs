@@ -6,16 +6,27 @@
 //! [`Config`] when anything was reported.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml_edit::{Table, TableLike, Value};
 
 use super::model::*;
-use super::reader::{join, Field, Node, Reader, Spec};
+use super::reader::{describe, join, Field, Node, Reader, Spec};
 use super::suggest;
-use super::value::{check_name, parse_bind_address, parse_server_address};
+use super::value::{
+    check_name, parse_bind_address, parse_http_balance, parse_redirect, parse_server_address,
+};
+use crate::http::acl::{AclSet, Condition};
+use crate::http::cookie::{CookieError, CookieMode, CookieOptions, CookiePersistence};
+use crate::http::errors::{ErrorPages, MAX_ERRORFILE, STATUSES};
+use crate::http::rewrite::{
+    parse_except, ForwardFor, ForwardedParams, Forwarding, HeaderRule, RewriteError,
+};
+use crate::http::Limits;
 
 /// Frontend `maxconn` when neither the frontend nor `[global]` sets one.
 pub const DEFAULT_FRONTEND_MAXCONN: u32 = 10_000;
@@ -38,7 +49,21 @@ pub const MAX_CORES: u32 = 1024;
 /// Largest server weight.
 pub const MAX_WEIGHT: u32 = 256;
 
-const L7: &str = "the L7 HTTP proxy";
+/// Idle pooled connections kept per server and per shard, by default.
+pub const DEFAULT_POOL_MAX_IDLE: u32 = 64;
+/// How long an idle pooled backend connection is kept, by default.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest accepted `pool_max_idle`.
+pub const MAX_POOL_MAX_IDLE: u32 = 100_000;
+/// Accepted `max_request_head` range in bytes (default: [`Limits::default`], 16 KiB).
+pub const REQUEST_HEAD_RANGE: (u32, u32) = (1024, 1 << 20);
+/// Smallest accepted `max_request_line` in bytes (the largest is `max_request_head`).
+pub const MIN_REQUEST_LINE: u32 = 256;
+/// Largest accepted `max_headers`.
+pub const MAX_HEADERS: u32 = 1000;
+/// The status codes a `redirect` rule may use.
+pub const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
+
 const CHECKS: &str = "health checks";
 
 const ROOT: Spec = Spec {
@@ -67,6 +92,22 @@ const DEFAULTS: Spec = Spec {
     keys: &["mode", "retries", "redispatch", "timeouts"],
     later: &[],
 };
+/// The keys of `[frontend.NAME]` that only `mode = "http"` accepts.
+const HTTP_FRONTEND_KEYS: [&str; 13] = [
+    "acl",
+    "http_request",
+    "http_response",
+    "use_backend",
+    "forwardfor",
+    "x_forwarded_proto",
+    "x_forwarded_port",
+    "forwarded",
+    "max_request_head",
+    "max_request_line",
+    "max_headers",
+    "max_body_size",
+    "errorfile",
+];
 const FRONTEND: Spec = Spec {
     section: "[frontend.NAME]",
     keys: &[
@@ -76,15 +117,30 @@ const FRONTEND: Spec = Spec {
         "backlog",
         "default_backend",
         "timeouts",
+        "acl",
+        "http_request",
+        "http_response",
+        "use_backend",
+        "forwardfor",
+        "x_forwarded_proto",
+        "x_forwarded_port",
+        "forwarded",
+        "max_request_head",
+        "max_request_line",
+        "max_headers",
+        "max_body_size",
+        "errorfile",
     ],
-    later: &[
-        ("tls", "TLS termination"),
-        ("acl", L7),
-        ("http_request", L7),
-        ("use_backend", L7),
-        ("forwardfor", L7),
-    ],
+    later: &[("tls", "TLS termination")],
 };
+/// The keys of `[backend.NAME]` that only `mode = "http"` accepts.
+const HTTP_BACKEND_KEYS: [&str; 5] = [
+    "cookie",
+    "http_server_close",
+    "http_reuse",
+    "pool_max_idle",
+    "pool_idle_timeout",
+];
 const BACKEND: Spec = Spec {
     section: "[backend.NAME]",
     keys: &[
@@ -96,20 +152,74 @@ const BACKEND: Spec = Spec {
         "splice",
         "timeouts",
         "server",
+        "cookie",
+        "http_server_close",
+        "http_reuse",
+        "pool_max_idle",
+        "pool_idle_timeout",
     ],
-    later: &[
-        ("cookie", "cookie persistence in the L7 HTTP proxy"),
-        ("check", CHECKS),
-    ],
+    later: &[("check", CHECKS)],
 };
 const SERVER: Spec = Spec {
     section: "[[backend.NAME.server]]",
-    keys: &["name", "address", "weight", "backup", "disabled"],
+    keys: &["name", "address", "weight", "backup", "disabled", "cookie"],
     later: &[
         ("check", CHECKS),
-        ("cookie", "cookie persistence in the L7 HTTP proxy"),
         ("slowstart", "health checks (slow start)"),
         ("maxconn", "per-server connection limits and queueing"),
+    ],
+};
+/// The actions of an `http_request` rule (exactly one per rule).
+const REQUEST_ACTIONS: [&str; 5] = ["redirect", "deny", "set_header", "add_header", "del_header"];
+/// The actions of an `http_response` rule (exactly one per rule).
+const RESPONSE_ACTIONS: [&str; 3] = ["set_header", "add_header", "del_header"];
+const HTTP_REQUEST: Spec = Spec {
+    section: "[[frontend.NAME.http_request]]",
+    keys: &[
+        "redirect",
+        "code",
+        "deny",
+        "set_header",
+        "add_header",
+        "del_header",
+        "if",
+        "unless",
+    ],
+    later: &[],
+};
+const HTTP_RESPONSE: Spec = Spec {
+    section: "[[frontend.NAME.http_response]]",
+    keys: &["set_header", "add_header", "del_header", "if", "unless"],
+    later: &[],
+};
+const USE_BACKEND: Spec = Spec {
+    section: "[[frontend.NAME.use_backend]]",
+    keys: &["backend", "if", "unless"],
+    later: &[],
+};
+/// `set_header = { name, value }` / `add_header = { ... }` (not in [`ALL`]: `name` is
+/// too common a key to suggest this table for it).
+const HEADER: Spec = Spec {
+    section: "in a set_header/add_header table",
+    keys: &["name", "value"],
+    later: &[],
+};
+const FORWARDFOR: Spec = Spec {
+    section: "in the forwardfor table",
+    keys: &["except"],
+    later: &[],
+};
+const FORWARDED: Spec = Spec {
+    section: "in the forwarded table",
+    keys: &["proto", "by"],
+    later: &[],
+};
+const COOKIE: Spec = Spec {
+    section: "in the cookie table",
+    keys: &["name", "mode", "indirect", "nocache", "httponly", "secure"],
+    later: &[
+        ("maxidle", "cookie expiry"),
+        ("maxlife", "cookie expiry"),
     ],
 };
 const DEFAULTS_TIMEOUTS: Spec = Spec {
@@ -146,6 +256,9 @@ const ALL: &[&Spec] = &[
     &BACKEND,
     &BACKEND_TIMEOUTS,
     &SERVER,
+    &HTTP_REQUEST,
+    &HTTP_RESPONSE,
+    &USE_BACKEND,
 ];
 
 /// Where a frontend's cross-checked keys are, for the checks run once all sections are read.
@@ -155,6 +268,21 @@ struct FrontendSite {
     backend_path: String,
     /// Every expanded bind address with the line and path of its array element.
     binds: Vec<(SocketAddr, usize, String)>,
+    /// The L7 part (http mode); its `use_backends` are filled in by [`cross_check`].
+    http: Option<HttpFrontend>,
+    /// The `use_backend` rules as read (http mode), resolved by [`cross_check`].
+    use_backends: Vec<PendingUseBackend>,
+}
+
+/// A `[[frontend.NAME.use_backend]]` entry before its backend is looked up.
+struct PendingUseBackend {
+    /// The backend name (`None` when missing or invalid: already reported).
+    backend: Option<String>,
+    /// Line and path of the `backend` key (or of the entry when it is missing).
+    line: usize,
+    path: String,
+    /// The compiled condition (`None` when missing or invalid: already reported).
+    condition: Option<Condition>,
 }
 
 /// Builds the model from the document root, recording every problem in `r`.
@@ -426,25 +554,49 @@ fn absolute_path(r: &mut Reader<'_>, f: &Field<'_>, what: &str) -> Option<PathBu
 fn mode(r: &mut Reader<'_>, f: &Field<'_>) -> Option<Mode> {
     match r.string(f)? {
         "tcp" => Some(Mode::Tcp),
-        "http" => {
-            r.error(
-                f.line,
-                &f.path,
-                format!(
-                    "mode \"http\" is not supported yet (arrives with {L7}); use mode = \"tcp\""
-                ),
-            );
-            // Kept so that frontend/backend mode agreement is still checked.
-            Some(Mode::Http)
-        }
+        "http" => Some(Mode::Http),
         other => {
             let hint = suggest::did_you_mean(other, ["tcp", "http"]);
             r.error(
                 f.line,
                 &f.path,
-                format!("unknown mode \"{other}\"{hint}: expected \"tcp\""),
+                format!("unknown mode \"{other}\"{hint}: expected \"tcp\" or \"http\""),
             );
             None
+        }
+    }
+}
+
+/// The `mode` of a frontend or backend section (`inherited` when absent), and whether it
+/// is known: `false` when the key is present but invalid (already reported), so that
+/// checks depending on the mode are skipped.
+fn section_mode(
+    r: &mut Reader<'_>,
+    t: &dyn TableLike,
+    f: &Field<'_>,
+    inherited: Mode,
+) -> (Mode, bool) {
+    match r.child(t, f, "mode") {
+        None => (inherited, true),
+        Some(mf) => match mode(r, &mf) {
+            Some(m) => (m, true),
+            None => (inherited, false),
+        },
+    }
+}
+
+/// Reports each of `keys` present in `t`: they need mode http, and `what` (`frontend
+/// "web"`) is mode tcp.
+fn only_in_http(r: &mut Reader<'_>, t: &dyn TableLike, f: &Field<'_>, keys: &[&str], what: &str) {
+    for key in keys {
+        if let Some(kf) = r.child(t, f, key) {
+            r.error(
+                kf.line,
+                &kf.path,
+                format!(
+                    "\"{key}\" is allowed only in mode http, and {what} is mode tcp (set mode = \"http\")"
+                ),
+            );
         }
     }
 }
@@ -515,6 +667,8 @@ fn frontend(
         backend_line: f.line,
         backend_path: join(&f.path, "default_backend"),
         binds: Vec::new(),
+        http: None,
+        use_backends: Vec::new(),
     };
 
     match &r.child(t, f, "bind") {
@@ -551,7 +705,7 @@ fn frontend(
         }
     }
 
-    let mode = get(r, t, f, "mode", mode).unwrap_or(defaults.mode);
+    let (mode, mode_known) = section_mode(r, t, f, defaults.mode);
     let maxconn = get(r, t, f, "maxconn", |r, f| r.u32_in(f, 1, u32::MAX))
         .unwrap_or(global.maxconn.unwrap_or(DEFAULT_FRONTEND_MAXCONN));
     let backlog = get(r, t, f, "backlog", |r, f| r.u32_in(f, 1, i32::MAX as u32))
@@ -562,6 +716,8 @@ fn frontend(
             site.backend_path = bf.path.clone();
             r.nonempty_string(&bf).map(str::to_string)
         }
+        // Optional in http mode: a request that no use_backend rule routes gets a 404.
+        None if mode == Mode::Http => None,
         None => missing(
             r,
             t,
@@ -575,6 +731,17 @@ fn frontend(
         Some(timeouts(r, f, defaults.timeouts, &FRONTEND_TIMEOUTS))
     })
     .unwrap_or(defaults.timeouts);
+    match mode {
+        Mode::Http => {
+            let (http, use_backends) = http_frontend(r, t, f);
+            site.http = Some(http);
+            site.use_backends = use_backends;
+        }
+        Mode::Tcp if mode_known => {
+            only_in_http(r, t, f, &HTTP_FRONTEND_KEYS, &format!("frontend \"{name}\""));
+        }
+        Mode::Tcp => {} // invalid mode: already reported
+    }
 
     let frontend = Frontend {
         name,
@@ -582,15 +749,25 @@ fn frontend(
         mode,
         maxconn,
         backlog,
-        default_backend: default_backend.unwrap_or_default(),
-        default_backend_index: 0,
+        default_backend,
+        default_backend_index: None,
         timeouts,
+        http: None,
     };
     (frontend, site)
 }
 
-fn balance(r: &mut Reader<'_>, f: &Field<'_>) -> Option<Balance> {
-    const KNOWN: [&str; 5] = ["roundrobin", "static-rr", "leastconn", "source", "first"];
+/// `balance`; the HTTP forms (`uri ...`, `url_param(NAME)`, `hdr(NAME)`) need `mode`
+/// http (`backend` names the section in that message).
+fn balance(r: &mut Reader<'_>, f: &Field<'_>, mode: Mode, backend: &str) -> Option<Balance> {
+    const KNOWN: [&str; 6] = [
+        "roundrobin",
+        "static-rr",
+        "leastconn",
+        "source",
+        "first",
+        "uri",
+    ];
     let s = r.string(f)?;
     match s {
         "roundrobin" => Some(Balance::RoundRobin),
@@ -598,26 +775,35 @@ fn balance(r: &mut Reader<'_>, f: &Field<'_>) -> Option<Balance> {
         "leastconn" => Some(Balance::LeastConn),
         "source" => Some(Balance::Source),
         "first" => Some(Balance::First),
-        _ if s == "uri" || s.starts_with("url_param") || s.starts_with("hdr") => {
-            r.error(
-                f.line,
-                &f.path,
-                format!("balance \"{s}\" is not supported yet (arrives with {L7})"),
-            );
-            None
-        }
-        _ => {
-            let hint = suggest::did_you_mean(s, KNOWN);
-            r.error(
-                f.line,
-                &f.path,
-                format!(
-                    "unknown balance algorithm \"{s}\"{hint}: expected one of {}",
-                    KNOWN.join(", ")
-                ),
-            );
-            None
-        }
+        _ => match parse_http_balance(s) {
+            Some(Ok(_)) if mode == Mode::Tcp => {
+                r.error(
+                    f.line,
+                    &f.path,
+                    format!(
+                        "balance \"{s}\" needs mode http (it hashes a part of the HTTP request), and backend \"{backend}\" is mode tcp"
+                    ),
+                );
+                None
+            }
+            Some(Ok(b)) => Some(b),
+            Some(Err(msg)) => {
+                r.error(f.line, &f.path, msg);
+                None
+            }
+            None => {
+                let hint = suggest::did_you_mean(s, KNOWN);
+                r.error(
+                    f.line,
+                    &f.path,
+                    format!(
+                        "unknown balance algorithm \"{s}\"{hint}: expected one of {}, url_param(NAME), hdr(NAME)",
+                        KNOWN.join(", ")
+                    ),
+                );
+                None
+            }
+        },
     }
 }
 
@@ -648,25 +834,105 @@ fn backend(
     defaults: &Defaults,
 ) -> Backend {
     r.check_keys(t, f, &BACKEND, ALL);
-    Backend {
-        name,
-        mode: get(r, t, f, "mode", mode).unwrap_or(defaults.mode),
-        balance: get(r, t, f, "balance", balance).unwrap_or(Balance::RoundRobin),
+    let (mode, mode_known) = section_mode(r, t, f, defaults.mode);
+    let (servers, cookie_sites) = servers(r, t, f);
+    let mut be = Backend {
+        mode,
+        balance: get(r, t, f, "balance", |r, f| balance(r, f, mode, &name))
+            .unwrap_or(Balance::RoundRobin),
         hash_type: get(r, t, f, "hash_type", hash_type).unwrap_or(HashType::MapBased),
         retries: get(r, t, f, "retries", retries).unwrap_or(defaults.retries),
         redispatch: get(r, t, f, "redispatch", |r, f| r.boolean(f)).unwrap_or(defaults.redispatch),
         splice: get(r, t, f, "splice", |r, f| r.boolean(f)).unwrap_or(true),
+        cookie: None,
+        http_server_close: false,
+        http_reuse: HttpReuse::Safe,
+        pool_max_idle: DEFAULT_POOL_MAX_IDLE,
+        pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
         timeouts: get(r, t, f, "timeouts", |r, f| {
             Some(timeouts(r, f, defaults.timeouts, &BACKEND_TIMEOUTS))
         })
         .unwrap_or(defaults.timeouts),
-        servers: servers(r, t, f),
+        servers,
+        name,
+    };
+    match mode {
+        Mode::Http => http_backend(r, t, f, &mut be, &cookie_sites),
+        Mode::Tcp if mode_known => {
+            let what = format!("backend \"{}\"", be.name);
+            only_in_http(r, t, f, &HTTP_BACKEND_KEYS, &what);
+        }
+        Mode::Tcp => {} // invalid mode: already reported
+    }
+    // A server cookie needs the backend's `cookie` (when that key is present but
+    // invalid, or in a tcp backend, its own error says enough).
+    if !t.contains_key("cookie") {
+        for (line, path) in cookie_sites.iter().flatten() {
+            r.error(
+                *line,
+                path,
+                format!(
+                    "a server cookie needs cookie persistence on its backend: add cookie = {{ name = \"SRV\" }} to [backend.{}]{}",
+                    be.name,
+                    if be.mode == Mode::Tcp { " (mode http only)" } else { "" }
+                ),
+            );
+        }
+    }
+    be
+}
+
+/// The entries of an array of tables: `[[PATH]]` sections or an inline array of inline
+/// tables, each as a field `PATH[i]` whose node is a table. `None` (reported) when the
+/// item is something else; `noun` names one entry in that message.
+fn table_array<'d>(r: &mut Reader<'_>, field: &Field<'d>, noun: &str) -> Option<Vec<Field<'d>>> {
+    match field.node {
+        Node::TableArray(array) => Some(
+            array
+                .iter()
+                .enumerate()
+                .map(|(i, table)| Field {
+                    path: format!("{}[{i}]", field.path),
+                    line: r.line_of(table.span(), field.line),
+                    node: Node::Table(table),
+                })
+                .collect(),
+        ),
+        Node::Value(Value::Array(array)) => {
+            let mut out = Vec::new();
+            for (i, value) in array.iter().enumerate() {
+                let item = r.element(value, format!("{}[{i}]", field.path), field.line);
+                if r.table(&item).is_some() {
+                    out.push(item);
+                }
+            }
+            Some(out)
+        }
+        _ => {
+            r.error(
+                field.line,
+                &field.path,
+                format!(
+                    "expected an array of tables, found {}: write [[{}]] (double brackets) for each {noun}",
+                    describe(field.node),
+                    field.path
+                ),
+            );
+            None
+        }
     }
 }
 
+/// Where a server's `cookie` key is (line, path), per server.
+type CookieSites = Vec<Option<(usize, String)>>;
+
 /// The `[[backend.NAME.server]]` entries (also accepted as an inline array of inline
-/// tables), with unique names.
-fn servers(r: &mut Reader<'_>, t: &dyn TableLike, backend: &Field<'_>) -> Vec<Server> {
+/// tables), with unique names, and where each one's `cookie` is.
+fn servers(
+    r: &mut Reader<'_>,
+    t: &dyn TableLike,
+    backend: &Field<'_>,
+) -> (Vec<Server>, CookieSites) {
     let path = join(&backend.path, "server");
     let header = format!("[[{path}]]");
     let Some(field) = r.child(t, backend, "server") else {
@@ -675,51 +941,23 @@ fn servers(r: &mut Reader<'_>, t: &dyn TableLike, backend: &Field<'_>) -> Vec<Se
             &path,
             format!("backend has no servers: add at least one {header} section"),
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    // Each entry: (table, its path, its line).
-    let mut entries: Vec<(&dyn TableLike, String, usize)> = Vec::new();
-    match field.node {
-        Node::TableArray(array) => {
-            for (i, table) in array.iter().enumerate() {
-                let line = r.line_of(table.span(), field.line);
-                entries.push((table, format!("{path}[{i}]"), line));
-            }
-        }
-        Node::Value(Value::Array(array)) => {
-            for (i, value) in array.iter().enumerate() {
-                let item = r.element(value, format!("{path}[{i}]"), field.line);
-                if let Some(table) = r.table(&item) {
-                    entries.push((table, item.path, item.line));
-                }
-            }
-            if array.is_empty() {
-                r.error(
-                    field.line,
-                    &path,
-                    format!("backend has no servers: add at least one {header} section"),
-                );
-            }
-        }
-        _ => {
-            r.error(
-                field.line,
-                &path,
-                format!(
-                    "expected an array of tables, found {}: write {header} (double brackets) for each server",
-                    super::reader::describe(field.node)
-                ),
-            );
-        }
+    let entries = table_array(r, &field, "server").unwrap_or_default();
+    if matches!(field.node, Node::Value(Value::Array(a)) if a.is_empty()) {
+        r.error(
+            field.line,
+            &path,
+            format!("backend has no servers: add at least one {header} section"),
+        );
     }
 
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
-    for (table, path, line) in entries {
-        let sf = Field {
-            path,
-            line,
-            node: Node::Table(table),
+    let mut cookie_sites = Vec::new();
+    for sf in entries {
+        let Some(table) = sf.as_table() else {
+            continue;
         };
         r.check_keys(table, &sf, &SERVER, ALL);
         let name = match r.child(table, &sf, "name") {
@@ -743,16 +981,23 @@ fn servers(r: &mut Reader<'_>, t: &dyn TableLike, backend: &Field<'_>) -> Vec<Se
                 ", e.g. address = \"10.0.0.11:80\"",
             ),
         };
-        let server = Server {
+        let mut server = Server {
             name: name.unwrap_or_default(),
             address: address.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
             weight: get(r, table, &sf, "weight", |r, f| r.u32_in(f, 0, MAX_WEIGHT)).unwrap_or(1),
             backup: get(r, table, &sf, "backup", |r, f| r.boolean(f)).unwrap_or(false),
             disabled: get(r, table, &sf, "disabled", |r, f| r.boolean(f)).unwrap_or(false),
+            cookie: None,
         };
+        let mut site = None;
+        if let Some(cf) = r.child(table, &sf, "cookie") {
+            server.cookie = r.nonempty_string(&cf).map(str::to_string);
+            site = Some((cf.line, cf.path.clone()));
+        }
         out.push(server);
+        cookie_sites.push(site);
     }
-    out
+    (out, cookie_sites)
 }
 
 /// A server's name, checked for its characters and for uniqueness against `seen`
@@ -780,8 +1025,9 @@ fn server_name(
     Some(name.to_string())
 }
 
-/// Checks that need every section: each frontend's backend exists and has the same
-/// mode, and no address is bound twice.
+/// Checks that need every section: each backend a frontend routes to (default_backend,
+/// use_backend) exists and has the same mode, and no address is bound twice. Completes
+/// each http frontend with its resolved use_backend rules.
 fn cross_check(
     r: &mut Reader<'_>,
     frontends: &mut [(Frontend, FrontendSite)],
@@ -789,44 +1035,64 @@ fn cross_check(
 ) {
     check_binds(r, frontends);
     for (fe, site) in frontends.iter_mut() {
-        if fe.default_backend.is_empty() {
-            continue; // missing or invalid: already reported
+        if let Some(default_backend) = fe.default_backend.clone() {
+            fe.default_backend_index =
+                route(r, fe, backends, &default_backend, site.backend_line, &site.backend_path);
         }
-        match backends.iter().position(|b| b.name == fe.default_backend) {
-            Some(i) => {
-                fe.default_backend_index = i;
-                let be = &backends[i];
-                if be.mode != fe.mode {
-                    r.error(
-                        site.backend_line,
-                        &site.backend_path,
-                        format!(
-                            "frontend \"{}\" is mode {} but backend \"{}\" is mode {}: a frontend and its backend must use the same mode",
-                            fe.name,
-                            mode_name(fe.mode),
-                            be.name,
-                            mode_name(be.mode)
-                        ),
-                    );
-                }
-            }
-            None => {
-                let hint = if backends.is_empty() {
-                    " (no [backend.NAME] section is defined)".to_string()
-                } else {
-                    suggest::did_you_mean(
-                        &fe.default_backend,
-                        backends.iter().map(|b| b.name.as_str()),
-                    )
-                };
-                r.error(
-                    site.backend_line,
-                    &site.backend_path,
-                    format!("backend \"{}\" does not exist{hint}", fe.default_backend),
-                );
+        let Some(mut http) = site.http.take() else {
+            continue;
+        };
+        for rule in site.use_backends.drain(..) {
+            let Some(name) = rule.backend else {
+                continue; // missing or invalid: already reported
+            };
+            let index = route(r, fe, backends, &name, rule.line, &rule.path);
+            if let (Some(backend_index), Some(condition)) = (index, rule.condition) {
+                http.use_backends.push(UseBackend {
+                    backend: name,
+                    backend_index,
+                    condition,
+                });
             }
         }
+        fe.http = Some(Arc::new(http));
     }
+}
+
+/// The index of backend `name`, which `fe` routes to from the key at `line`/`path`;
+/// reports a missing backend (with a suggestion) or one of another mode.
+fn route(
+    r: &mut Reader<'_>,
+    fe: &Frontend,
+    backends: &[Backend],
+    name: &str,
+    line: usize,
+    path: &str,
+) -> Option<usize> {
+    let Some(i) = backends.iter().position(|b| b.name == name) else {
+        let hint = if backends.is_empty() {
+            " (no [backend.NAME] section is defined)".to_string()
+        } else {
+            suggest::did_you_mean(name, backends.iter().map(|b| b.name.as_str()))
+        };
+        r.error(line, path, format!("backend \"{name}\" does not exist{hint}"));
+        return None;
+    };
+    let be = &backends[i];
+    if be.mode != fe.mode {
+        r.error(
+            line,
+            path,
+            format!(
+                "frontend \"{}\" is mode {} but backend \"{}\" is mode {}: a frontend and the backends it routes to must use the same mode",
+                fe.name,
+                mode_name(fe.mode),
+                be.name,
+                mode_name(be.mode)
+            ),
+        );
+    }
+    Some(i)
 }
 
 /// Reports every address bound twice, on its later occurrence in the file.
@@ -858,6 +1124,801 @@ fn check_binds(r: &mut Reader<'_>, frontends: &[(Frontend, FrontendSite)]) {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- mode http
+
+/// The L7 keys of an http frontend: everything but its use_backend rules, which are
+/// returned as read and resolved by [`cross_check`].
+fn http_frontend(
+    r: &mut Reader<'_>,
+    t: &dyn TableLike,
+    f: &Field<'_>,
+) -> (HttpFrontend, Vec<PendingUseBackend>) {
+    let (acls, broken) = match r.child(t, f, "acl") {
+        Some(af) => acl_set(r, &af),
+        None => (predefined_acls(), Vec::new()),
+    };
+    let scope = AclScope {
+        acls: &acls,
+        broken: &broken,
+        table: join(&f.path, "acl"),
+    };
+    let mut http = HttpFrontend::default();
+    if let Some(rf) = r.child(t, f, "http_request") {
+        for entry in table_array(r, &rf, "rule").unwrap_or_default() {
+            if let Some(rule) = request_rule(r, &entry, &scope) {
+                http.request_rules.push(rule);
+            }
+        }
+    }
+    if let Some(rf) = r.child(t, f, "http_response") {
+        for entry in table_array(r, &rf, "rule").unwrap_or_default() {
+            if let Some(rule) = response_rule(r, &entry, &scope) {
+                http.response_rules.push(rule);
+            }
+        }
+    }
+    let mut use_backends = Vec::new();
+    if let Some(uf) = r.child(t, f, "use_backend") {
+        for entry in table_array(r, &uf, "rule").unwrap_or_default() {
+            if let Some(rule) = use_backend_rule(r, &entry, &scope) {
+                use_backends.push(rule);
+            }
+        }
+    }
+    http.forwarding = forwarding(r, t, f);
+    http.limits = limits(r, t, f);
+    http.max_body_size = get(r, t, f, "max_body_size", |r, f| {
+        r.integer(f, 1, i64::MAX).map(|v| v as u64)
+    });
+    http.errors = get(r, t, f, "errorfile", |r, f| Some(errorfiles(r, f))).unwrap_or_default();
+    http.acls = acls;
+    (http, use_backends)
+}
+
+/// The built-in ACLs only (`TRUE`, `FALSE`, `LOCALHOST`, `METH_*`, `ssl_fc`...).
+fn predefined_acls() -> AclSet {
+    AclSet::parse(&[]).expect("the predefined ACLs compile")
+}
+
+/// `[frontend.NAME.acl]`: `name = "definition"` or `name = ["definition", ...]` (several
+/// definitions of one name are OR-ed, like repeated `acl` lines in HAProxy). Returns the
+/// compiled set and the names whose definition was refused (already reported), so that
+/// conditions naming them are not reported again as unknown.
+fn acl_set(r: &mut Reader<'_>, f: &Field<'_>) -> (AclSet, Vec<String>) {
+    let Some(t) = r.table(f) else {
+        return (predefined_acls(), Vec::new());
+    };
+    let mut defs: Vec<(String, String)> = Vec::new();
+    let mut broken = Vec::new();
+    for (name, _) in t.iter() {
+        let Some(nf) = r.child(t, f, name) else {
+            continue;
+        };
+        let items = match nf.node {
+            Node::Value(Value::Array(_)) => {
+                let items = r
+                    .array(&nf, "a definition string or an array of them")
+                    .unwrap_or_default();
+                if items.is_empty() {
+                    r.error(
+                        nf.line,
+                        &nf.path,
+                        "empty ACL: give a definition such as \"path_beg /api\"",
+                    );
+                }
+                items
+            }
+            _ => vec![nf.clone()],
+        };
+        let mut ok = !items.is_empty();
+        for item in items {
+            let Some(text) = r.string(&item) else {
+                ok = false;
+                continue;
+            };
+            // Compiled alone first, so that each error points at its own line.
+            let def = (name.to_string(), text.to_string());
+            match AclSet::parse(std::slice::from_ref(&def)) {
+                Ok(_) => defs.push(def),
+                Err(e) => {
+                    r.error(item.line, &item.path, e.message());
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            broken.push(name.to_string());
+        }
+    }
+    match AclSet::parse(&defs) {
+        Ok(set) => (set, broken),
+        Err(e) => {
+            // Each definition compiled alone; this is not expected, but is not ignored.
+            r.error(f.line, &f.path, e.to_string());
+            (predefined_acls(), broken)
+        }
+    }
+}
+
+/// What a condition may name: a frontend's ACLs.
+struct AclScope<'a> {
+    acls: &'a AclSet,
+    /// ACLs whose definition was refused (conditions naming them are not reported).
+    broken: &'a [String],
+    /// Path of the `acl` table, for "define it in ..." hints.
+    table: String,
+}
+
+/// The `if` / `unless` of a rule: `Ok(None)` when it has neither, `Err(())` when it is
+/// invalid (reported).
+fn rule_condition(
+    r: &mut Reader<'_>,
+    t: &dyn TableLike,
+    entry: &Field<'_>,
+    scope: &AclScope<'_>,
+) -> Result<Option<Condition>, ()> {
+    let (field, negate) = match (r.child(t, entry, "if"), r.child(t, entry, "unless")) {
+        (None, None) => return Ok(None),
+        (Some(i), None) => (i, false),
+        (None, Some(u)) => (u, true),
+        (Some(i), Some(u)) => {
+            let later = if u.line >= i.line { u } else { i };
+            r.error(
+                later.line,
+                &later.path,
+                "a rule takes \"if\" or \"unless\", not both: write one condition (e.g. if = \"a !b\")",
+            );
+            return Err(());
+        }
+    };
+    let text = r.nonempty_string(&field).ok_or(())?;
+    // Unknown names first, with this file's "did you mean" and a hint where to define them.
+    for word in text.split_whitespace() {
+        if word == "||" || word == "or" || word.starts_with('{') || word.ends_with('}') {
+            continue; // Condition::parse explains these
+        }
+        let name = word.trim_start_matches('!');
+        if name.is_empty() || scope.acls.names().any(|n| n == name) {
+            continue;
+        }
+        if scope.broken.iter().any(|b| b == name) {
+            return Err(()); // its definition is already reported
+        }
+        let hint = match suggest::closest(name, scope.acls.names()) {
+            Some(c) => format!(" (did you mean \"{c}\"?)"),
+            None => format!(": define it in [{}]", scope.table),
+        };
+        r.error(
+            field.line,
+            &field.path,
+            format!("unknown ACL \"{name}\" in condition \"{text}\"{hint}"),
+        );
+        return Err(());
+    }
+    match Condition::parse(text, scope.acls, negate) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            r.error(
+                field.line,
+                &field.path,
+                format!("invalid condition \"{text}\": {}", e.message()),
+            );
+            Err(())
+        }
+    }
+}
+
+/// The one action of a rule among `actions`: its key and field. Reports a rule without
+/// an action (unless it has an unknown key, already reported: likely the misspelled or
+/// misplaced action), and every action after the first.
+fn rule_action<'d>(
+    r: &mut Reader<'_>,
+    t: &'d dyn TableLike,
+    entry: &Field<'_>,
+    actions: &[&'static str],
+    spec: &Spec,
+) -> Option<(&'static str, Field<'d>)> {
+    let present: Vec<&'static str> = t
+        .iter()
+        .filter_map(|(k, _)| actions.iter().find(|a| **a == k).copied())
+        .collect();
+    let Some((&first, rest)) = present.split_first() else {
+        if t.iter().all(|(k, _)| spec.keys.contains(&k)) {
+            let list: Vec<String> = actions.iter().map(|a| format!("\"{a}\"")).collect();
+            r.error(
+                entry.line,
+                &entry.path,
+                format!("the rule has no action: give one of {}", list.join(", ")),
+            );
+        }
+        return None;
+    };
+    // `frontend.web.http_request[2]` → `[[frontend.web.http_request]]`.
+    let array = entry.path.rsplit_once('[').map_or(entry.path.as_str(), |(a, _)| a);
+    for other in rest {
+        if let Some(of) = r.child(t, entry, other) {
+            r.error(
+                of.line,
+                &of.path,
+                format!(
+                    "a rule has one action and this one already has \"{first}\": put \"{other}\" in its own [[{array}]] entry"
+                ),
+            );
+        }
+    }
+    Some((first, r.child(t, entry, first)?))
+}
+
+/// One `[[frontend.NAME.http_request]]` entry.
+fn request_rule(
+    r: &mut Reader<'_>,
+    entry: &Field<'_>,
+    scope: &AclScope<'_>,
+) -> Option<RequestRule> {
+    let t = entry.as_table()?;
+    r.check_keys(t, entry, &HTTP_REQUEST, ALL);
+    let action = rule_action(r, t, entry, &REQUEST_ACTIONS, &HTTP_REQUEST);
+    let code = r.child(t, entry, "code");
+    let action = match action {
+        Some(("redirect", af)) => {
+            let kind = r.string(&af).and_then(|s| match parse_redirect(s) {
+                Ok(kind) => Some(kind),
+                Err(msg) => {
+                    r.error(af.line, &af.path, msg);
+                    None
+                }
+            });
+            let code = match &code {
+                Some(cf) => redirect_code(r, cf),
+                None => Some(302),
+            };
+            match (kind, code) {
+                (Some(kind), Some(code)) => Some(RequestAction::Redirect(Redirect { kind, code })),
+                _ => None,
+            }
+        }
+        Some((op, af)) => {
+            if let Some(cf) = &code {
+                r.error(
+                    cf.line,
+                    &cf.path,
+                    format!("\"code\" is the status of a redirect, and this rule is \"{op}\""),
+                );
+            }
+            if op == "deny" {
+                deny_status(r, &af).map(RequestAction::Deny)
+            } else {
+                header_rule(r, op, &af).map(RequestAction::Header)
+            }
+        }
+        None => None,
+    };
+    let condition = rule_condition(r, t, entry, scope);
+    Some(RequestRule {
+        action: action?,
+        condition: condition.ok()?,
+    })
+}
+
+/// One `[[frontend.NAME.http_response]]` entry.
+fn response_rule(
+    r: &mut Reader<'_>,
+    entry: &Field<'_>,
+    scope: &AclScope<'_>,
+) -> Option<ResponseRule> {
+    let t = entry.as_table()?;
+    r.check_keys(t, entry, &HTTP_RESPONSE, ALL);
+    let rule = rule_action(r, t, entry, &RESPONSE_ACTIONS, &HTTP_RESPONSE)
+        .and_then(|(op, af)| header_rule(r, op, &af));
+    let condition = rule_condition(r, t, entry, scope);
+    Some(ResponseRule {
+        rule: rule?,
+        condition: condition.ok()?,
+    })
+}
+
+/// One `[[frontend.NAME.use_backend]]` entry; its backend is looked up later.
+fn use_backend_rule(
+    r: &mut Reader<'_>,
+    entry: &Field<'_>,
+    scope: &AclScope<'_>,
+) -> Option<PendingUseBackend> {
+    let t = entry.as_table()?;
+    r.check_keys(t, entry, &USE_BACKEND, ALL);
+    let (backend, line, path) = match r.child(t, entry, "backend") {
+        Some(bf) => (
+            r.nonempty_string(&bf).map(str::to_string),
+            bf.line,
+            bf.path.clone(),
+        ),
+        None => (
+            missing(
+                r,
+                t,
+                &USE_BACKEND,
+                entry,
+                "backend",
+                ": name the backend this rule routes to",
+            ),
+            entry.line,
+            join(&entry.path, "backend"),
+        ),
+    };
+    let condition = match rule_condition(r, t, entry, scope) {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => {
+            // Not when a misspelled "if"/"unless" already has its "did you mean".
+            let misspelled = t.iter().any(|(k, _)| {
+                !USE_BACKEND.keys.contains(&k) && suggest::closest(k, ["if", "unless"]).is_some()
+            });
+            if !misspelled {
+                r.error(
+                    entry.line,
+                    &join(&entry.path, "if"),
+                    "a use_backend rule needs a condition: add if = \"ACL ...\" or unless = \"ACL ...\" (requests that no rule routes go to default_backend)",
+                );
+            }
+            None
+        }
+        Err(()) => None,
+    };
+    Some(PendingUseBackend {
+        backend,
+        line,
+        path,
+        condition,
+    })
+}
+
+/// `set_header = { name, value }`, `add_header = { name, value }` or `del_header = "name"`.
+fn header_rule(r: &mut Reader<'_>, op: &str, f: &Field<'_>) -> Option<HeaderRule> {
+    if op == "del_header" {
+        let name = r.nonempty_string(f)?;
+        return match new_header_rule(op, name, "") {
+            Ok(rule) => Some(rule),
+            Err(e) => {
+                r.error(f.line, &f.path, e.to_string());
+                None
+            }
+        };
+    }
+    let Some(t) = f.as_table() else {
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "expected a table such as {{ name = \"X-Env\", value = \"prod\" }}, found {}",
+                describe(f.node)
+            ),
+        );
+        return None;
+    };
+    r.check_keys(t, f, &HEADER, ALL);
+    let name_field = r.child(t, f, "name");
+    let value_field = r.child(t, f, "value");
+    let name = match &name_field {
+        Some(nf) => r.nonempty_string(nf),
+        None => missing(r, t, &HEADER, f, "name", ", e.g. name = \"X-Env\""),
+    };
+    let value = match &value_field {
+        Some(vf) => r.string(vf),
+        None => missing(r, t, &HEADER, f, "value", " (value = \"\" for an empty value)"),
+    };
+    let (name, value) = (name?, value?);
+    match new_header_rule(op, name, value) {
+        Ok(rule) => Some(rule),
+        Err(e) => {
+            let at = match e {
+                RewriteError::BadValue(_) => value_field.as_ref(),
+                _ => name_field.as_ref(),
+            };
+            let at = at.unwrap_or(f);
+            r.error(at.line, &at.path, e.to_string());
+            None
+        }
+    }
+}
+
+/// A header rule, refusing also `Host` (a request must keep exactly one; the proxy
+/// forwards the client's).
+fn new_header_rule(op: &str, name: &str, value: &str) -> Result<HeaderRule, RewriteError> {
+    if name.eq_ignore_ascii_case("host") {
+        return Err(RewriteError::Reserved(name.to_string()));
+    }
+    match op {
+        "set_header" => HeaderRule::set(name, value),
+        "add_header" => HeaderRule::add(name, value),
+        _ => HeaderRule::del(name),
+    }
+}
+
+/// The error statuses `deny` may answer with.
+fn deny_statuses() -> impl Iterator<Item = u16> {
+    STATUSES.iter().copied().filter(|s| (400..600).contains(s))
+}
+
+/// `deny = true` (403) or `deny = STATUS`.
+fn deny_status(r: &mut Reader<'_>, f: &Field<'_>) -> Option<u16> {
+    match f.node {
+        Node::Value(Value::Boolean(b)) if *b.value() => Some(403),
+        Node::Value(Value::Boolean(_)) => {
+            r.error(
+                f.line,
+                &f.path,
+                "deny = false denies nothing: remove the rule, or write deny = true (403) or an error status",
+            );
+            None
+        }
+        Node::Value(Value::Integer(i)) => {
+            let v = *i.value();
+            match deny_statuses().find(|&s| i64::from(s) == v) {
+                Some(s) => Some(s),
+                None => {
+                    let list: Vec<String> = deny_statuses().map(|s| s.to_string()).collect();
+                    r.error(
+                        f.line,
+                        &f.path,
+                        format!(
+                            "deny status {v} is not allowed: expected one of {}",
+                            list.join(", ")
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        node => {
+            r.error(
+                f.line,
+                &f.path,
+                format!(
+                    "expected true or an error status such as 403, found {}",
+                    describe(node)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `code` of a redirect: 301, 302, 303, 307 or 308.
+fn redirect_code(r: &mut Reader<'_>, f: &Field<'_>) -> Option<u16> {
+    let v = r.integer(f, i64::MIN, i64::MAX)?;
+    match REDIRECT_CODES.iter().find(|&&c| i64::from(c) == v) {
+        Some(&c) => Some(c),
+        None => {
+            r.error(
+                f.line,
+                &f.path,
+                format!("redirect code {v} is not allowed: expected 301, 302, 303, 307 or 308"),
+            );
+            None
+        }
+    }
+}
+
+/// `forwardfor`, `x_forwarded_proto`, `x_forwarded_port`, `forwarded`.
+fn forwarding(r: &mut Reader<'_>, t: &dyn TableLike, f: &Field<'_>) -> Forwarding {
+    let mut fw = Forwarding::default();
+    if let Some(v) = get(r, t, f, "forwardfor", forwardfor) {
+        fw.forwardfor = v;
+    }
+    fw.x_forwarded_proto = get(r, t, f, "x_forwarded_proto", |r, f| r.boolean(f)).unwrap_or(false);
+    fw.x_forwarded_port = get(r, t, f, "x_forwarded_port", |r, f| r.boolean(f)).unwrap_or(false);
+    if let Some(v) = get(r, t, f, "forwarded", forwarded) {
+        fw.forwarded = v;
+    }
+    fw
+}
+
+/// `forwardfor = true | false | { except = "cidr" | ["cidr", ...] }`.
+fn forwardfor(r: &mut Reader<'_>, f: &Field<'_>) -> Option<Option<ForwardFor>> {
+    if let Node::Value(Value::Boolean(b)) = f.node {
+        return Some(b.value().then(ForwardFor::default));
+    }
+    let Some(t) = f.as_table() else {
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "expected true, false or a table such as {{ except = \"127.0.0.0/8\" }}, found {}",
+                describe(f.node)
+            ),
+        );
+        return None;
+    };
+    r.check_keys(t, f, &FORWARDFOR, ALL);
+    let mut except = Vec::new();
+    if let Some(ef) = r.child(t, f, "except") {
+        let items = match ef.node {
+            Node::Value(Value::String(_)) => vec![ef.clone()],
+            _ => r
+                .array(&ef, "a network such as \"10.0.0.0/8\" or an array of them")
+                .unwrap_or_default(),
+        };
+        for item in items {
+            if let Some(s) = r.string(&item) {
+                match parse_except(s) {
+                    Ok(cidr) => except.push(cidr),
+                    Err(e) => r.error(item.line, &item.path, e.to_string()),
+                }
+            }
+        }
+    }
+    Some(Some(ForwardFor { except }))
+}
+
+/// `forwarded = true | false | { proto = bool, by = bool }`.
+fn forwarded(r: &mut Reader<'_>, f: &Field<'_>) -> Option<Option<ForwardedParams>> {
+    if let Node::Value(Value::Boolean(b)) = f.node {
+        return Some(b.value().then(ForwardedParams::default));
+    }
+    let Some(t) = f.as_table() else {
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "expected true, false or a table such as {{ proto = true, by = true }}, found {}",
+                describe(f.node)
+            ),
+        );
+        return None;
+    };
+    r.check_keys(t, f, &FORWARDED, ALL);
+    Some(Some(ForwardedParams {
+        proto: get(r, t, f, "proto", |r, f| r.boolean(f)).unwrap_or(false),
+        by: get(r, t, f, "by", |r, f| r.boolean(f)).unwrap_or(false),
+    }))
+}
+
+/// `max_request_head`, `max_request_line` (at most the head; when unset, the default
+/// capped at the head), `max_headers`.
+fn limits(r: &mut Reader<'_>, t: &dyn TableLike, f: &Field<'_>) -> Limits {
+    let mut limits = Limits::default();
+    if let Some(v) = get(r, t, f, "max_request_head", |r, f| {
+        r.u32_in(f, REQUEST_HEAD_RANGE.0, REQUEST_HEAD_RANGE.1)
+    }) {
+        limits.max_head = v as usize;
+    }
+    match r.child(t, f, "max_request_line") {
+        Some(lf) => {
+            if let Some(v) = r.u32_in(&lf, MIN_REQUEST_LINE, REQUEST_HEAD_RANGE.1) {
+                if v as usize > limits.max_head {
+                    r.error(
+                        lf.line,
+                        &lf.path,
+                        format!(
+                            "max_request_line ({v}) is larger than max_request_head ({}): the request line is part of the head",
+                            limits.max_head
+                        ),
+                    );
+                } else {
+                    limits.max_request_line = v as usize;
+                }
+            }
+        }
+        None => limits.max_request_line = limits.max_request_line.min(limits.max_head),
+    }
+    if let Some(v) = get(r, t, f, "max_headers", |r, f| r.u32_in(f, 1, MAX_HEADERS)) {
+        limits.max_headers = v as usize;
+    }
+    limits
+}
+
+/// `errorfile = { STATUS = "/absolute/path", ... }`: each file is read and checked now.
+fn errorfiles(r: &mut Reader<'_>, f: &Field<'_>) -> ErrorPages {
+    let mut pages = ErrorPages::new();
+    let Some(t) = r.table(f) else {
+        return pages;
+    };
+    for (key, _) in t.iter() {
+        let Some(ef) = r.child(t, f, key) else {
+            continue;
+        };
+        let Some(status) = key.parse::<u16>().ok().filter(|s| STATUSES.contains(s)) else {
+            let list: Vec<String> = STATUSES.iter().map(|s| s.to_string()).collect();
+            r.error(
+                ef.line,
+                &ef.path,
+                format!(
+                    "no error page for status \"{key}\": expected one of {}",
+                    list.join(", ")
+                ),
+            );
+            continue;
+        };
+        let Some(path) = absolute_path(r, &ef, "errorfile") else {
+            continue;
+        };
+        let bytes = match read_errorfile(&path) {
+            Ok(bytes) => bytes,
+            Err(msg) => {
+                r.error(ef.line, &ef.path, format!("\"{}\": {msg}", path.display()));
+                continue;
+            }
+        };
+        match pages.clone().with_errorfile(status, bytes) {
+            Ok(p) => pages = p,
+            Err(e) => r.error(ef.line, &ef.path, format!("\"{}\": {e}", path.display())),
+        }
+    }
+    pages
+}
+
+/// The content of an errorfile, read up to one byte past the size limit.
+fn read_errorfile(path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the errorfile: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ERRORFILE as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the errorfile: {e}"))?;
+    if bytes.len() > MAX_ERRORFILE {
+        return Err(format!(
+            "the errorfile is larger than the {MAX_ERRORFILE} bytes allowed"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The L7 keys of an http backend: `cookie`, `http_server_close`, `http_reuse`,
+/// `pool_max_idle`, `pool_idle_timeout`.
+fn http_backend(
+    r: &mut Reader<'_>,
+    t: &dyn TableLike,
+    f: &Field<'_>,
+    be: &mut Backend,
+    cookie_sites: &[Option<(usize, String)>],
+) {
+    be.cookie = get(r, t, f, "cookie", |r, f| cookie(r, f, &be.servers, cookie_sites));
+    if let Some(v) = get(r, t, f, "http_server_close", |r, f| r.boolean(f)) {
+        be.http_server_close = v;
+    }
+    if let Some(v) = get(r, t, f, "http_reuse", http_reuse) {
+        be.http_reuse = v;
+    }
+    if let Some(v) = get(r, t, f, "pool_max_idle", |r, f| {
+        r.u32_in(f, 0, MAX_POOL_MAX_IDLE)
+    }) {
+        be.pool_max_idle = v;
+    }
+    if let Some(pf) = r.child(t, f, "pool_idle_timeout") {
+        match r.duration(&pf) {
+            Some(d) if d.is_zero() => r.error(
+                pf.line,
+                &pf.path,
+                "pool_idle_timeout must be greater than zero (pool_max_idle = 0 disables pooling)",
+            ),
+            Some(d) => be.pool_idle_timeout = d,
+            None => {}
+        }
+    }
+}
+
+fn http_reuse(r: &mut Reader<'_>, f: &Field<'_>) -> Option<HttpReuse> {
+    match r.string(f)? {
+        "safe" => Some(HttpReuse::Safe),
+        "always" => Some(HttpReuse::Always),
+        "never" => Some(HttpReuse::Never),
+        other => {
+            let hint = suggest::did_you_mean(other, ["safe", "always", "never"]);
+            r.error(
+                f.line,
+                &f.path,
+                format!(
+                    "unknown http_reuse \"{other}\"{hint}: expected \"safe\", \"always\" or \"never\""
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `cookie = { name, mode, indirect, nocache, httponly, secure }`, checked with the
+/// servers' `cookie` values. A bad server value is reported at that server's `cookie`
+/// (naming the servers by name); every one is reported, not only the first.
+fn cookie(
+    r: &mut Reader<'_>,
+    f: &Field<'_>,
+    servers: &[Server],
+    sites: &[Option<(usize, String)>],
+) -> Option<CookiePersistence> {
+    let Some(t) = f.as_table() else {
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "expected a table such as {{ name = \"SRV\", mode = \"insert\" }}, found {}",
+                describe(f.node)
+            ),
+        );
+        return None;
+    };
+    r.check_keys(t, f, &COOKIE, ALL);
+    let name_field = r.child(t, f, "name");
+    let name = match &name_field {
+        Some(nf) => r.nonempty_string(nf),
+        None => missing(r, t, &COOKIE, f, "name", ", e.g. cookie = { name = \"SRV\" }"),
+    };
+    let mut valid = name.is_some();
+    let mut mode = None;
+    if let Some(mf) = r.child(t, f, "mode") {
+        match r.string(&mf).map(CookieMode::parse) {
+            Some(Ok(m)) => mode = Some(m),
+            Some(Err(e)) => {
+                r.error(mf.line, &mf.path, e.to_string());
+                valid = false;
+            }
+            None => valid = false,
+        }
+    }
+    let mut options = CookieOptions::insert(name.unwrap_or_default());
+    if let Some(m) = mode {
+        options.mode = m;
+    }
+    let flag = |r: &mut Reader<'_>, key: &str| get(r, t, f, key, |r, f| r.boolean(f));
+    options.indirect = flag(r, "indirect").unwrap_or(false);
+    options.nocache = flag(r, "nocache").unwrap_or(false);
+    options.httponly = flag(r, "httponly").unwrap_or(false);
+    options.secure = flag(r, "secure").unwrap_or(false);
+    if !valid {
+        return None;
+    }
+
+    let mut values: Vec<Option<&str>> = servers.iter().map(|s| s.cookie.as_deref()).collect();
+    let server_site = |i: usize| -> (usize, String) {
+        sites
+            .get(i)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| (f.line, f.path.clone()))
+    };
+    let server_name = |i: usize| servers.get(i).map_or("?", |s| s.name.as_str());
+    // Each refused value is dropped and the rest checked again (at most once per server).
+    let mut refused = false;
+    for _ in 0..=servers.len() {
+        let e = match CookiePersistence::new(options.clone(), &values) {
+            Ok(p) => return (!refused).then_some(p),
+            Err(e) => e,
+        };
+        let msg = e.to_string();
+        match e {
+            CookieError::InvalidValue { server, .. } => {
+                let (line, path) = server_site(server);
+                let msg = msg.replace(
+                    &format!("server #{server}"),
+                    &format!("server \"{}\"", server_name(server)),
+                );
+                r.error(line, &path, msg);
+                values[server] = None;
+            }
+            CookieError::DuplicateValue { first, second, .. } => {
+                let (line, path) = server_site(second);
+                let msg = msg.replace(
+                    &format!("servers #{first} and #{second}"),
+                    &format!(
+                        "servers \"{}\" and \"{}\"",
+                        server_name(first),
+                        server_name(second)
+                    ),
+                );
+                r.error(line, &path, msg);
+                values[second] = None;
+            }
+            CookieError::InvalidName(_) => {
+                let at = name_field.as_ref().unwrap_or(f);
+                r.error(at.line, &at.path, msg);
+                return None;
+            }
+            _ => {
+                r.error(f.line, &f.path, msg);
+                return None;
+            }
+        }
+        refused = true;
+    }
+    None
 }
 
 /// `tcp` / `http`.

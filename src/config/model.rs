@@ -7,7 +7,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::http::acl::{AclSet, Condition};
+use crate::http::cookie::CookiePersistence;
+use crate::http::errors::ErrorPages;
+use crate::http::rewrite::{Forwarding, HeaderRule};
 
 /// A whole configuration file, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +99,7 @@ pub struct Global {
 pub enum Mode {
     /// Layer 4: bytes are forwarded as they are.
     Tcp,
-    /// Layer 7: HTTP/1 (rejected as "not supported yet" until L7 lands).
+    /// Layer 7: HTTP/1 reverse proxy.
     Http,
 }
 
@@ -157,12 +163,106 @@ pub struct Frontend {
     pub maxconn: u32,
     /// Listen backlog. Default: maxconn, capped at 65535.
     pub backlog: u32,
-    /// Name of the backend used when no rule matches.
-    pub default_backend: String,
+    /// Name of the backend used when no `use_backend` rule matches. Required in `tcp`
+    /// mode; optional in `http` mode, where a request no rule routes gets a 404.
+    pub default_backend: Option<String>,
     /// Index of `default_backend` in [`Config::backends`].
-    pub default_backend_index: usize,
-    /// Timeouts (defaults merged with this section's `timeouts`); `client` applies here.
+    pub default_backend_index: Option<usize>,
+    /// Timeouts (defaults merged with this section's `timeouts`); `client` applies here,
+    /// and in `http` mode `http_request` and `http_keep_alive`.
     pub timeouts: Timeouts,
+    /// Everything specific to `mode = "http"` (`None` in `tcp` mode).
+    pub http: Option<Arc<HttpFrontend>>,
+}
+
+/// The L7 part of an `http` frontend, compiled when the configuration is loaded (ACLs,
+/// regexes, header rules, error pages): the proxy only evaluates it.
+#[derive(Debug, Clone, Default)]
+pub struct HttpFrontend {
+    /// `[frontend.NAME.acl]`: named ACLs (HAProxy syntax).
+    pub acls: AclSet,
+    /// `[[frontend.NAME.http_request]]`, in order.
+    pub request_rules: Vec<RequestRule>,
+    /// `[[frontend.NAME.http_response]]`, in order (header rules on responses).
+    pub response_rules: Vec<ResponseRule>,
+    /// `[[frontend.NAME.use_backend]]`, in order: the first whose condition holds wins.
+    pub use_backends: Vec<UseBackend>,
+    /// `forwardfor`, `x_forwarded_proto`, `x_forwarded_port`, `forwarded`.
+    pub forwarding: Forwarding,
+    /// `max_request_head` (→ 431), `max_request_line` (→ 414), `max_headers` (→ 431).
+    pub limits: crate::http::Limits,
+    /// `max_body_size`: largest request body accepted (→ 413); `None` = unlimited.
+    pub max_body_size: Option<u64>,
+    /// Error pages, with `errorfile = { STATUS = "/path" }` replacements.
+    pub errors: ErrorPages,
+}
+
+/// Compiled ACLs and regexes have no useful equality: two frontends compare equal when
+/// their rule texts do (enough for config tests).
+impl PartialEq for HttpFrontend {
+    fn eq(&self, other: &Self) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+/// One `[[frontend.NAME.http_request]]` rule.
+#[derive(Debug, Clone)]
+pub struct RequestRule {
+    /// What the rule does.
+    pub action: RequestAction,
+    /// `if = "..."` / `unless = "..."`; `None` = always.
+    pub condition: Option<Condition>,
+}
+
+/// The action of an `http_request` rule.
+#[derive(Debug, Clone)]
+pub enum RequestAction {
+    /// `redirect = "scheme https" | "location URL" | "prefix /p"`, `code = 301..308`.
+    Redirect(Redirect),
+    /// `deny = STATUS` (default 403): answer with that error page and close.
+    Deny(u16),
+    /// `set_header`, `add_header`, `del_header` on the forwarded request.
+    Header(HeaderRule),
+}
+
+/// A `redirect` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// What the `Location` is built from.
+    pub kind: RedirectKind,
+    /// 301, 302 (default), 303, 307 or 308.
+    pub code: u16,
+}
+
+/// The three HAProxy redirect forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectKind {
+    /// `scheme https`: same host and target, new scheme.
+    Scheme(String),
+    /// `location URL`: exactly this URL.
+    Location(String),
+    /// `prefix /p`: the prefix followed by the original target.
+    Prefix(String),
+}
+
+/// One `[[frontend.NAME.http_response]]` header rule.
+#[derive(Debug, Clone)]
+pub struct ResponseRule {
+    /// `set_header`, `add_header` or `del_header`.
+    pub rule: HeaderRule,
+    /// Evaluated on the request that the response answers; `None` = always.
+    pub condition: Option<Condition>,
+}
+
+/// One `[[frontend.NAME.use_backend]]` rule.
+#[derive(Debug, Clone)]
+pub struct UseBackend {
+    /// Backend name.
+    pub backend: String,
+    /// Index of the backend in [`Config::backends`].
+    pub backend_index: usize,
+    /// `if`/`unless` condition.
+    pub condition: Condition,
 }
 
 /// `balance = ...`.
@@ -178,6 +278,37 @@ pub enum Balance {
     Source,
     /// First server with a free slot (by declaration order).
     First,
+    /// `uri [whole] [len N] [depth N]` (http only): hash of the request target.
+    Uri(UriHashOptions),
+    /// `url_param(name)` (http only): hash of a query parameter, round robin without it.
+    UrlParam(String),
+    /// `hdr(name)` (http only): hash of a request header, round robin without it.
+    Hdr(String),
+}
+
+/// Options of `balance = "uri ..."` (HAProxy's `whole`, `len`, `depth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UriHashOptions {
+    /// Hash the whole target, query string included (default: up to the first `?`).
+    pub whole: bool,
+    /// Hash at most this many characters; 0 = no limit.
+    pub len: u32,
+    /// Hash at most this many directories (`/`-separated levels); 0 = no limit.
+    pub depth: u32,
+}
+
+/// `http_reuse = "safe" | "always" | "never"`: which requests may go on an idle pooled
+/// backend connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpReuse {
+    /// Idempotent requests reuse idle connections; others get a fresh one (so a request
+    /// that cannot be replayed never meets a connection the server may just have closed).
+    Safe,
+    /// Every request may reuse (a non-idempotent request that meets a stale connection
+    /// gets a 502).
+    Always,
+    /// No pooling: like `http_server_close`.
+    Never,
 }
 
 /// `hash_type = "map-based" | "consistent"`.
@@ -208,6 +339,16 @@ pub struct Backend {
     pub timeouts: Timeouts,
     /// Zero-copy splice for L4 forwarding. Default true; false forces the copy path.
     pub splice: bool,
+    /// `cookie = { name, mode, ... }` persistence (http only), with the servers' values.
+    pub cookie: Option<CookiePersistence>,
+    /// `http_server_close`: close the backend connection after each response (no pool).
+    pub http_server_close: bool,
+    /// `http_reuse`: which requests may use a pooled idle connection. Default safe.
+    pub http_reuse: HttpReuse,
+    /// `pool_max_idle`: idle backend connections kept per server and per shard. Default 64.
+    pub pool_max_idle: u32,
+    /// `pool_idle_timeout`: an idle pooled connection older than this is closed. Default 30 s.
+    pub pool_idle_timeout: Duration,
     /// Servers, in declaration order.
     pub servers: Vec<Server>,
 }
@@ -225,4 +366,6 @@ pub struct Server {
     pub backup: bool,
     /// Administratively disabled: receives nothing.
     pub disabled: bool,
+    /// `cookie = "value"`: this server's persistence cookie value (http backends).
+    pub cookie: Option<String>,
 }

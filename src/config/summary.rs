@@ -3,13 +3,21 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::build::mode_name;
+use super::build::{mode_name, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE};
 use super::model::*;
 use super::value::format_duration;
+use crate::http::acl::AclSet;
+use crate::http::errors::{ErrorPages, STATUSES};
+use crate::http::Limits;
 
 /// A one-screen summary of `cfg`: the global settings, then each frontend → its backend
 /// → the servers (address, weight, backup/disabled flags), the balance algorithm, and
 /// the timeouts that differ from their defaults. Ends with a newline.
+///
+/// An http frontend also gets a line counting its ACLs and rules (with the forwarding
+/// headers and limits that are set), one line per `use_backend` rule, and then every
+/// backend it can reach: the use_backend targets in rule order, then `default_backend`
+/// (marked so), each with its servers the first time it appears.
 ///
 /// ```text
 /// configuration examples/l4-basic.toml: 2 frontends, 2 backends, 6 servers
@@ -66,31 +74,57 @@ pub fn summary(cfg: &Config) -> String {
     for fe in &cfg.frontends {
         out.push('\n');
         let _ = writeln!(out, "{}", frontend_line(fe, fe_w, &cfg.defaults.timeouts));
-        let Some(be) = cfg.backends.get(fe.default_backend_index) else {
-            continue;
-        };
-        let mut line = format!("  -> backend {}", backend_line(be, &cfg.defaults));
-        if shown[fe.default_backend_index] {
-            line.push_str("  (servers listed above)");
-            let _ = writeln!(out, "{line}");
-            continue;
+        // The backends this frontend reaches, in order, each once: (index, is the default).
+        let mut reached: Vec<(usize, bool)> = Vec::new();
+        if let Some(http) = &fe.http {
+            let _ = writeln!(out, "  http  {}", http_line(http));
+            for rule in &http.use_backends {
+                let _ = writeln!(out, "  use_backend {} {}", rule.backend, rule.condition);
+                if !reached.iter().any(|&(i, _)| i == rule.backend_index) {
+                    reached.push((rule.backend_index, false));
+                }
+            }
+            if fe.default_backend_index.is_none() {
+                let _ = writeln!(
+                    out,
+                    "  no default_backend: a request that no rule routes gets a 404"
+                );
+            }
         }
-        shown[fe.default_backend_index] = true;
-        let _ = writeln!(out, "{line}");
-        let _ = writeln!(
-            out,
-            "       {:name_w$}  {:addr_w$}  WEIGHT  FLAGS",
-            "SERVER", "ADDRESS"
-        );
-        for s in &be.servers {
-            let row = format!(
-                "       {:name_w$}  {:addr_w$}  {:>6}  {}",
-                s.name,
-                s.address.to_string(),
-                s.weight,
-                server_flags(s)
+        if let Some(index) = fe.default_backend_index {
+            match reached.iter_mut().find(|(i, _)| *i == index) {
+                Some(entry) => entry.1 = true,
+                None => reached.push((index, true)),
+            }
+        }
+        for (index, is_default) in reached {
+            let be = &cfg.backends[index];
+            let mut line = format!("  -> backend {}", backend_line(be, &cfg.defaults));
+            if is_default && fe.http.is_some() {
+                line.push_str("  (default_backend)");
+            }
+            if shown[index] {
+                line.push_str("  (servers listed above)");
+                let _ = writeln!(out, "{line}");
+                continue;
+            }
+            shown[index] = true;
+            let _ = writeln!(out, "{line}");
+            let _ = writeln!(
+                out,
+                "       {:name_w$}  {:addr_w$}  WEIGHT  FLAGS",
+                "SERVER", "ADDRESS"
             );
-            let _ = writeln!(out, "{}", row.trim_end());
+            for s in &be.servers {
+                let row = format!(
+                    "       {:name_w$}  {:addr_w$}  {:>6}  {}",
+                    s.name,
+                    s.address.to_string(),
+                    s.weight,
+                    server_flags(s)
+                );
+                let _ = writeln!(out, "{}", row.trim_end());
+            }
         }
     }
 
@@ -242,16 +276,95 @@ fn frontend_line(fe: &Frontend, name_w: usize, defaults: &Timeouts) -> String {
     line
 }
 
+/// `3 ACLs, 4 request rules, 1 response rule` and the forwarding headers, limits and
+/// error files that are set.
+fn http_line(h: &HttpFrontend) -> String {
+    let predefined = AclSet::parse(&[]).map_or(0, |set| set.names().count());
+    let acls = h.acls.names().count().saturating_sub(predefined);
+    let mut parts = vec![format!(
+        "{}, {}, {}",
+        plural(acls, "ACL"),
+        plural(h.request_rules.len(), "request rule"),
+        plural(h.response_rules.len(), "response rule")
+    )];
+    let fw = &h.forwarding;
+    if let Some(ff) = &fw.forwardfor {
+        parts.push(match ff.except.len() {
+            0 => "forwardfor".to_string(),
+            n => format!("forwardfor (except {})", plural(n, "network")),
+        });
+    }
+    if fw.x_forwarded_proto {
+        parts.push("x_forwarded_proto".to_string());
+    }
+    if fw.x_forwarded_port {
+        parts.push("x_forwarded_port".to_string());
+    }
+    if let Some(p) = fw.forwarded {
+        let mut params = vec!["for"];
+        if p.proto {
+            params.push("proto");
+        }
+        if p.by {
+            params.push("by");
+        }
+        parts.push(format!("forwarded ({})", params.join(", ")));
+    }
+    let l = h.limits;
+    let d = Limits::default();
+    if l.max_head != d.max_head {
+        parts.push(format!("max_request_head {}", l.max_head));
+    }
+    if l.max_request_line != d.max_request_line {
+        parts.push(format!("max_request_line {}", l.max_request_line));
+    }
+    if l.max_headers != d.max_headers {
+        parts.push(format!("max_headers {}", l.max_headers));
+    }
+    if let Some(n) = h.max_body_size {
+        parts.push(format!("max_body_size {n}"));
+    }
+    let builtin = ErrorPages::new();
+    let replaced: Vec<String> = STATUSES
+        .iter()
+        .filter(|&&s| h.errors.get(s) != builtin.get(s))
+        .map(|s| s.to_string())
+        .collect();
+    if !replaced.is_empty() {
+        parts.push(format!("errorfile {}", replaced.join(" ")));
+    }
+    parts.join(", ")
+}
+
 fn backend_line(be: &Backend, defaults: &Defaults) -> String {
-    let balance = match be.balance {
-        Balance::RoundRobin => "roundrobin",
-        Balance::StaticRr => "static-rr",
-        Balance::LeastConn => "leastconn",
-        Balance::Source => "source",
-        Balance::First => "first",
+    let balance = match &be.balance {
+        Balance::RoundRobin => "roundrobin".to_string(),
+        Balance::StaticRr => "static-rr".to_string(),
+        Balance::LeastConn => "leastconn".to_string(),
+        Balance::Source => "source".to_string(),
+        Balance::First => "first".to_string(),
+        Balance::Uri(o) => {
+            let mut text = "uri".to_string();
+            if o.whole {
+                text.push_str(" whole");
+            }
+            if o.len > 0 {
+                text.push_str(&format!(" len {}", o.len));
+            }
+            if o.depth > 0 {
+                text.push_str(&format!(" depth {}", o.depth));
+            }
+            text
+        }
+        Balance::UrlParam(name) => format!("url_param({name})"),
+        Balance::Hdr(name) => format!("hdr({name})"),
     };
     let mut parts = vec![be.name.clone(), format!("balance {balance}")];
-    if be.balance == Balance::Source {
+    let hashing = matches!(
+        be.balance,
+        Balance::Source | Balance::Uri(_) | Balance::UrlParam(_) | Balance::Hdr(_)
+    );
+    if hashing {
         parts.push(match be.hash_type {
             HashType::MapBased => "hash map-based".to_string(),
             HashType::Consistent => "hash consistent".to_string(),
@@ -261,6 +374,42 @@ fn backend_line(be: &Backend, defaults: &Defaults) -> String {
     parts.push(format!("redispatch {}", on_off(be.redispatch)));
     if !be.splice {
         parts.push("splice off".to_string());
+    }
+    if let Some(c) = &be.cookie {
+        let o = c.options();
+        let mut text = format!("cookie {}", o.name);
+        for (on, flag) in [
+            (o.indirect, "indirect"),
+            (o.nocache, "nocache"),
+            (o.httponly, "httponly"),
+            (o.secure, "secure"),
+        ] {
+            if on {
+                text.push(' ');
+                text.push_str(flag);
+            }
+        }
+        parts.push(text);
+    }
+    if be.mode == Mode::Http {
+        if be.http_server_close {
+            parts.push("http_server_close".to_string());
+        }
+        if be.http_reuse != HttpReuse::Safe {
+            parts.push(match be.http_reuse {
+                HttpReuse::Always => "http_reuse always".to_string(),
+                _ => "http_reuse never".to_string(),
+            });
+        }
+        if be.pool_max_idle != DEFAULT_POOL_MAX_IDLE {
+            parts.push(format!("pool_max_idle {}", be.pool_max_idle));
+        }
+        if be.pool_idle_timeout != DEFAULT_POOL_IDLE_TIMEOUT {
+            parts.push(format!(
+                "pool_idle_timeout {}",
+                format_duration(be.pool_idle_timeout)
+            ));
+        }
     }
     let t = timeouts_diff(
         &be.timeouts,
@@ -276,13 +425,16 @@ fn backend_line(be: &Backend, defaults: &Defaults) -> String {
 fn server_flags(s: &Server) -> String {
     let mut flags = Vec::new();
     if s.backup {
-        flags.push("backup");
+        flags.push("backup".to_string());
     }
     if s.disabled {
-        flags.push("disabled");
+        flags.push("disabled".to_string());
     }
     if s.weight == 0 {
-        flags.push("no new traffic (weight 0)");
+        flags.push("no new traffic (weight 0)".to_string());
+    }
+    if let Some(c) = &s.cookie {
+        flags.push(format!("cookie {c}"));
     }
     flags.join(", ")
 }

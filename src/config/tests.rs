@@ -94,9 +94,10 @@ fn minimal_config_gets_every_default() {
     assert_eq!(fe.mode, Mode::Tcp);
     assert_eq!(fe.maxconn, 10_000);
     assert_eq!(fe.backlog, 10_000);
-    assert_eq!(fe.default_backend, "be");
-    assert_eq!(fe.default_backend_index, 0);
+    assert_eq!(fe.default_backend.as_deref(), Some("be"));
+    assert_eq!(fe.default_backend_index, Some(0));
     assert_eq!(fe.timeouts, Timeouts::default());
+    assert!(fe.http.is_none());
 
     let be = &cfg.backends[0];
     assert_eq!(be.name, "be");
@@ -107,6 +108,11 @@ fn minimal_config_gets_every_default() {
     assert!(be.redispatch);
     assert!(be.splice);
     assert_eq!(be.timeouts, Timeouts::default());
+    assert_eq!(be.cookie, None);
+    assert!(!be.http_server_close);
+    assert_eq!(be.http_reuse, HttpReuse::Safe);
+    assert_eq!(be.pool_max_idle, 64);
+    assert_eq!(be.pool_idle_timeout, Duration::from_secs(30));
     assert_eq!(
         be.servers,
         vec![Server {
@@ -115,6 +121,7 @@ fn minimal_config_gets_every_default() {
             weight: 1,
             backup: false,
             disabled: false,
+            cookie: None,
         }]
     );
 }
@@ -280,14 +287,10 @@ server = [{ name = "a1", address = "127.0.0.1:2" }, { name = "a2", address = "12
     let names: Vec<&str> = cfg.backends.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names, ["alpha", "zeta"]);
     for fe in &cfg.frontends {
-        assert_eq!(
-            cfg.backends[fe.default_backend_index].name,
-            fe.default_backend
-        );
-        assert_eq!(
-            cfg.backend_index(&fe.default_backend),
-            Some(fe.default_backend_index)
-        );
+        let name = fe.default_backend.as_deref().unwrap();
+        let index = fe.default_backend_index.unwrap();
+        assert_eq!(cfg.backends[index].name, name);
+        assert_eq!(cfg.backend_index(name), Some(index));
     }
     // Inline arrays of inline tables work as well as [[...]] sections.
     assert_eq!(cfg.backends[0].servers[1].weight, 7);
@@ -440,36 +443,6 @@ fn later_features_are_not_supported_yet() {
             "\"tls\" is not supported yet (arrives with TLS termination)",
         ),
         (
-            fe("acl = { a = \"src 10.0.0.0/8\" }"),
-            5,
-            "frontend.fe.acl",
-            "\"acl\" is not supported yet (arrives with the L7 HTTP proxy)",
-        ),
-        (
-            fe("http_request = []"),
-            5,
-            "frontend.fe.http_request",
-            "not supported yet",
-        ),
-        (
-            fe("use_backend = []"),
-            5,
-            "frontend.fe.use_backend",
-            "not supported yet",
-        ),
-        (
-            fe("forwardfor = true"),
-            5,
-            "frontend.fe.forwardfor",
-            "not supported yet",
-        ),
-        (
-            be("cookie = { name = \"X\" }"),
-            7,
-            "backend.be.cookie",
-            "\"cookie\" is not supported yet",
-        ),
-        (
             be("check = { type = \"tcp\" }"),
             7,
             "backend.be.check",
@@ -494,12 +467,6 @@ fn later_features_are_not_supported_yet() {
             "\"maxconn\" is not supported yet",
         ),
         (
-            srv("cookie = \"web1\""),
-            9,
-            "backend.be.server[0].cookie",
-            "not supported yet",
-        ),
-        (
             format!("{MINIMAL}\n[stats]\nbind = \"127.0.0.1:8404\"\n"),
             11,
             "stats",
@@ -517,30 +484,6 @@ fn later_features_are_not_supported_yet() {
             "global.log",
             "log \"syslog\" is not supported yet",
         ),
-        (
-            be("balance = \"uri\""),
-            7,
-            "backend.be.balance",
-            "balance \"uri\" is not supported yet (arrives with the L7 HTTP proxy)",
-        ),
-        (
-            be("balance = \"url_param(userid)\""),
-            7,
-            "backend.be.balance",
-            "not supported yet",
-        ),
-        (
-            be("balance = \"hdr(host)\""),
-            7,
-            "backend.be.balance",
-            "not supported yet",
-        ),
-        (
-            format!("[defaults]\nmode = \"http\"\n{MINIMAL}"),
-            2,
-            "defaults.mode",
-            "mode \"http\" is not supported yet (arrives with the L7 HTTP proxy)",
-        ),
     ];
     for (text, line, key, phrase) in cases {
         rejects(&text, line, key, phrase);
@@ -548,15 +491,83 @@ fn later_features_are_not_supported_yet() {
 }
 
 #[test]
-fn http_only_on_one_side_is_also_a_mode_mismatch() {
+fn http_keys_need_mode_http() {
+    let fe = |extra: &str| {
+        MINIMAL.replace(
+            "default_backend = \"be\"",
+            &format!("default_backend = \"be\"\n{extra}"),
+        )
+    };
+    let be = |extra: &str| MINIMAL.replace("[backend.be]", &format!("[backend.be]\n{extra}"));
+    for extra in [
+        "acl = { a = \"src 10.0.0.0/8\" }",
+        "http_request = []",
+        "http_response = []",
+        "use_backend = []",
+        "forwardfor = true",
+        "x_forwarded_proto = true",
+        "x_forwarded_port = true",
+        "forwarded = true",
+        "max_request_head = 4096",
+        "max_request_line = 1024",
+        "max_headers = 10",
+        "max_body_size = 1000",
+        "errorfile = {}",
+    ] {
+        let key = extra.split(' ').next().unwrap();
+        rejects(
+            &fe(extra),
+            5,
+            &format!("frontend.fe.{key}"),
+            &format!("\"{key}\" is allowed only in mode http, and frontend \"fe\" is mode tcp"),
+        );
+    }
+    for extra in [
+        "cookie = { name = \"X\" }",
+        "http_server_close = true",
+        "http_reuse = \"never\"",
+        "pool_max_idle = 0",
+        "pool_idle_timeout = \"1s\"",
+    ] {
+        let key = extra.split(' ').next().unwrap();
+        rejects(
+            &be(extra),
+            7,
+            &format!("backend.be.{key}"),
+            "only in mode http, and backend \"be\" is mode tcp",
+        );
+    }
+    for (balance, phrase) in [
+        ("uri", "balance \"uri\" needs mode http"),
+        ("uri whole depth 2", "needs mode http"),
+        ("url_param(userid)", "needs mode http"),
+        ("hdr(host)", "and backend \"be\" is mode tcp"),
+    ] {
+        rejects(
+            &be(&format!("balance = \"{balance}\"")),
+            7,
+            "backend.be.balance",
+            phrase,
+        );
+    }
+    rejects(
+        &MINIMAL.replace("name = \"s1\"", "name = \"s1\"\ncookie = \"a\""),
+        9,
+        "backend.be.server[0].cookie",
+        "a server cookie needs cookie persistence on its backend: add cookie = { name = \"SRV\" } to [backend.be] (mode http only)",
+    );
+}
+
+#[test]
+fn http_on_one_side_only_is_a_mode_mismatch() {
     let text = MINIMAL.replace("[backend.be]", "[backend.be]\nmode = \"http\"");
-    rejects(&text, 7, "backend.be.mode", "not supported yet");
     rejects(
         &text,
         4,
         "frontend.fe.default_backend",
         "frontend \"fe\" is mode tcp but backend \"be\" is mode http",
     );
+    assert_eq!(errors(&text).len(), 1);
 }
 
 // ---------------------------------------------------------------- values

@@ -1,10 +1,13 @@
-//! Parsers for the string-encoded values of the config: durations, addresses, names.
+//! Parsers for the string-encoded values of the config: durations, addresses, names,
+//! the HTTP `balance` forms and `redirect` actions.
 //!
 //! Each returns `Err(message)` with a complete, human sentence; the caller adds file,
 //! line and key.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
+
+use super::model::{Balance, RedirectKind, UriHashOptions};
 
 /// The duration units, largest first, with their length in milliseconds.
 const UNITS: [(&str, u64); 5] = [
@@ -259,6 +262,168 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Parses the HTTP-only forms of `balance`: `uri [whole] [len N] [depth N]` (options in
+/// any order, each at most once, N ≥ 1), `url_param(NAME)` and `hdr(NAME)`.
+///
+/// Returns `None` when `text` is not one of these forms (the caller handles the L4
+/// algorithms and unknown words), otherwise the balance or a message.
+pub fn parse_http_balance(text: &str) -> Option<Result<Balance, String>> {
+    let mut words = text.split_whitespace();
+    let first = words.next()?;
+    if first == "uri" {
+        return Some(parse_uri_options(text, words));
+    }
+    for (fetch, header) in [("url_param", false), ("hdr", true)] {
+        let Some(rest) = first.strip_prefix(fetch) else {
+            continue;
+        };
+        if !rest.is_empty() && !rest.starts_with('(') {
+            continue; // another word, e.g. "hdrs"
+        }
+        return Some(parse_fetch_name(text, fetch, rest, header).map(|name| {
+            if header {
+                Balance::Hdr(name)
+            } else {
+                Balance::UrlParam(name)
+            }
+        }));
+    }
+    None
+}
+
+fn parse_uri_options<'a>(
+    text: &str,
+    mut words: impl Iterator<Item = &'a str>,
+) -> Result<Balance, String> {
+    const FORM: &str = "expected \"uri\" followed by any of \"whole\", \"len N\", \"depth N\"";
+    let mut opts = UriHashOptions::default();
+    let mut seen: Vec<&str> = Vec::new();
+    while let Some(word) = words.next() {
+        if seen.contains(&word) {
+            return Err(format!("balance \"{text}\": \"{word}\" is given twice"));
+        }
+        match word {
+            "whole" => opts.whole = true,
+            "len" | "depth" => {
+                let n = words
+                    .next()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| {
+                        format!(
+                            "balance \"{text}\": \"{word}\" needs a number from 1 to {}, e.g. \"uri {word} 2\"",
+                            u32::MAX
+                        )
+                    })?;
+                if word == "len" {
+                    opts.len = n;
+                } else {
+                    opts.depth = n;
+                }
+            }
+            other => {
+                let hint = super::suggest::did_you_mean(other, ["whole", "len", "depth"]);
+                return Err(format!(
+                    "balance \"{text}\": unknown option \"{other}\"{hint}: {FORM}"
+                ));
+            }
+        }
+        seen.push(word);
+    }
+    Ok(Balance::Uri(opts))
+}
+
+/// The NAME of `fetch(NAME)`; `rest` is what follows `fetch` in the first word.
+fn parse_fetch_name(text: &str, fetch: &str, rest: &str, header: bool) -> Result<String, String> {
+    let noun = if header {
+        "header name"
+    } else {
+        "query parameter name"
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if rest.is_empty() {
+        let example = if header { "host" } else { "userid" };
+        let name = words.get(1).copied().unwrap_or(example);
+        return Err(format!(
+            "balance \"{text}\": write the {noun} in parentheses: \"{fetch}({name})\""
+        ));
+    }
+    let Some(name) = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .filter(|_| words.len() == 1)
+    else {
+        return Err(format!(
+            "balance \"{text}\": expected \"{fetch}(NAME)\" with a {noun} and nothing after it"
+        ));
+    };
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    // A query parameter name cannot hold the `&` that separates parameters or a `#`.
+    let separator = |b: u8| !header && (b == b'&' || b == b'#');
+    let ok = !name.is_empty() && name.bytes().all(|b| token(b) && !separator(b));
+    if !ok {
+        return Err(format!(
+            "balance \"{text}\": \"{name}\" is not a valid {noun}: use letters, digits and {}",
+            if header { "!#$%&'*+-.^_`|~" } else { "!$%'*+-.^_`|~" }
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Parses a `redirect` action: `"scheme S"`, `"location URL"` or `"prefix P"`.
+///
+/// The argument is one word (no whitespace, no control characters, nothing after it);
+/// a scheme is `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986 §3.1).
+pub fn parse_redirect(text: &str) -> Result<RedirectKind, String> {
+    const FORMS: &str =
+        "expected \"scheme https\", \"location https://example.com/\" or \"prefix /new\"";
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "redirect {text:?} contains the control character {c:?}: CR, LF and other control characters are not allowed"
+        ));
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let Some(&kind) = words.first() else {
+        return Err(format!("empty redirect: {FORMS}"));
+    };
+    if !["scheme", "location", "prefix"].contains(&kind) {
+        let hint = super::suggest::did_you_mean(kind, ["scheme", "location", "prefix"]);
+        return Err(format!(
+            "unknown redirect kind \"{kind}\"{hint}: {FORMS}"
+        ));
+    }
+    let arg = match words[1..] {
+        [arg] => arg,
+        [] => return Err(format!("redirect \"{kind}\" needs an argument: {FORMS}")),
+        _ => {
+            return Err(format!(
+                "redirect \"{text}\": \"{kind}\" takes one argument without spaces (percent-encode a space as %20)"
+            ))
+        }
+    };
+    if !arg.is_ascii() {
+        return Err(format!(
+            "redirect \"{text}\": the argument must be ASCII (percent-encode other characters)"
+        ));
+    }
+    Ok(match kind {
+        "scheme" => {
+            let valid = arg.starts_with(|c: char| c.is_ascii_alphabetic())
+                && arg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+            if !valid {
+                return Err(format!(
+                    "redirect \"{text}\": \"{arg}\" is not a URI scheme (e.g. \"https\")"
+                ));
+            }
+            RedirectKind::Scheme(arg.to_string())
+        }
+        "location" => RedirectKind::Location(arg.to_string()),
+        _ => RedirectKind::Prefix(arg.to_string()),
+    })
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub mod error;
 pub mod errors;
 pub mod framing;
 pub mod head;
+pub mod redirect;
 pub mod rewrite;
 
 pub use chunked::{ChunkError, ChunkedDecoder, Progress};

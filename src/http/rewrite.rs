@@ -278,8 +278,21 @@ fn write_connection_te(out: &mut Vec<u8>, conn: ConnectionHeader, te: bool) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A per-field hook, called for each field of the given name (see
+/// [`RequestEdits::hook`]): `None` drops the field, `Some(value)` forwards that value
+/// (borrowing the original to keep it unchanged).
+pub type FieldHook<'h> = dyn for<'v> Fn(&'v [u8]) -> Option<std::borrow::Cow<'v, [u8]>> + 'h;
+
+/// Coerces a closure to a [`FieldHook`] (closures need the hint to be higher-ranked).
+pub fn field_hook<F>(f: F) -> F
+where
+    F: for<'v> Fn(&'v [u8]) -> Option<std::borrow::Cow<'v, [u8]>>,
+{
+    f
+}
+
 /// The edits for one forwarded request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct RequestEdits<'a> {
     /// Replace the request-target (validated: non-empty, visible ASCII only).
     pub target: Option<&'a [u8]>,
@@ -288,14 +301,20 @@ pub struct RequestEdits<'a> {
     pub forwarding: &'a Forwarding,
     pub peer: Peer,
     pub connection: ConnectionHeader,
+    /// Rewrites or drops each field named `.0` (e.g. cookie persistence on `Cookie`).
+    pub hook: Option<(&'a str, &'a FieldHook<'a>)>,
 }
 
 /// The edits for one forwarded response.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ResponseEdits<'a> {
     /// `http_response` header rules, in order.
     pub rules: &'a [HeaderRule],
     pub connection: ConnectionHeader,
+    /// Rewrites or drops each field named `.0` (e.g. cookie persistence on `Set-Cookie`).
+    pub hook: Option<(&'a str, &'a FieldHook<'a>)>,
+    /// Complete field lines (`Name: value\r\n`) added after the rules' additions.
+    pub extra: &'a [u8],
 }
 
 /// Append the request head to forward for `head` (parsed from `buf`) to `out`.
@@ -330,7 +349,7 @@ pub fn write_request(
         {
             continue;
         }
-        put(out, name, value);
+        put_hooked(out, name, value, edits.hook);
     }
     write_rule_additions(out, edits.rules, |n| fwd.replaces(n));
 
@@ -393,9 +412,10 @@ pub fn write_response(
         {
             continue;
         }
-        put(out, name, value);
+        put_hooked(out, name, value, edits.hook);
     }
     write_rule_additions(out, edits.rules, |_| false);
+    out.extend_from_slice(edits.extra);
     write_connection(out, edits.connection);
     out.extend_from_slice(b"\r\n");
 }
@@ -404,6 +424,23 @@ fn version_bytes(v: Version) -> &'static [u8] {
     match v {
         Version::Http10 => b"HTTP/1.0",
         Version::Http11 => b"HTTP/1.1",
+    }
+}
+
+/// `put`, through the hook when the field is the one it watches.
+fn put_hooked(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    value: &[u8],
+    hook: Option<(&str, &FieldHook<'_>)>,
+) {
+    match hook {
+        Some((watched, f)) if name.eq_ignore_ascii_case(watched.as_bytes()) => {
+            if let Some(v) = f(value) {
+                put(out, name, &v);
+            }
+        }
+        _ => put(out, name, value),
     }
 }
 
@@ -502,6 +539,7 @@ mod tests {
             forwarding: fwd,
             peer: peer(client),
             connection: ConnectionHeader::Omit,
+            hook: None,
         }
     }
 
@@ -913,6 +951,8 @@ Keep-Alive: timeout=5\r\nX-Srv: s\r\nServer: nginx\r\nSet-Cookie: a=1\r\nUpgrade
             &ResponseEdits {
                 rules: &rules,
                 connection: ConnectionHeader::Close,
+                hook: None,
+                extra: b"",
             },
         );
         assert_eq!(
@@ -936,6 +976,8 @@ Connection: close\r\n\r\n"
             &ResponseEdits {
                 rules: &[],
                 connection: ConnectionHeader::Upgrade,
+                hook: None,
+                extra: b"",
             },
         );
         assert_eq!(
@@ -951,6 +993,8 @@ Connection: close\r\n\r\n"
             &ResponseEdits {
                 rules: &[],
                 connection: ConnectionHeader::KeepAlive,
+                hook: None,
+                extra: b"",
             },
         );
         assert_eq!(out, b"HTTP/1.0 204 \r\nConnection: keep-alive\r\n\r\n");

@@ -48,6 +48,12 @@ pub enum End {
     ServerError,
     /// Cut at the end of the shutdown grace period.
     Shutdown,
+    /// L7: the request head did not arrive within `timeouts.http_request` (→ 408).
+    RequestTimeout,
+    /// L7: no new request within `timeouts.http_keep_alive` (closed silently).
+    KeepAliveTimeout,
+    /// L7: a tunnel (after `101 Switching Protocols`) idle past `timeouts.tunnel`.
+    TunnelTimeout,
 }
 
 impl fmt::Display for End {
@@ -61,6 +67,9 @@ impl fmt::Display for End {
             End::ClientError => "client_error",
             End::ServerError => "server_error",
             End::Shutdown => "shutdown",
+            End::RequestTimeout => "request_timeout",
+            End::KeepAliveTimeout => "keep_alive_timeout",
+            End::TunnelTimeout => "tunnel_timeout",
         })
     }
 }
@@ -120,7 +129,10 @@ pub async fn serve(
     let view = shard.view();
     let config = &view.snapshot.config;
     let frontend = &config.frontends[frontend_index];
-    let backend_index = frontend.default_backend_index;
+    // A tcp frontend always has one (the configuration checks it).
+    let backend_index = frontend
+        .default_backend_index
+        .expect("tcp frontends have a default backend");
     let backend = &config.backends[backend_index];
     // TCP_NODELAY: inherited from the listener (see runtime::listener).
     let (ticket, tracked) = shard.connections.register(client.fd());
@@ -152,8 +164,19 @@ pub async fn serve(
             shard.connections.attach_server(&tracked, server.fd());
             view.balancer(backend_index)
                 .connection_started(server_index);
+            let idle = IdleLimits {
+                client: Deadline {
+                    limit: frontend.timeouts.client,
+                    end: End::ClientTimeout,
+                },
+                server: Deadline {
+                    limit: backend.timeouts.server,
+                    end: End::ServerTimeout,
+                },
+                splice: backend.splice,
+            };
             let (end, bytes_in, bytes_out) =
-                forward(&shard, &tracked.idle, client, server, frontend, backend).await;
+                forward(&shard, &tracked.idle, &client, &server, idle).await;
             shard.connection_ended(&view, backend_index, server_index);
             record.end = end;
             record.bytes_in = bytes_in;
@@ -233,7 +256,10 @@ async fn connect(
 /// Connect to `address` within `limit`: a non-blocking `connect(2)`, then a zero-length
 /// `send`, which says whether the handshake is done (at once on loopback), failed, or is
 /// still in progress — only then is writability awaited, through glommio, under a timer.
-async fn connect_one(address: SocketAddr, limit: std::time::Duration) -> std::io::Result<Socket> {
+pub(crate) async fn connect_one(
+    address: SocketAddr,
+    limit: std::time::Duration,
+) -> std::io::Result<Socket> {
     let fd = sys::connect_start(address)?;
     let pending = match sys::send_now(fd.as_raw_fd(), &[]) {
         Ok(_) => return Ok(Socket::from_fd(fd)),
@@ -256,36 +282,38 @@ async fn connect_one(address: SocketAddr, limit: std::time::Duration) -> std::io
     }
 }
 
+/// Idle limits of a forwarded connection (L4, or an L7 tunnel after an upgrade).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleLimits {
+    /// While waiting on the client (to send, or to take data).
+    pub client: Deadline,
+    /// While waiting on the server.
+    pub server: Deadline,
+    /// Whether bulk directions may switch to splice.
+    pub splice: bool,
+}
+
 /// Forward both directions until both are done; returns how it ended and the bytes
 /// client→server and server→client.
-async fn forward(
+pub(crate) async fn forward(
     shard: &Shard,
     idle: &IdleWatch,
-    client: Socket,
-    server: Socket,
-    frontend: &crate::config::Frontend,
-    backend: &Backend,
+    client: &Socket,
+    server: &Socket,
+    limits: IdleLimits,
 ) -> (End, u64, u64) {
     let _ = sys::set_nodelay(server.fd());
-    let client_idle = |end| Deadline {
-        limit: frontend.timeouts.client,
-        end,
-    };
-    let server_idle = |end| Deadline {
-        limit: backend.timeouts.server,
-        end,
-    };
     let upstream = Limits {
         side: Side::Upstream,
-        source_idle: client_idle(End::ClientTimeout),
-        destination_idle: server_idle(End::ServerTimeout),
-        splice: backend.splice,
+        source_idle: limits.client,
+        destination_idle: limits.server,
+        splice: limits.splice,
     };
     let downstream = Limits {
         side: Side::Downstream,
-        source_idle: server_idle(End::ServerTimeout),
-        destination_idle: client_idle(End::ClientTimeout),
-        splice: backend.splice,
+        source_idle: limits.server,
+        destination_idle: limits.client,
+        splice: limits.splice,
     };
     idle.touch();
     let bytes_in = Cell::new(0u64);
@@ -313,7 +341,7 @@ async fn forward(
     };
 
     let up = async {
-        let mut dir = Direction::new(shard, &client, &server, upstream, idle, &bytes_in);
+        let mut dir = Direction::new(shard, client, server, upstream, idle, &bytes_in);
         match dir.run().await {
             Ok(()) => half_close(server_fd, &down_done, &up_done),
             Err(e) => fail(match e {
@@ -324,7 +352,7 @@ async fn forward(
         dir.stats
     };
     let down = async {
-        let mut dir = Direction::new(shard, &server, &client, downstream, idle, &bytes_out);
+        let mut dir = Direction::new(shard, server, client, downstream, idle, &bytes_out);
         match dir.run().await {
             Ok(()) => half_close(client_fd, &up_done, &down_done),
             Err(e) => fail(match e {

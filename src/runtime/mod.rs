@@ -395,6 +395,7 @@ async fn accept_loop(
     shard: Rc<Shard>,
     frontend_slots: Rc<Semaphore>,
 ) {
+    let http = shard.view().snapshot.config.frontends[frontend].mode == crate::config::Mode::Http;
     loop {
         let Ok(global) = shard.global_slots.acquire_static_permit(1).await else {
             return;
@@ -422,7 +423,11 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 let shard = Rc::clone(&shard);
                 glommio::spawn_local(async move {
-                    crate::l4::serve(stream, peer, shard, frontend).await;
+                    if http {
+                        crate::l7::serve(stream, peer, shard, frontend).await;
+                    } else {
+                        crate::l4::serve(stream, peer, shard, frontend).await;
+                    }
                     drop((global, local));
                 })
                 .detach();

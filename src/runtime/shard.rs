@@ -17,6 +17,8 @@ use super::RunControl;
 use crate::balance::Balancer;
 use crate::l4::idle::{IdleWatch, SWEEP_INTERVAL};
 use crate::l4::pipes::PipePool;
+use crate::l4::End;
+use crate::l7::pool::ServerPool;
 use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::sys::{self, Pipe};
 
@@ -63,6 +65,12 @@ impl ShardView {
 pub struct Tracked {
     client_fd: RawFd,
     server_fd: Cell<RawFd>,
+    /// An HTTP connection: some timeouts must leave the client side writable so the
+    /// proxy can still answer (408, 504), see [`Tracked::cut_expired`].
+    http: bool,
+    /// HTTP: the connection waits for its next request (nothing in flight), so a soft
+    /// stop may close it at once.
+    between_requests: Cell<bool>,
     /// Idle accounting shared by the connection's two directions and the sweep.
     pub idle: IdleWatch,
 }
@@ -70,10 +78,33 @@ pub struct Tracked {
 impl Tracked {
     fn cut(&self) {
         let _ = sys::shutdown(self.client_fd, Shutdown::Both);
+        self.cut_server();
+    }
+
+    fn cut_server(&self) {
         let server = self.server_fd.get();
         if server >= 0 {
             let _ = sys::shutdown(server, Shutdown::Both);
         }
+    }
+
+    /// Wake the connection's task after the timeout `end` expired. L4: both sockets are
+    /// shut down. HTTP: a request-head timeout only shuts the client's read side (the
+    /// task then answers 408), a server timeout only the server socket (the task answers
+    /// 504 if the response has not started); everything else cuts both.
+    fn cut_expired(&self, end: End) {
+        match (self.http, end) {
+            (true, End::RequestTimeout) => {
+                let _ = sys::shutdown(self.client_fd, Shutdown::Read);
+            }
+            (true, End::ServerTimeout) => self.cut_server(),
+            _ => self.cut(),
+        }
+    }
+
+    /// HTTP: mark whether the connection is waiting for its next request.
+    pub fn set_between_requests(&self, idle: bool) {
+        self.between_requests.set(idle);
     }
 }
 
@@ -92,10 +123,21 @@ pub struct Ticket(usize);
 impl ConnectionRegistry {
     /// Record a new client connection.
     pub fn register(&self, client_fd: RawFd) -> (Ticket, Rc<Tracked>) {
+        self.register_as(client_fd, false)
+    }
+
+    /// Record a new HTTP client connection (see [`Tracked::cut_expired`]).
+    pub fn register_http(&self, client_fd: RawFd) -> (Ticket, Rc<Tracked>) {
+        self.register_as(client_fd, true)
+    }
+
+    fn register_as(&self, client_fd: RawFd, http: bool) -> (Ticket, Rc<Tracked>) {
         self.live.set(self.live.get() + 1);
         let tracked = Rc::new(Tracked {
             client_fd,
             server_fd: Cell::new(-1),
+            http,
+            between_requests: Cell::new(false),
             idle: IdleWatch::new(),
         });
         let mut slots = self.slots.borrow_mut();
@@ -117,6 +159,11 @@ impl ConnectionRegistry {
         tracked.server_fd.set(server_fd);
     }
 
+    /// Forget the server side of a connection (HTTP: it went back to the pool or closed).
+    pub fn detach_server(&self, tracked: &Tracked) {
+        tracked.server_fd.set(-1);
+    }
+
     /// Forget a connection (its sockets are about to close).
     pub fn unregister(&self, ticket: Ticket) {
         self.slots.borrow_mut()[ticket.0] = None;
@@ -132,7 +179,16 @@ impl ConnectionRegistry {
     /// Cut every connection whose idle timeout has passed (see `l4::idle`).
     fn sweep_idle(&self, now: Instant) {
         for tracked in self.slots.borrow().iter().flatten() {
-            if tracked.idle.check(now).is_some() {
+            if let Some(end) = tracked.idle.check(now) {
+                tracked.cut_expired(end);
+            }
+        }
+    }
+
+    /// Close HTTP connections that wait for their next request (soft stop).
+    fn close_idle_http(&self) {
+        for tracked in self.slots.borrow().iter().flatten() {
+            if tracked.http && tracked.between_requests.get() {
                 tracked.cut();
             }
         }
@@ -164,8 +220,11 @@ pub struct Shard {
     /// Live connections.
     pub connections: ConnectionRegistry,
     hard_stopping: Cell<bool>,
+    stopping: Cell<bool>,
     /// Slots of the global `maxconn` that this shard may use.
     pub global_slots: Rc<Semaphore>,
+    /// HTTP: idle keep-alive connections to servers, reused by later requests.
+    pub server_pool: RefCell<ServerPool>,
 }
 
 impl Shard {
@@ -186,7 +245,9 @@ impl Shard {
             buffers: RefCell::new(Vec::new()),
             connections: ConnectionRegistry::default(),
             hard_stopping: Cell::new(false),
+            stopping: Cell::new(false),
             global_slots: Rc::new(Semaphore::new(global_maxconn)),
+            server_pool: RefCell::new(ServerPool::default()),
         }
     }
 
@@ -260,19 +321,30 @@ impl Shard {
         self.hard_stopping.get()
     }
 
+    /// True once the shard stopped accepting (soft stop): HTTP connections close after
+    /// their current response.
+    pub fn stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
     /// The shard's housekeeping until it should stop accepting: every [`SWEEP_INTERVAL`],
     /// cut idle connections and look at the process-wide run state.
     pub async fn run_until_stop(&self, control: &RunControl) {
         while !control.stopping.load(Ordering::Acquire) {
             glommio::timer::sleep(SWEEP_INTERVAL).await;
-            self.connections.sweep_idle(Instant::now());
+            let now = Instant::now();
+            self.connections.sweep_idle(now);
+            self.server_pool.borrow_mut().purge(now);
         }
     }
 
     /// After accepting stopped: wait for connections to finish (idle timeouts still
     /// apply), cutting them all once the control thread declares the hard stop.
     pub async fn drain(&self, control: &RunControl) {
+        self.stopping.set(true);
+        self.server_pool.borrow_mut().clear();
         while self.connections.live() > 0 {
+            self.connections.close_idle_http();
             if control.hard_stop.load(Ordering::Acquire) && !self.hard_stopping.get() {
                 self.hard_stopping.set(true);
                 self.connections.cut_all();

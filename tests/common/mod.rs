@@ -1,4 +1,4 @@
-//! Shared harness for the L4 integration tests.
+//! Shared harness for the integration tests (L4, and L7 through [`http`]).
 //!
 //! Everything here drives the real `halb` binary (`halb run -c FILE`) over real loopback
 //! sockets:
@@ -33,6 +33,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
+
+pub mod http;
 
 /// Read/write timeout of every test socket: a proxy that hangs fails the test after this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,6 +168,16 @@ pub struct Conf {
     pub backend: Vec<String>,
     /// Servers of `be`: name, address, extra lines.
     pub servers: Vec<(String, SocketAddr, Vec<String>)>,
+    /// `[defaults] mode`: `"tcp"` (default) or `"http"` (see [`Conf::http`]).
+    pub mode: String,
+    /// `[frontend.fe] default_backend`: `Some("be")` by default; `None` leaves it out
+    /// (http mode: a request no rule routes gets a 404).
+    pub default_backend: Option<String>,
+    /// Lines of `[frontend.fe.acl]` (`name = "fetch pattern"`).
+    pub acls: Vec<String>,
+    /// Raw TOML appended after everything else (extra tables: `[[frontend.fe.http_request]]`,
+    /// `[[frontend.fe.use_backend]]`, more backends...).
+    pub tail: Vec<String>,
 }
 
 impl Default for Conf {
@@ -186,6 +198,10 @@ impl Conf {
             frontend: Vec::new(),
             backend: Vec::new(),
             servers: Vec::new(),
+            mode: "tcp".to_string(),
+            default_backend: Some("be".to_string()),
+            acls: Vec::new(),
+            tail: Vec::new(),
         }
     }
     /// Set `[global] shards`.
@@ -256,7 +272,7 @@ impl Conf {
         for l in &self.global {
             t += &format!("{l}\n");
         }
-        t += "\n[defaults]\nmode = \"tcp\"\n";
+        t += &format!("\n[defaults]\nmode = \"{}\"\n", self.mode);
         for l in &self.defaults {
             t += &format!("{l}\n");
         }
@@ -266,9 +282,18 @@ impl Conf {
                 t += &format!("{l}\n");
             }
         }
-        t += &format!("\n[frontend.fe]\nbind = [\"{bind}\"]\ndefault_backend = \"be\"\n");
+        t += &format!("\n[frontend.fe]\nbind = [\"{bind}\"]\n");
+        if let Some(be) = &self.default_backend {
+            t += &format!("default_backend = \"{be}\"\n");
+        }
         for l in &self.frontend {
             t += &format!("{l}\n");
+        }
+        if !self.acls.is_empty() {
+            t += "\n[frontend.fe.acl]\n";
+            for l in &self.acls {
+                t += &format!("{l}\n");
+            }
         }
         t += "\n[backend.be]\n";
         for l in &self.backend {
@@ -279,6 +304,9 @@ impl Conf {
             for l in extra {
                 t += &format!("{l}\n");
             }
+        }
+        for l in &self.tail {
+            t += &format!("{l}\n");
         }
         t
     }

@@ -1,0 +1,907 @@
+//! L7 (`mode http`): the HTTP/1 reverse proxy, the I/O shell around [`crate::http`].
+//!
+//! Per client connection, requests are handled one at a time, in order (pipelined ones
+//! wait in the read buffer): read and parse the head within `timeouts.http_request`,
+//! apply the frontend's `http_request` rules (deny, redirect, header edits), pick the
+//! backend (`use_backend`, else `default_backend`) and the server (cookie persistence,
+//! else the balancer), take an idle pooled connection or connect (with retries), send the
+//! rewritten head, then stream the request body up while the response comes down
+//! ([`exchange`]). After a clean exchange the server connection goes back to the shard's
+//! pool and the client connection waits up to `timeouts.http_keep_alive` for its next
+//! request. Any protocol error answers with an error page and closes the client
+//! connection; nothing of a rejected request reaches a server.
+
+pub mod exchange;
+pub mod facts;
+pub mod io;
+pub mod log;
+pub mod pool;
+
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::balance::PickContext;
+use crate::config::{Backend, Frontend, HttpFrontend, HttpReuse, RequestAction};
+use crate::http::acl::Condition;
+use crate::http::rewrite::{
+    field_hook, write_request, write_response, ConnectionHeader, FieldHook, HeaderRule, Peer,
+    RequestEdits, ResponseEdits,
+};
+use crate::http::{
+    parse_request, request_framing, BodyFraming, Method, Parsed, RequestHead, ResponseHead,
+    Version,
+};
+use crate::l4::idle::{Deadline, Side};
+use crate::l4::socket::Socket;
+use crate::l4::{connect_one, End};
+use crate::runtime::shard::{Shard, ShardView, Tracked, COPY_BUFFER};
+use crate::sys;
+use exchange::{BodyLeft, Download, DownloadError, Downloaded, Upload, UploadError};
+use facts::Facts;
+use io::{fill, write_all, Buffer, Wait};
+use log::{Outcome, Record};
+
+/// The state of one client connection.
+struct Conn<'s> {
+    shard: &'s Shard,
+    tracked: &'s Tracked,
+    socket: Socket,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    /// Bytes received from the client and not yet handled.
+    buf: Buffer,
+    /// The head (and start of body) sent to the server; kept for a replay.
+    req_out: Vec<u8>,
+    /// Response heads written to the client.
+    resp_out: Vec<u8>,
+    /// The header rules that apply to the current request / its response.
+    request_rules: Vec<HeaderRule>,
+    response_rules: Vec<HeaderRule>,
+    /// Whether the access log is on (the request line is captured only then).
+    log_on: bool,
+}
+
+/// The result of waiting for a request head.
+enum Head {
+    /// A complete head at the start of the buffer; the instant the request started.
+    Ready(RequestHead, Instant),
+    /// The client closed, or the keep-alive wait ended: close without a word.
+    Closed,
+    /// Answer this status and close (bad head, head timeout).
+    Failed(u16, Outcome, Instant),
+}
+
+/// Serve one accepted client connection of `mode http` frontend `frontend_index`.
+pub async fn serve(
+    client: Socket,
+    peer: Option<SocketAddr>,
+    shard: Rc<Shard>,
+    frontend_index: usize,
+) {
+    let (ticket, tracked) = shard.connections.register_http(client.fd());
+    let mut conn = Conn {
+        shard: &shard,
+        tracked: &tracked,
+        socket: client,
+        peer,
+        local: None,
+        buf: Buffer::default(),
+        req_out: Vec::new(),
+        resp_out: Vec::new(),
+        request_rules: Vec::new(),
+        response_rules: Vec::new(),
+        log_on: tracing::enabled!(target: "halb::access", tracing::Level::INFO),
+    };
+    let mut first = true;
+    loop {
+        let view = shard.view();
+        let frontend = &view.snapshot.config.frontends[frontend_index];
+        let Some(http) = frontend.http.as_deref() else {
+            break;
+        };
+        let head = conn.read_head(frontend, http, first).await;
+        first = false;
+        let keep = match head {
+            Head::Closed => false,
+            Head::Failed(status, outcome, started) => {
+                let mut record = Record::new(peer, &frontend.name, started);
+                record.end = outcome;
+                conn.answer_error(http, frontend.timeouts.client, status, &mut record)
+                    .await;
+                record.log();
+                false
+            }
+            Head::Ready(head, started) => conn.handle(&view, frontend, http, head, started).await,
+        };
+        if !keep || shard.stopping() || tracked.idle.expired().is_some() {
+            break;
+        }
+    }
+    conn.buf.discard(&shard);
+    shard.connections.unregister(ticket);
+}
+
+impl Conn<'_> {
+    /// Wait for the next request head: up to `http_keep_alive` for its first byte (not
+    /// for the connection's first request), then `http_request` for all of it.
+    async fn read_head(&mut self, frontend: &Frontend, http: &HttpFrontend, first: bool) -> Head {
+        let shard = self.shard;
+        let watch = &self.tracked.idle;
+        let capacity = (http.limits.max_head + 1).max(COPY_BUFFER);
+        let mut started = Instant::now();
+        if self.buf.is_empty() && !first {
+            self.buf.release(shard);
+            self.tracked.set_between_requests(true);
+            watch.touch();
+            let wait = Wait {
+                side: Side::Upstream,
+                deadline: Deadline {
+                    limit: frontend.timeouts.http_keep_alive,
+                    end: End::KeepAliveTimeout,
+                },
+            };
+            let got = fill(shard, &self.socket, &mut self.buf, capacity, watch, wait, false).await;
+            self.tracked.set_between_requests(false);
+            match got {
+                Ok(n) if n > 0 => {}
+                _ => return Head::Closed,
+            }
+            if shard.stopping() {
+                return Head::Closed;
+            }
+            started = Instant::now();
+            watch.touch();
+        }
+        let wait = Wait {
+            side: Side::Upstream,
+            deadline: Deadline {
+                limit: frontend.timeouts.http_request,
+                end: End::RequestTimeout,
+            },
+        };
+        loop {
+            if !self.buf.is_empty() {
+                match parse_request(self.buf.bytes(), &http.limits) {
+                    Ok(Parsed::Complete(head)) => return Head::Ready(head, started),
+                    Ok(Parsed::Partial) => {}
+                    Err(e) => return Head::Failed(e.status(), Outcome::BadRequest, started),
+                }
+            }
+            let got = fill(shard, &self.socket, &mut self.buf, capacity, watch, wait, true).await;
+            match got {
+                Ok(0) | Err(_) => {
+                    if watch.expired() == Some(End::RequestTimeout) {
+                        return Head::Failed(408, Outcome::RequestTimeout, started);
+                    }
+                    if self.buf.is_empty() {
+                        return Head::Closed;
+                    }
+                    // A half-closed client with a truncated head.
+                    return Head::Failed(400, Outcome::BadRequest, started);
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Send the error page for `status` (the connection closes afterwards).
+    async fn answer_error(
+        &mut self,
+        http: &HttpFrontend,
+        client_timeout: std::time::Duration,
+        status: u16,
+        record: &mut Record<'_>,
+    ) {
+        let page = http.errors.page(status);
+        record.status = Some(status);
+        let wait = self.client_wait_for(client_timeout);
+        if write_all(&self.socket, page, &self.tracked.idle, wait)
+            .await
+            .is_ok()
+        {
+            record.bytes_out += page.len() as u64;
+        }
+    }
+
+    fn client_wait_for(&self, limit: std::time::Duration) -> Wait {
+        Wait {
+            side: Side::Downstream,
+            deadline: Deadline {
+                limit,
+                end: End::ClientTimeout,
+            },
+        }
+    }
+
+    /// Handle one request whose head is at the start of the buffer. Returns whether the
+    /// client connection stays open for another request.
+    async fn handle(
+        &mut self,
+        view: &ShardView,
+        frontend: &Frontend,
+        http: &HttpFrontend,
+        head: RequestHead,
+        started: Instant,
+    ) -> bool {
+        let mut record = Record::new(self.peer, &frontend.name, started);
+        record.head_done = Some(Instant::now());
+        if self.log_on {
+            record.capture_request(&head, self.buf.bytes());
+        }
+        let keep = self
+            .handle_request(view, frontend, http, &head, &mut record)
+            .await;
+        if self.shard.hard_stopping() && !keep {
+            record.end = match record.end {
+                Outcome::Done | Outcome::Redirected | Outcome::Denied => record.end,
+                _ => Outcome::Shutdown,
+            };
+        }
+        record.log();
+        keep
+    }
+
+    /// Fail the request with an error page; the connection closes.
+    async fn fail(
+        &mut self,
+        (http, client_timeout): (&HttpFrontend, std::time::Duration),
+        status: u16,
+        outcome: Outcome,
+        record: &mut Record<'_>,
+    ) -> bool {
+        record.end = outcome;
+        self.answer_error(http, client_timeout, status, record).await;
+        false
+    }
+
+    async fn handle_request<'v>(
+        &mut self,
+        view: &'v ShardView,
+        frontend: &Frontend,
+        http: &HttpFrontend,
+        head: &RequestHead,
+        record: &mut Record<'v>,
+    ) -> bool {
+        let config = &view.snapshot.config;
+        let ctx_fail = (http, frontend.timeouts.client);
+        let client_ip = self.peer.map(|p| p.ip());
+        let buf = self.buf.bytes();
+        let framing = match request_framing(head, buf) {
+            Ok(f) => f,
+            Err(e) => return self.fail(ctx_fail, e.status(), Outcome::BadRequest, record).await,
+        };
+        if head.method == Method::Connect {
+            return self.fail(ctx_fail, 405, Outcome::MethodRefused, record).await;
+        }
+        if let (Some(max), BodyFraming::Length(n)) = (http.max_body_size, framing) {
+            if n > max {
+                return self.fail(ctx_fail, 413, Outcome::BadBody, record).await;
+            }
+        }
+        let client_keep = head.keep_alive(buf);
+
+        // Rules, routing and the balancing key all look at the request as received.
+        let facts = Facts {
+            head,
+            buf,
+            client: client_ip,
+            tls: false,
+        };
+        let holds = |c: &Option<Condition>| c.as_ref().is_none_or(|c| c.eval(&facts));
+        self.request_rules.clear();
+        let mut verdict: Option<&RequestAction> = None;
+        for rule in &http.request_rules {
+            if !holds(&rule.condition) {
+                continue;
+            }
+            match &rule.action {
+                RequestAction::Header(h) => self.request_rules.push(h.clone()),
+                action => {
+                    verdict = Some(action);
+                    break;
+                }
+            }
+        }
+        self.response_rules.clear();
+        for rule in &http.response_rules {
+            if holds(&rule.condition) {
+                self.response_rules.push(rule.rule.clone());
+            }
+        }
+        let backend_index = http
+            .use_backends
+            .iter()
+            .find(|u| u.condition.eval(&facts))
+            .map(|u| u.backend_index)
+            .or(frontend.default_backend_index);
+        let upgrade = head.version == Version::Http11
+            && head.headers.has_token(buf, "connection", "upgrade")
+            && head.headers.get(buf, "upgrade").is_some();
+
+        match verdict {
+            Some(RequestAction::Deny(status)) => {
+                return self.fail(ctx_fail, *status, Outcome::Denied, record).await;
+            }
+            Some(RequestAction::Redirect(redirect)) => {
+                // The connection stays open only if no body would have to be skipped.
+                let keep = client_keep && framing == BodyFraming::None && !self.shard.stopping();
+                let host = head.headers.get(buf, "host");
+                self.resp_out.clear();
+                let built = tmp_write_redirect(
+                    &mut self.resp_out,
+                    &redirect.kind,
+                    redirect.code,
+                    facts.origin_target(),
+                    host,
+                    !keep,
+                );
+                if built.is_err() {
+                    return self.fail(ctx_fail, 400, Outcome::BadRequest, record).await;
+                }
+                record.end = Outcome::Redirected;
+                record.status = Some(redirect.code);
+                let wait = self.client_wait_for(frontend.timeouts.client);
+                if write_all(&self.socket, &self.resp_out, &self.tracked.idle, wait)
+                    .await
+                    .is_err()
+                {
+                    record.end = Outcome::ClientError;
+                    return false;
+                }
+                record.bytes_out = self.resp_out.len() as u64;
+                record.bytes_in = head.head_len as u64;
+                self.buf.consume(head.head_len);
+                return keep;
+            }
+            _ => {}
+        }
+
+        let Some(backend_index) = backend_index else {
+            return self.fail(ctx_fail, 404, Outcome::NoBackend, record).await;
+        };
+        let backend = &config.backends[backend_index];
+        record.backend = &backend.name;
+
+        // What is already here of the body must be well-formed before anything is sent.
+        let mut left = match framing {
+            BodyFraming::Length(n) => BodyLeft::Length(n),
+            BodyFraming::Chunked => BodyLeft::Chunked(crate::http::ChunkedDecoder::new()),
+            _ => BodyLeft::Done,
+        };
+        let body_here = &buf[head.head_len..];
+        let (take, body_bytes) = match left.advance(body_here) {
+            Ok(t) => t,
+            Err(e) => return self.fail(ctx_fail, e.status(), Outcome::BadBody, record).await,
+        };
+        if http.max_body_size.is_some_and(|max| body_bytes > max) {
+            return self.fail(ctx_fail, 413, Outcome::BadBody, record).await;
+        }
+
+        // The server: the one the persistence cookie names if it is usable, else the
+        // balancer's choice.
+        let pinned = backend
+            .cookie
+            .as_ref()
+            .and_then(|c| c.request_server(head.headers.values(buf, "cookie")));
+        let pinned_usable = pinned.filter(|&i| {
+            view.balancer(backend_index)
+                .servers()
+                .get(i)
+                .is_some_and(|s| s.usable)
+        });
+        let ctx = PickContext {
+            client_ip,
+            uri: Some(facts.origin_target()),
+            headers: Some(&facts),
+        };
+        let reuse = reuse_allowed(backend, head.method);
+        record.connect_start = Some(Instant::now());
+        let connected = choose_and_connect(
+            self.shard,
+            view,
+            backend_index,
+            backend,
+            &ctx,
+            pinned_usable,
+            reuse,
+        )
+        .await;
+        let (server, server_index, reused) = match connected {
+            Ok(c) => c,
+            Err((outcome, retries)) => {
+                record.retries = retries;
+                return self.fail(ctx_fail, 503, outcome, record).await;
+            }
+        };
+        record.retries = server.retries;
+        record.connected = Some(Instant::now());
+        record.server = &backend.servers[server_index].name;
+
+        // The head to send, and as much of the body as is already here.
+        let pooling = !backend.http_server_close
+            && backend.http_reuse != HttpReuse::Never
+            && backend.pool_max_idle > 0;
+        let connection = if upgrade {
+            ConnectionHeader::Upgrade
+        } else if !pooling {
+            ConnectionHeader::Close
+        } else if head.version == Version::Http10 {
+            ConnectionHeader::KeepAlive
+        } else {
+            ConnectionHeader::Omit
+        };
+        let needs_local = http.forwarding.x_forwarded_port
+            || http.forwarding.forwarded.is_some_and(|f| f.by);
+        if needs_local && self.local.is_none() {
+            self.local = sys::local_addr(self.socket.fd()).ok();
+        }
+        let peer = Peer {
+            client: client_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            local: self
+                .local
+                .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+            https: false,
+        };
+        let cookie_hook = field_hook(|v| match backend.cookie.as_ref() {
+            Some(c) => c.forward_cookie(v),
+            None => Some(std::borrow::Cow::Borrowed(v)),
+        });
+        let edits = RequestEdits {
+            target: None,
+            rules: &self.request_rules,
+            forwarding: &http.forwarding,
+            peer,
+            connection,
+            hook: backend
+                .cookie
+                .as_ref()
+                .map(|_| ("cookie", &cookie_hook as &FieldHook<'_>)),
+        };
+        self.req_out.clear();
+        if write_request(&mut self.req_out, head, buf, &edits).is_err() {
+            drop_server(self.shard, view, backend_index, server_index, None);
+            return self.fail(ctx_fail, 500, Outcome::InternalError, record).await;
+        }
+        self.req_out.extend_from_slice(&body_here[..take]);
+        let replayable = head.method.is_idempotent() && left.is_done();
+        let method = head.method;
+        let version = head.version;
+        let client_keep = client_keep && !self.shard.stopping();
+        record.bytes_in = (head.head_len + take) as u64;
+        self.buf.consume(head.head_len + take);
+
+        // Send, and run the exchange; a reused connection that turns out stale before
+        // any response byte is replaced by a fresh one for a replayable request.
+        let mut server = server.socket;
+        let mut reused = reused;
+        let watch = &self.tracked.idle;
+        let server_wait = |side| Wait {
+            side,
+            deadline: Deadline {
+                limit: backend.timeouts.server,
+                end: End::ServerTimeout,
+            },
+        };
+        let client_wait = |side| Wait {
+            side,
+            deadline: Deadline {
+                limit: frontend.timeouts.client,
+                end: End::ClientTimeout,
+            },
+        };
+        let bytes_in = Cell::new(record.bytes_in);
+        let bytes_out = Cell::new(0u64);
+        let head_at = Cell::new(None);
+        let cookie = backend.cookie.as_ref();
+        let response_rules = &self.response_rules;
+        let cookie_extra = std::cell::RefCell::new(Vec::new());
+        let write_head = |out: &mut Vec<u8>, h: &ResponseHead, b: &[u8], close: bool| {
+            let connection = if close {
+                ConnectionHeader::Close
+            } else if version == Version::Http10 {
+                ConnectionHeader::KeepAlive
+            } else if h.status == 101 {
+                ConnectionHeader::Upgrade
+            } else {
+                ConnectionHeader::Omit
+            };
+            let mut extra = cookie_extra.borrow_mut();
+            extra.clear();
+            if let Some(c) = cookie.filter(|_| h.status >= 200) {
+                if let Some(insert) =
+                    c.on_response(server_index, pinned, h.headers.values(b, "cache-control"))
+                {
+                    extra.extend_from_slice(insert.set_cookie);
+                    if insert.cache_private {
+                        extra.extend_from_slice(crate::http::cookie::CACHE_PRIVATE);
+                    }
+                }
+            }
+            let set_cookie_hook = field_hook(|v| match cookie {
+                Some(c) if c.is_own_set_cookie(v) => None,
+                _ => Some(std::borrow::Cow::Borrowed(v)),
+            });
+            write_response(
+                out,
+                h,
+                b,
+                &ResponseEdits {
+                    rules: if h.status >= 200 { response_rules } else { &[] },
+                    connection,
+                    hook: cookie.map(|_| {
+                        (
+                            "set-cookie",
+                            &set_cookie_hook as &FieldHook<'_>,
+                        )
+                    }),
+                    extra: &extra,
+                },
+            );
+        };
+        shard_attach(self, &server);
+        let capacity = (http.limits.max_head + 1).max(COPY_BUFFER);
+        let mut server_buf = Buffer::default();
+        let response_started = Instant::now();
+        let _ = response_started;
+        let outcome = loop {
+            watch.touch();
+            if let Err(e) = write_all(&server, &self.req_out, watch, server_wait(Side::Upstream)).await
+            {
+                if reused && replayable {
+                    match reconnect(self, backend, server_index, &mut server).await {
+                        Ok(()) => {
+                            reused = false;
+                            continue;
+                        }
+                        Err(outcome) => break Err((503, outcome)),
+                    }
+                }
+                tracing::debug!("sending the request to {}: {e}", record.server);
+                break Err((502, Outcome::ServerError));
+            }
+            let upload = Upload {
+                shard: self.shard,
+                client: &self.socket,
+                buf: &mut self.buf,
+                capacity,
+                server: &server,
+                watch,
+                left: left.clone(),
+                body_bytes,
+                max_body: http.max_body_size,
+                client_wait: client_wait(Side::Upstream),
+                server_wait: server_wait(Side::Upstream),
+                bytes_in: &bytes_in,
+            };
+            let mut download = Download {
+                shard: self.shard,
+                server: &server,
+                buf: &mut server_buf,
+                client: &self.socket,
+                watch,
+                method,
+                client_version: version,
+                client_keep,
+                upgrade,
+                client_wait: client_wait(Side::Downstream),
+                server_wait: server_wait(Side::Downstream),
+                out: &mut self.resp_out,
+                bytes_out: &bytes_out,
+                head_at: &head_at,
+                write_head: &write_head,
+            };
+            let mut upload = upload;
+            let joined = exchange::run_both(upload.run(), download.run(), server.fd()).await;
+            left = upload.left.clone();
+            match joined.download {
+                Err(DownloadError::NoResponse { stale: true, .. })
+                    if reused && replayable && joined.upload.as_ref().is_none_or(|u| u.is_ok()) =>
+                {
+                    server_buf.discard(self.shard);
+                    match reconnect(self, backend, server_index, &mut server).await {
+                        Ok(()) => {
+                            reused = false;
+                            continue;
+                        }
+                        Err(outcome) => break Err((503, outcome)),
+                    }
+                }
+                result => break Ok((joined.upload, result)),
+            }
+        };
+        record.bytes_in = bytes_in.get();
+        record.bytes_out = bytes_out.get();
+        record.response_head = head_at.get();
+        let _ = left;
+
+        let (upload, download) = match outcome {
+            Err((status, outcome)) => {
+                server_buf.discard(self.shard);
+                self.shard.connections.detach_server(self.tracked);
+                drop_server(self.shard, view, backend_index, server_index, None);
+                return self.fail(ctx_fail, status, outcome, record).await;
+            }
+            Ok(r) => r,
+        };
+        let upload_done = matches!(upload, Some(Ok(())));
+        let keep = match download {
+            Ok(Downloaded::Complete {
+                status,
+                server_keep,
+                client_keep,
+            }) => {
+                record.status = Some(status);
+                record.end = match &upload {
+                    Some(Err(e)) => upload_outcome(e),
+                    _ => Outcome::Done,
+                };
+                server_buf.discard(self.shard);
+                self.shard.connections.detach_server(self.tracked);
+                let park = (server_keep && upload_done && pooling).then_some(backend);
+                drop_server(self.shard, view, backend_index, server_index, park.map(|b| (b, server)));
+                return client_keep && upload_done;
+            }
+            Ok(Downloaded::Tunnel) => {
+                record.status = Some(101);
+                // Bytes that arrived early on either side go first.
+                let mut ok = true;
+                if !self.buf.is_empty() {
+                    ok = write_all(&server, self.buf.bytes(), watch, server_wait(Side::Upstream))
+                        .await
+                        .is_ok();
+                    self.buf.consume(self.buf.len());
+                }
+                if ok && !server_buf.is_empty() {
+                    ok = write_all(
+                        &self.socket,
+                        server_buf.bytes(),
+                        watch,
+                        client_wait(Side::Downstream),
+                    )
+                    .await
+                    .is_ok();
+                    server_buf.consume(server_buf.len());
+                }
+                server_buf.discard(self.shard);
+                self.buf.discard(self.shard);
+                if ok {
+                    let tunnel = Deadline {
+                        limit: frontend.timeouts.tunnel,
+                        end: End::TunnelTimeout,
+                    };
+                    let limits = crate::l4::IdleLimits {
+                        client: tunnel,
+                        server: tunnel,
+                        splice: backend.splice,
+                    };
+                    let (end, up, down) =
+                        crate::l4::forward(self.shard, watch, &self.socket, &server, limits)
+                            .await;
+                    record.bytes_in += up;
+                    record.bytes_out += down;
+                    record.end = match end {
+                        End::TunnelTimeout => Outcome::TunnelTimeout,
+                        End::Closed => Outcome::Tunnel,
+                        End::Shutdown => Outcome::Shutdown,
+                        End::ServerError | End::ServerTimeout => Outcome::ServerError,
+                        _ => Outcome::ClientError,
+                    };
+                } else {
+                    record.end = Outcome::ClientError;
+                }
+                self.shard.connections.detach_server(self.tracked);
+                drop_server(self.shard, view, backend_index, server_index, None);
+                false
+            }
+            Err(e) => {
+                server_buf.discard(self.shard);
+                self.shard.connections.detach_server(self.tracked);
+                drop_server(self.shard, view, backend_index, server_index, None);
+                // The upload's failure explains the download's, if there was one.
+                if let Some(Err(up)) = &upload {
+                    let outcome = upload_outcome(up);
+                    return match up {
+                        UploadError::BadBody(err) if bytes_out.get() == 0 => {
+                            self.fail(ctx_fail, err.status(), outcome, record).await
+                        }
+                        UploadError::TooLarge if bytes_out.get() == 0 => {
+                            self.fail(ctx_fail, 413, outcome, record).await
+                        }
+                        _ => {
+                            record.end = outcome;
+                            false
+                        }
+                    };
+                }
+                match e {
+                    DownloadError::BadResponse(err) => {
+                        tracing::debug!("server {}: {err}", record.server);
+                        self.fail(ctx_fail, 502, Outcome::BadResponse, record).await
+                    }
+                    DownloadError::NoResponse { error, .. } => {
+                        if let Some(err) = error {
+                            tracing::debug!("server {}: {err}", record.server);
+                        }
+                        self.fail(ctx_fail, 502, Outcome::ServerError, record).await
+                    }
+                    DownloadError::Timeout { started: false } => {
+                        self.fail(ctx_fail, 504, Outcome::ServerTimeout, record).await
+                    }
+                    DownloadError::Timeout { started: true } => {
+                        record.end = Outcome::ServerTimeout;
+                        false
+                    }
+                    DownloadError::ServerFailed => {
+                        record.end = Outcome::ServerError;
+                        false
+                    }
+                    DownloadError::Client(_) => {
+                        record.end = if self.tracked.idle.expired() == Some(End::ClientTimeout) {
+                            Outcome::ClientTimeout
+                        } else {
+                            Outcome::ClientError
+                        };
+                        false
+                    }
+                }
+            }
+        };
+        keep
+    }
+}
+
+fn upload_outcome(e: &UploadError) -> Outcome {
+    match e {
+        UploadError::ClientClosed | UploadError::Client(_) => Outcome::ClientError,
+        UploadError::Server(_) => Outcome::ServerError,
+        UploadError::BadBody(_) | UploadError::TooLarge => Outcome::BadBody,
+    }
+}
+
+/// Whether a request with `method` may use an idle pooled connection of `backend`.
+fn reuse_allowed(backend: &Backend, method: Method) -> bool {
+    if backend.http_server_close || backend.pool_max_idle == 0 {
+        return false;
+    }
+    match backend.http_reuse {
+        HttpReuse::Always => true,
+        HttpReuse::Safe => method.is_idempotent(),
+        HttpReuse::Never => false,
+    }
+}
+
+/// A connected server.
+struct Connected {
+    socket: Socket,
+    retries: u32,
+}
+
+/// Pick a server and get a connection to it: an idle pooled one when `reuse`, else a
+/// new one, retrying per the backend's `retries` and `redispatch`.
+async fn choose_and_connect(
+    shard: &Shard,
+    view: &ShardView,
+    backend_index: usize,
+    backend: &Backend,
+    ctx: &PickContext<'_>,
+    pinned: Option<usize>,
+    reuse: bool,
+) -> Result<(Connected, usize, bool), (Outcome, u32)> {
+    let mut tried: Vec<usize> = Vec::new();
+    let mut retries = 0u32;
+    let mut last: Option<usize> = None;
+    loop {
+        let pick = match (last, pinned) {
+            (None, Some(p)) => Some(p),
+            (Some(previous), _) if !backend.redispatch => Some(previous),
+            _ => {
+                let mut balancer = view.balancer(backend_index);
+                balancer.pick(ctx, &tried).or_else(|| {
+                    if tried.is_empty() {
+                        None
+                    } else {
+                        balancer.pick(ctx, &[])
+                    }
+                })
+            }
+        };
+        let Some(index) = pick else {
+            let outcome = if tried.is_empty() {
+                Outcome::NoServer
+            } else {
+                Outcome::ConnectFailed
+            };
+            return Err((outcome, retries));
+        };
+        let address = backend.servers[index].address;
+        if reuse {
+            if let Some(socket) = shard.server_pool.borrow_mut().take(address) {
+                view.balancer(backend_index).connection_started(index);
+                return Ok((Connected { socket, retries }, index, true));
+            }
+        }
+        match connect_one(address, backend.timeouts.connect).await {
+            Ok(socket) => {
+                let _ = sys::set_nodelay(socket.fd());
+                view.balancer(backend_index).connection_started(index);
+                return Ok((Connected { socket, retries }, index, false));
+            }
+            Err(e) => {
+                tracing::debug!(
+                    "backend {} server {} ({}): connect failed: {}",
+                    backend.name,
+                    backend.servers[index].name,
+                    address,
+                    e
+                );
+                if !tried.contains(&index) {
+                    tried.push(index);
+                }
+                last = Some(index);
+                if retries >= backend.retries {
+                    return Err((Outcome::ConnectFailed, retries));
+                }
+                retries += 1;
+            }
+        }
+    }
+}
+
+/// Replace a stale reused connection with a fresh one to the same server.
+async fn reconnect(
+    conn: &Conn<'_>,
+    backend: &Backend,
+    server_index: usize,
+    server: &mut Socket,
+) -> Result<(), Outcome> {
+    let address = backend.servers[server_index].address;
+    match connect_one(address, backend.timeouts.connect).await {
+        Ok(socket) => {
+            let _ = sys::set_nodelay(socket.fd());
+            *server = socket;
+            shard_attach(conn, server);
+            Ok(())
+        }
+        Err(_) => Err(Outcome::ConnectFailed),
+    }
+}
+
+fn shard_attach(conn: &Conn<'_>, server: &Socket) {
+    conn.shard
+        .connections
+        .attach_server(conn.tracked, server.fd());
+}
+
+/// The exchange with `server_index` is over: update the balancer, and park the
+/// connection in the shard's pool when given (`Some((backend, socket))`).
+fn drop_server(
+    shard: &Shard,
+    view: &ShardView,
+    backend_index: usize,
+    server_index: usize,
+    park: Option<(&Backend, Socket)>,
+) {
+    shard.connection_ended(view, backend_index, server_index);
+    if let Some((backend, socket)) = park {
+        let address = backend.servers[server_index].address;
+        shard.server_pool.borrow_mut().put(
+            address,
+            socket,
+            backend.pool_max_idle as usize,
+            Instant::now() + backend.pool_idle_timeout,
+        );
+    }
+}
+
+fn tmp_write_redirect(
+    _out: &mut Vec<u8>,
+    _kind: &crate::config::RedirectKind,
+    _code: u16,
+    _target: &[u8],
+    _host: Option<&[u8]>,
+    _close: bool,
+) -> Result<(), ()> {
+    Err(())
+}

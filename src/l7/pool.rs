@@ -1,0 +1,99 @@
+//! Idle keep-alive connections to servers, per shard.
+//!
+//! After an exchange that ended cleanly (request and response complete, the server did
+//! not ask to close, no stray bytes), the server connection is parked here under the
+//! server's address, and a later request to the same server — from any client of this
+//! shard — takes it instead of connecting. Each shard has its own pool: connections never
+//! move between cores.
+//!
+//! A parked connection may be closed by the server at any time. [`ServerPool::take`]
+//! checks with one non-blocking `recv` that it is still open and silent; one closed after
+//! that check is the "stale connection" case the proxy handles by replaying idempotent
+//! requests. Connections idle past their backend's `pool_idle_timeout` are closed by the
+//! shard's sweep ([`ServerPool::purge`]).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::l4::socket::Socket;
+use crate::sys;
+
+/// One parked connection.
+struct Parked {
+    socket: Socket,
+    expires: Instant,
+}
+
+/// The idle server connections of one shard, by server address.
+#[derive(Default)]
+pub struct ServerPool {
+    idle: HashMap<SocketAddr, Vec<Parked>>,
+    count: usize,
+}
+
+impl ServerPool {
+    /// An idle connection to `address` that is still open, most recently parked first.
+    pub fn take(&mut self, address: SocketAddr) -> Option<Socket> {
+        let list = self.idle.get_mut(&address)?;
+        while let Some(parked) = list.pop() {
+            self.count -= 1;
+            if still_open(&parked.socket) {
+                return Some(parked.socket);
+            }
+        }
+        None
+    }
+
+    /// Park `socket` (to `address`) until `expires`, unless `max_idle` connections to that
+    /// address are parked already (then it is closed).
+    pub fn put(&mut self, address: SocketAddr, socket: Socket, max_idle: usize, expires: Instant) {
+        let list = self.idle.entry(address).or_default();
+        if list.len() >= max_idle {
+            return;
+        }
+        list.push(Parked { socket, expires });
+        self.count += 1;
+    }
+
+    /// Close the connections whose idle time is over.
+    pub fn purge(&mut self, now: Instant) {
+        if self.count == 0 {
+            return;
+        }
+        let mut count = 0;
+        self.idle.retain(|_, list| {
+            list.retain(|p| p.expires > now);
+            count += list.len();
+            !list.is_empty()
+        });
+        self.count = count;
+    }
+
+    /// Close every parked connection (the shard stops).
+    pub fn clear(&mut self) {
+        self.idle.clear();
+        self.count = 0;
+    }
+
+    /// Connections parked now.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether nothing is parked.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// A parked connection is usable if reading it would block: no end of stream, no error,
+/// and no unsolicited bytes (which would desynchronise the next response).
+fn still_open(socket: &Socket) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(
+        sys::recv_now(socket.fd(), &mut probe),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock
+    )
+}
