@@ -1,11 +1,16 @@
 //! `halb demo`: three small built-in backends on loopback and a configuration that puts
 //! halb in front of them, so a newcomer sees halb work without writing a file.
 //!
-//! Each backend answers every connection with its own name — as an HTTP/1.0 response when
-//! the client speaks HTTP (so `curl` works), as a plain line otherwise (so `nc` works) —
-//! then closes.
+//! Ports: `port` is the HTTP frontend (mode http: a path ACL routes `/static/…` to a
+//! `uri`-hashed backend, everything else goes round robin with cookie persistence),
+//! `port + 1 ..= port + 3` are the backends `web1..web3`, and `port + 4` is a plain TCP
+//! frontend (mode tcp) over the same backends.
+//!
+//! Each backend speaks HTTP/1.1 with keep-alive (answering `hello from webN` plus the
+//! path it was asked for), or, when the client does not speak HTTP, answers one line with
+//! its name and closes (so `nc` works).
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
@@ -15,16 +20,20 @@ use crate::config::{self, Config};
 /// Names of the demo backends, in port order after the proxy's port.
 pub const BACKENDS: [&str; 3] = ["web1", "web2", "web3"];
 
+/// Ports the demo uses from `port` on: HTTP frontend, three backends, TCP frontend.
+pub const PORTS_USED: u16 = 5;
+
 /// Start the backends (background threads) and return the demo configuration, with the
-/// proxy on `127.0.0.1:port` and the backends on the three following ports.
+/// HTTP frontend on `127.0.0.1:port`, the backends on the three following ports and the
+/// TCP frontend on `port + 4`.
 pub fn start(port: u16) -> io::Result<Config> {
-    if port == 0 || port > u16::MAX - BACKENDS.len() as u16 {
+    let last = u16::MAX - (PORTS_USED - 1);
+    if port == 0 || port > last {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "--port {port}: the demo needs that port and the {} after it; use 1..={}",
-                BACKENDS.len(),
-                u16::MAX - BACKENDS.len() as u16
+                "--port {port}: the demo needs that port and the {} after it; use 1..={last}",
+                PORTS_USED - 1
             ),
         ));
     }
@@ -43,30 +52,49 @@ pub fn start(port: u16) -> io::Result<Config> {
     let text = demo_config(port);
     let cfg = config::parse(&text, Path::new("<demo>"))
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let tcp = port + PORTS_USED - 1;
     println!(
         "halb demo: three backends answering with their name\n{}",
         lines.join("\n")
     );
-    println!("halb on 127.0.0.1:{port} (mode tcp, balance roundrobin), configuration:\n");
+    println!(
+        "halb on 127.0.0.1:{port} (mode http) and 127.0.0.1:{tcp} (mode tcp), configuration:\n"
+    );
     for line in text.lines() {
         println!("    {line}");
     }
     println!("\nTry, in another terminal:");
     println!("    curl http://127.0.0.1:{port}/          # each call answered by the next backend");
     println!("    for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:{port}/; done");
+    println!("    curl -si -c /tmp/jar -b /tmp/jar http://127.0.0.1:{port}/   # a cookie pins you to one backend");
+    println!("    curl http://127.0.0.1:{port}/static/logo.png   # same path, same backend (balance uri)");
+    println!(
+        "    curl http://127.0.0.1:{port}/admin             # denied (403) by an http_request rule"
+    );
+    println!("    echo hi | nc -q1 127.0.0.1 {tcp}              # plain TCP through the mode tcp frontend");
     println!("Ctrl-C stops halb (connections in flight are drained first).\n");
     Ok(cfg)
 }
 
 /// The demo's configuration text (also a compact example of the format).
 pub fn demo_config(port: u16) -> String {
-    let mut servers = String::new();
-    for (i, name) in BACKENDS.iter().enumerate() {
-        servers.push_str(&format!(
-            "\n[[backend.demo.server]]\nname = \"{name}\"\naddress = \"127.0.0.1:{}\"\n",
-            port + 1 + i as u16
-        ));
-    }
+    let servers = |backend: &str, cookies: bool| {
+        let mut out = String::new();
+        for (i, name) in BACKENDS.iter().enumerate() {
+            out.push_str(&format!(
+                "\n[[backend.{backend}.server]]\nname = \"{name}\"\naddress = \"127.0.0.1:{}\"\n",
+                port + 1 + i as u16
+            ));
+            if cookies {
+                out.push_str(&format!("cookie = \"{name}\"\n"));
+            }
+        }
+        out
+    };
+    let web = servers("web", true);
+    let assets = servers("assets", false);
+    let tcp = servers("tcp", false);
+    let tcp_port = port + PORTS_USED - 1;
     format!(
         r#"[global]
 shards = "auto"
@@ -74,7 +102,7 @@ maxconn = 1000
 hard_stop_after = "5s"
 
 [defaults]
-mode = "tcp"
+mode = "http"
 retries = 2
 
 [defaults.timeouts]
@@ -84,11 +112,40 @@ server = "30s"
 
 [frontend.demo]
 bind = ["127.0.0.1:{port}"]
-default_backend = "demo"
+default_backend = "web"
+forwardfor = true
 
-[backend.demo]
+[frontend.demo.acl]
+is_static = "path_beg /static/"
+is_admin = "path_beg /admin"
+
+[[frontend.demo.http_request]]
+deny = 403
+if = "is_admin"
+
+[[frontend.demo.http_response]]
+set_header = {{ name = "X-Proxy", value = "halb" }}
+
+[[frontend.demo.use_backend]]
+backend = "assets"
+if = "is_static"
+
+[backend.web]
 balance = "roundrobin"
-{servers}"#
+cookie = {{ name = "HALBSRV", mode = "insert", indirect = true, nocache = true }}
+{web}
+[backend.assets]
+balance = "uri"
+{assets}
+[frontend.tcp]
+mode = "tcp"
+bind = ["127.0.0.1:{tcp_port}"]
+default_backend = "tcp"
+
+[backend.tcp]
+mode = "tcp"
+balance = "roundrobin"
+{tcp}"#
     )
 }
 
@@ -98,50 +155,67 @@ fn spawn_backend(listener: TcpListener, name: &'static str) {
         .spawn(move || {
             for stream in listener.incoming().flatten() {
                 std::thread::spawn(move || {
-                    let _ = answer(stream, name);
+                    let _ = serve(stream, name);
                 });
             }
         })
         .expect("spawn demo backend");
 }
 
-/// Read what the client sends first (an HTTP head, a line, or nothing within 300 ms),
-/// then answer with the backend's name.
-fn answer(mut stream: TcpStream, name: &str) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_millis(300)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 2048];
-    while head.len() < 16 * 1024 {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                head.extend_from_slice(&buf[..n]);
-                if head.windows(4).any(|w| w == b"\r\n\r\n")
-                    || (!looks_http(&head) && head.contains(&b'\n'))
-                {
-                    break;
-                }
-            }
-            Err(_) => break,
+/// Answer requests on one connection: HTTP/1.x with keep-alive, or one plain line.
+fn serve(stream: TcpStream, name: &str) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
         }
-    }
-    let body = format!("hello from {name}\n");
-    if looks_http(&head) {
+        let mut parts = line.split_whitespace();
+        let (method, path, version) = (parts.next(), parts.next(), parts.next());
+        let Some(version) = version.filter(|v| v.starts_with("HTTP/1.")) else {
+            writer.write_all(format!("hello from {name}\n").as_bytes())?;
+            return writer.shutdown(std::net::Shutdown::Write);
+        };
+        let (method, path) = (method.unwrap_or("GET"), path.unwrap_or("/"));
+        // Fields: only Content-Length (to skip a body) and Connection matter here.
+        let mut length = 0usize;
+        let mut close = version == "HTTP/1.0";
+        loop {
+            let mut field = String::new();
+            if reader.read_line(&mut field)? == 0 {
+                return Ok(());
+            }
+            let field = field.trim_end();
+            if field.is_empty() {
+                break;
+            }
+            let (key, value) = field.split_once(':').unwrap_or((field, ""));
+            let value = value.trim().to_ascii_lowercase();
+            match key.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse().unwrap_or(0),
+                "connection" if value.contains("close") => close = true,
+                "connection" if value.contains("keep-alive") => close = false,
+                _ => {}
+            }
+        }
+        io::copy(&mut (&mut reader).take(length as u64), &mut io::sink())?;
+        let body = format!("hello from {name} ({method} {path})\n");
+        let connection = if close { "close" } else { "keep-alive" };
         write!(
-            stream,
-            "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Backend: {name}\r\nConnection: close\r\n\r\n{body}",
+            writer,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Backend: {name}\r\nConnection: {connection}\r\n\r\n",
             body.len()
         )?;
-    } else {
-        stream.write_all(body.as_bytes())?;
+        if method != "HEAD" {
+            writer.write_all(body.as_bytes())?;
+        }
+        if close {
+            return writer.shutdown(std::net::Shutdown::Write);
+        }
     }
-    stream.shutdown(std::net::Shutdown::Write)
-}
-
-fn looks_http(head: &[u8]) -> bool {
-    let methods: [&[u8]; 5] = [b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE "];
-    methods.iter().any(|m| head.starts_with(m))
 }
 
 #[cfg(test)]
@@ -150,10 +224,10 @@ mod tests {
 
     #[test]
     fn ports_that_do_not_leave_room_for_the_backends_are_refused() {
-        for port in [0, 65533, 65535] {
+        for port in [0, 65532, 65535] {
             let err = start(port).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{port}");
-            assert!(err.to_string().contains("1..=65532"), "{err}");
+            assert!(err.to_string().contains("1..=65531"), "{err}");
         }
     }
 
@@ -164,7 +238,8 @@ mod tests {
             cfg.frontends[0].bind,
             vec!["127.0.0.1:8080".parse().unwrap()]
         );
-        let servers: Vec<_> = cfg.backends[0]
+        let web = cfg.backend_index("web").unwrap();
+        let servers: Vec<_> = cfg.backends[web]
             .servers
             .iter()
             .map(|s| s.address.port())

@@ -61,6 +61,8 @@ struct Case {
 const FE: &str = "[frontend.web]\nbind = [\"127.0.0.1:8080\"]\ndefault_backend = \"app\"\n";
 const BE: &str =
     "[backend.app]\n[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\n";
+/// [`FE`] in mode http (for every section, through `[defaults]`), with one ACL `is_api`.
+const HFE: &str = "[defaults]\nmode = \"http\"\n[frontend.web]\nbind = [\"127.0.0.1:8080\"]\ndefault_backend = \"app\"\n[frontend.web.acl]\nis_api = \"path_beg /api\"\n";
 
 fn case(
     name: &'static str,
@@ -195,10 +197,10 @@ fn bad_cases() -> Vec<Case> {
             "duplicate key `web` in table `frontend`",
         ),
         case(
-            "mode http is not supported yet",
-            format!("[defaults]\nmode = \"http\" # <-\n{FE}{BE}"),
+            "unknown mode",
+            format!("[defaults]\nmode = \"htpp\" # <-\n{FE}{BE}"),
             "defaults.mode",
-            "mode \"http\" is not supported yet (arrives with the L7 HTTP proxy)",
+            "unknown mode \"htpp\" (did you mean \"http\"?)",
         ),
         case(
             "tls is not supported yet",
@@ -219,10 +221,100 @@ fn bad_cases() -> Vec<Case> {
             "\"check\" is not supported yet (arrives with health checks)",
         ),
         case(
-            "L7 balance algorithm is not supported yet",
+            "HTTP balance algorithm in a tcp backend",
             format!("{FE}[backend.app]\nbalance = \"url_param(userid)\" # <-\nserver = [{{ name = \"a1\", address = \"127.0.0.1:9001\" }}]\n"),
             "backend.app.balance",
-            "is not supported yet",
+            "balance \"url_param(userid)\" needs mode http (it hashes a part of the HTTP request), and backend \"app\" is mode tcp",
+        ),
+        case(
+            "HTTP key in a tcp frontend",
+            format!("{FE}forwardfor = true # <-\n{BE}"),
+            "frontend.web.forwardfor",
+            "\"forwardfor\" is allowed only in mode http, and frontend \"web\" is mode tcp",
+        ),
+        case(
+            "unknown ACL in a condition",
+            format!("{HFE}[[frontend.web.http_request]]\ndeny = true\nif = \"is_apj\" # <-\n{BE}"),
+            "frontend.web.http_request[0].if",
+            "unknown ACL \"is_apj\" in condition \"is_apj\" (did you mean \"is_api\"?)",
+        ),
+        case(
+            "both if and unless",
+            format!("{HFE}[[frontend.web.http_request]]\ndeny = true\nif = \"is_api\"\nunless = \"LOCALHOST\" # <-\n{BE}"),
+            "frontend.web.http_request[0].unless",
+            "a rule takes \"if\" or \"unless\", not both",
+        ),
+        case(
+            "two actions in one rule",
+            format!("{HFE}[[frontend.web.http_request]]\nredirect = \"scheme https\"\ndel_header = \"X-Debug\" # <-\n{BE}"),
+            "frontend.web.http_request[0].del_header",
+            "a rule has one action and this one already has \"redirect\"",
+        ),
+        case(
+            "redirect code not allowed",
+            format!("{HFE}[[frontend.web.http_request]]\nredirect = \"location https://example.com/\"\ncode = 304 # <-\n{BE}"),
+            "frontend.web.http_request[0].code",
+            "redirect code 304 is not allowed: expected 301, 302, 303, 307 or 308",
+        ),
+        case(
+            "deny status not allowed",
+            format!("{HFE}[[frontend.web.http_request]]\ndeny = 204 # <-\n{BE}"),
+            "frontend.web.http_request[0].deny",
+            "deny status 204 is not allowed",
+        ),
+        case(
+            "header value with CR LF",
+            format!("{HFE}[[frontend.web.http_request]]\nset_header = {{ name = \"X-Env\", value = \"prod\\r\\nX-Admin: 1\" }} # <-\n{BE}"),
+            "frontend.web.http_request[0].set_header.value",
+            "invalid value for header `X-Env`: control characters (CR, LF, NUL...) are not allowed",
+        ),
+        case(
+            "header managed by the proxy",
+            format!("{HFE}[[frontend.web.http_response]]\ndel_header = \"Transfer-Encoding\" # <-\n{BE}"),
+            "frontend.web.http_response[0].del_header",
+            "header `Transfer-Encoding` is managed by the proxy and cannot be changed by a rule",
+        ),
+        case(
+            "use_backend to a tcp backend",
+            format!("{HFE}[[frontend.web.use_backend]]\nbackend = \"db\" # <-\nif = \"is_api\"\n{BE}[backend.db]\nmode = \"tcp\"\nserver = [{{ name = \"d1\", address = \"127.0.0.1:3306\" }}]\n"),
+            "frontend.web.use_backend[0].backend",
+            "frontend \"web\" is mode http but backend \"db\" is mode tcp",
+        ),
+        case(
+            "use_backend to a missing backend",
+            format!("{HFE}[[frontend.web.use_backend]]\nbackend = \"ap\" # <-\nif = \"is_api\"\n{BE}"),
+            "frontend.web.use_backend[0].backend",
+            "backend \"ap\" does not exist (did you mean \"app\"?)",
+        ),
+        case(
+            "bad server cookie value",
+            format!("{HFE}[backend.app]\ncookie = {{ name = \"SRV\" }}\n[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\ncookie = \"a;1\" # <-\n"),
+            "backend.app.server[0].cookie",
+            "server \"a1\": invalid cookie value \"a;1\"",
+        ),
+        case(
+            "server cookie without a backend cookie",
+            format!("{HFE}{BE}cookie = \"a1\" # <-\n"),
+            "backend.app.server[0].cookie",
+            "a server cookie needs cookie persistence on its backend",
+        ),
+        case(
+            "errorfile that does not exist",
+            format!("{HFE}[frontend.web.errorfile]\n503 = \"/nonexistent/halb/503.http\" # <-\n{BE}"),
+            "frontend.web.errorfile.503",
+            "\"/nonexistent/halb/503.http\": cannot read the errorfile: No such file or directory",
+        ),
+        case(
+            "request line limit above the head limit",
+            format!("[defaults]\nmode = \"http\"\n[frontend.web]\nbind = [\":8080\"]\nmax_request_head = 4096\nmax_request_line = 8192 # <-\n{BE}"),
+            "frontend.web.max_request_line",
+            "max_request_line (8192) is larger than max_request_head (4096)",
+        ),
+        case(
+            "uri balance with a bad option",
+            format!("{HFE}[backend.app]\nbalance = \"uri depth\" # <-\nserver = [{{ name = \"a1\", address = \"127.0.0.1:9001\" }}]\n"),
+            "backend.app.balance",
+            "\"depth\" needs a number",
         ),
         case(
             "syslog is not supported yet",
@@ -396,6 +488,40 @@ fn example_l4_basic_is_valid() {
         "frontend app",
         "balance source  hash consistent",
         "10.0.2.13:7000",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn example_http_basic_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/http-basic.toml");
+    let out = halb_check(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 frontend, 3 backends, 7 servers"),
+        "{stdout}"
+    );
+    for expected in [
+        "frontend www  http  bind 10.0.0.100:80",
+        "  http  5 ACLs, 4 request rules, 2 response rules, forwardfor (except 1 network)",
+        "  use_backend api if is_api\n",
+        "  use_backend static if is_static\n",
+        "-> backend api  balance leastconn",
+        "cookie SRVID indirect nocache httponly",
+        "cookie a1",
+        "-> backend static  balance uri depth 3  hash consistent",
+        "-> backend app  balance roundrobin",
+        "(default_backend)",
     ] {
         assert!(
             stdout.contains(expected),

@@ -21,7 +21,7 @@ fn ask(port: u16, request: &[u8]) -> String {
 #[test]
 fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
     // A port range of our own (demo uses port..port+3).
-    let port = 18_600 + (std::process::id() % 200) as u16 * 4;
+    let port = 18_600 + (std::process::id() % 200) as u16 * 5;
     let mut child = Command::new(HALB)
         .args(["demo", "--port", &port.to_string()])
         .stdout(Stdio::piped())
@@ -37,13 +37,18 @@ fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
     // The probe above was one connection (answered by some backend): align on web1.
     let mut names = Vec::new();
     for _ in 0..6 {
-        let reply = ask(port, b"GET / HTTP/1.1\r\nHost: demo\r\n\r\n");
-        assert!(reply.starts_with("HTTP/1.0 200 OK\r\n"), "{reply}");
+        let reply = ask(
+            port,
+            b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+        );
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(reply.contains("\r\nX-Proxy: halb\r\n"), "{reply}");
         let body = reply
             .split("\r\n\r\n")
             .nth(1)
             .unwrap_or("")
             .trim()
+            .trim_end_matches(" (GET /)")
             .to_string();
         names.push(body);
     }
@@ -66,8 +71,42 @@ fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
             "{name} never answered: {names:?}"
         );
     }
-    // Plain TCP works too.
-    let plain = ask(port, b"hi\n");
+    // Cookie persistence: the first answer sets HALBSRV; sending it back sticks.
+    let reply = ask(
+        port,
+        b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+    );
+    let cookie = reply
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: HALBSRV="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no persistence cookie: {reply}"))
+        .to_string();
+    for _ in 0..4 {
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: demo\r\nCookie: HALBSRV={cookie}\r\nConnection: close\r\n\r\n"
+        );
+        let reply = ask(port, request.as_bytes());
+        assert!(reply.contains(&format!("hello from {cookie} ")), "{reply}");
+        assert!(!reply.contains("Set-Cookie"), "{reply}");
+    }
+    // The path ACL: /admin is denied, /static/ goes to the uri-hashed backend (sticky).
+    let denied = ask(port, b"GET /admin HTTP/1.1\r\nHost: demo\r\n\r\n");
+    assert!(denied.starts_with("HTTP/1.1 403 "), "{denied}");
+    let statics: Vec<String> = (0..3)
+        .map(|_| {
+            let r = ask(
+                port,
+                b"GET /static/a.png HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+            );
+            r.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+        })
+        .collect();
+    assert!(statics[0].starts_with("hello from web"), "{statics:?}");
+    assert!(statics.iter().all(|s| s == &statics[0]), "{statics:?}");
+
+    // Plain TCP works too, on the mode tcp frontend.
+    let plain = ask(port + 4, b"hi\n");
     assert!(plain.starts_with("hello from web"), "{plain}");
 
     let _ = Command::new("kill")

@@ -600,6 +600,56 @@ fn stale_pooled_connections_are_retried_or_avoided() {
     assert_eq!(targets.len(), 20);
 }
 
+/// The server closes a reused connection as the request arrives (before any response
+/// byte): the proxy replays idempotent requests on a fresh connection, so every GET
+/// succeeds, and each is answered exactly once; the replay path really ran.
+#[test]
+fn request_on_a_connection_closed_under_it_is_replayed() {
+    let be = HttpBackend::start("be", Behaviour::new().drop_on_reuse());
+    let halb = Conf::http().server("s1", be.addr).start();
+    let mut c = Client::connect(halb.addr);
+    for i in 0..10 {
+        let path = format!("/replay/{i}");
+        for (method, body) in [("GET", &b""[..]), ("PUT", b"put body"), ("DELETE", b"")] {
+            let r = c
+                .request(method, &path, &[], body)
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            expect_status(&r, 200, &format!("{method} {path}"));
+            assert_eq!(r.header("x-target"), Some(path.as_str()));
+            assert_eq!(r.header("x-method"), Some(method));
+        }
+    }
+    let reqs = be.requests();
+    assert_eq!(reqs.len(), 30, "{reqs:#?}");
+    assert!(reqs.iter().all(|r| r.seq == 0));
+    let dropped = be.dropped();
+    assert!(
+        !dropped.is_empty(),
+        "no request met a reused connection, so the replay path was not exercised"
+    );
+}
+
+/// The same race under http_reuse = "always": a POST that meets the closing connection
+/// is not replayed (docs/http.md: nothing but idempotent requests is) → 502.
+#[test]
+fn post_on_a_connection_closed_under_it_is_not_replayed() {
+    let be = HttpBackend::start("be", Behaviour::new().drop_on_reuse());
+    let halb = Conf::http()
+        .server("s1", be.addr)
+        .backend("http_reuse = \"always\"")
+        .start();
+    let mut c = Client::connect(halb.addr);
+    expect_status(&c.get("/first", &[]), 200, "first GET");
+    let r = c.request("POST", "/post", &[], b"once").unwrap();
+    expect_status(&r, 502, "POST on a connection the server closed");
+    assert_eq!(be.dropped(), ["POST /post"]);
+    assert!(
+        be.requests().iter().all(|r| r.method != "POST"),
+        "the POST was replayed: {:#?}",
+        be.requests()
+    );
+}
+
 /// http_reuse = "safe" (default): a POST goes on a fresh backend connection even when an
 /// idle one is pooled; GETs reuse.
 #[test]

@@ -27,6 +27,8 @@ struct Case {
     forwarded: usize,
     /// Not one byte may reach the backend (the head is refused before any forwarding).
     nothing_forwarded: bool,
+    /// The body the (single) forwarded request must carry.
+    body: Option<Vec<u8>>,
 }
 
 /// A request refused on its head: `status`, then a close; the backend sees no byte.
@@ -37,6 +39,7 @@ fn refused(name: &'static str, bytes: impl AsRef<[u8]>, status: u16) -> Case {
         statuses: vec![status],
         forwarded: 0,
         nothing_forwarded: true,
+        body: None,
     }
 }
 
@@ -49,6 +52,7 @@ fn bad_body(name: &'static str, bytes: impl AsRef<[u8]>, status: u16) -> Case {
         statuses: vec![status],
         forwarded: 0,
         nothing_forwarded: false,
+        body: None,
     }
 }
 
@@ -61,6 +65,15 @@ fn accepted(name: &'static str, bytes: impl AsRef<[u8]>) -> Case {
         statuses: vec![200],
         forwarded: 1,
         nothing_forwarded: false,
+        body: None,
+    }
+}
+
+/// Like [`accepted`], and the backend must get exactly `body`.
+fn accepted_body(name: &'static str, bytes: impl AsRef<[u8]>, body: &[u8]) -> Case {
+    Case {
+        body: Some(body.to_vec()),
+        ..accepted(name, bytes)
     }
 }
 
@@ -80,6 +93,11 @@ const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n";
 /// Run every case against one halb in front of one recording backend; panic at the end
 /// listing the failures.
 fn run_cases(group: &str, conf: Conf, cases: Vec<Case>) {
+    run_cases_with(group, conf, cases, &RawOpts::default());
+}
+
+/// [`run_cases`], sending the bytes with `opts`.
+fn run_cases_with(group: &str, conf: Conf, cases: Vec<Case>, opts: &RawOpts) {
     let be = HttpBackend::new("be");
     let halb = conf.server("s1", be.addr).start();
     // The proxy works at all before the hostile part starts.
@@ -87,7 +105,7 @@ fn run_cases(group: &str, conf: Conf, cases: Vec<Case>) {
     assert_eq!(r.status, 200, "warm-up GET failed: {r}");
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        if let Err(e) = run_case(&halb, &be, i, case) {
+        if let Err(e) = run_case(&halb, &be, i, case, opts) {
             failures.push(format!("[{group}/{}] {e}", case.name));
         }
     }
@@ -100,10 +118,16 @@ fn run_cases(group: &str, conf: Conf, cases: Vec<Case>) {
     );
 }
 
-fn run_case(halb: &Halb, be: &HttpBackend, i: usize, case: &Case) -> Result<(), String> {
+fn run_case(
+    halb: &Halb,
+    be: &HttpBackend,
+    i: usize,
+    case: &Case,
+    opts: &RawOpts,
+) -> Result<(), String> {
     let reqs_before = be.request_count();
     let raw_before = be.raw_len();
-    let reply = send_raw(halb.addr, &case.bytes);
+    let reply = send_raw_with(halb.addr, &case.bytes, opts);
     let sent = show(&case.bytes, 300);
     let got = reply.text();
     let (resps, trailing) = parse_responses(&reply.bytes, &[]);
@@ -141,6 +165,15 @@ fn run_case(halb: &Halb, be: &HttpBackend, i: usize, case: &Case) -> Result<(), 
             new_reqs.len(),
             case.forwarded
         ));
+    }
+    if let (Some(want), Some(got)) = (&case.body, reqs.get(reqs_before)) {
+        if &got.body != want {
+            problems.push(format!(
+                "backend got body {:?}, expected {:?}",
+                show(&got.body, 200),
+                show(want, 200)
+            ));
+        }
     }
     if case.nothing_forwarded && be.raw_len() != raw_before {
         problems.push(format!(
@@ -376,6 +409,7 @@ fn framing_smuggling_levers_are_refused() {
             statuses: vec![200, 400],
             forwarded: 1,
             nothing_forwarded: false,
+            body: None,
         },
     ];
     run_cases("framing", Conf::http(), cases);
@@ -496,23 +530,42 @@ fn malformed_header_fields_are_refused() {
             "GET / HTTP/1.1\r\nHost: \u{e9}\r\n\r\n",
             400,
         ),
-        accepted(
+        accepted_body(
             "TE value after a tab (OWS) is plain chunked",
             post(
                 "Transfer-Encoding:\tchunked\r\nConnection: close\r\n",
                 "5\r\nhello\r\n0\r\n\r\n",
             ),
+            b"hello",
         ),
-        accepted(
+        accepted_body(
             "TE: CHUNKED (case-insensitive coding)",
             post(
                 "Transfer-Encoding: CHUNKED\r\nConnection: close\r\n",
                 "5\r\nhello\r\n0\r\n\r\n",
             ),
+            b"hello",
         ),
-        accepted(
+        accepted_body(
             "Content-Length with leading zeros",
             post("Content-Length: 005\r\nConnection: close\r\n", "hello"),
+            b"hello",
+        ),
+        accepted_body(
+            "Connection: Content-Length does not strip the framing",
+            post(
+                "Content-Length: 5\r\nConnection: close, Content-Length\r\n",
+                "hello",
+            ),
+            b"hello",
+        ),
+        accepted_body(
+            "Connection: Transfer-Encoding does not strip the framing",
+            post(
+                "Transfer-Encoding: chunked\r\nConnection: close, Transfer-Encoding\r\n",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+            b"hello",
         ),
     ];
     run_cases("fields", Conf::http(), cases);
@@ -611,6 +664,7 @@ fn malformed_request_lines_are_refused() {
             statuses: vec![200, 400],
             forwarded: 1,
             nothing_forwarded: false,
+            body: None,
         },
         Case {
             name: "valid request then a bare-LF request in the same write",
@@ -619,6 +673,7 @@ fn malformed_request_lines_are_refused() {
             statuses: vec![200, 400],
             forwarded: 1,
             nothing_forwarded: false,
+            body: None,
         },
     ];
     run_cases("request-line", Conf::http(), cases);
@@ -691,6 +746,26 @@ fn body_over_max_body_size_is_413() {
             "Content-Length over max_body_size",
             post("Content-Length: 101\r\n", &"x".repeat(101)),
             413,
+        ),
+        bad_body(
+            "chunked body over max_body_size",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("64\r\n{}\r\n1\r\nx\r\n0\r\n\r\n", "x".repeat(100)),
+            ),
+            413,
+        ),
+        accepted_body(
+            "chunked body at max_body_size",
+            post(
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n",
+                &format!(
+                    "32\r\n{}\r\n32\r\n{}\r\n0\r\n\r\n",
+                    "x".repeat(50),
+                    "y".repeat(50)
+                ),
+            ),
+            format!("{}{}", "x".repeat(50), "y".repeat(50)).as_bytes(),
         ),
         accepted(
             "Content-Length at max_body_size",
@@ -830,4 +905,64 @@ fn invalid_responses_are_502_and_not_reused() {
         bad.len(),
         failures.join("\n\n")
     );
+}
+
+/// The same hostile bytes written one byte at a time (the parser sees every prefix):
+/// same verdicts.
+#[test]
+fn hostile_requests_byte_at_a_time() {
+    let cases = vec![
+        refused(
+            "CL.TE",
+            post(
+                "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n",
+                &format!("0\r\n\r\n{SMUGGLED}"),
+            ),
+            400,
+        ),
+        refused("bare LF line endings", "GET / HTTP/1.1\nHost: h\n\n", 400),
+        refused("obs-fold", get_with("X: a\r\n b\r\n"), 400),
+        refused("HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+        refused(
+            "Content-Length: 1,1",
+            post("Content-Length: 1,1\r\n", "x"),
+            400,
+        ),
+        bad_body(
+            "chunk-size overflow",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "ffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+            ),
+            400,
+        ),
+        bad_body(
+            "missing CRLF after chunk data",
+            post("Transfer-Encoding: chunked\r\n", "5\r\nhelloXX0\r\n\r\n"),
+            400,
+        ),
+        accepted_body(
+            "valid chunked request",
+            post(
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n",
+                "5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nT: v\r\n\r\n",
+            ),
+            b"hello world",
+        ),
+        Case {
+            name: "valid request then a bad one",
+            bytes:
+                b"GET /first HTTP/1.1\r\nHost: h\r\n\r\nGET /smuggled HTTP/1.1\r\nHost : h\r\n\r\n"
+                    .to_vec(),
+            statuses: vec![200, 400],
+            forwarded: 1,
+            nothing_forwarded: false,
+            body: None,
+        },
+    ];
+    let opts = RawOpts {
+        piece: 1,
+        ..RawOpts::default()
+    };
+    run_cases_with("byte-at-a-time", Conf::http(), cases, &opts);
 }

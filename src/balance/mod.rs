@@ -13,8 +13,8 @@
 //! - `leastconn`: fewest active connections relative to weight, ties taken in turn.
 //! - `source`: hash of the client address; `hash_type` map-based (hash modulo the total
 //!   weight) or consistent (hash ring); without a client address, round robin.
-//! - L7 hashing ([`L7Hash`], built with [`Balancer::new_l7`]; not reachable from the
-//!   configuration until `mode http` lands): `uri` (the request target up to the first `?`,
+//! - L7 hashing ([`L7Hash`], built with [`Balancer::new_l7`], or by [`Balancer::new`] from
+//!   `Balance::Uri`/`UrlParam`/`Hdr`): `uri` (the request target up to the first `?`,
 //!   or whole, optionally cut at a directory depth and a length: [`uri_key`]),
 //!   `url_param(name)` (the value of a query-string parameter) and `hdr(name)` (the value of
 //!   a request header), with the same `hash_type` choice and the same hashing, ring and
@@ -108,8 +108,7 @@ impl std::fmt::Debug for PickContext<'_> {
 }
 
 /// An L7 hashing algorithm (HAProxy's `balance uri`, `url_param <name>`, `hdr(<name>)`).
-/// Not yet accepted by the configuration: the runtime will map `Balance` to it with
-/// `mode http`.
+/// [`Balancer::new`] maps the configuration's `Balance::Uri`, `UrlParam` and `Hdr` to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum L7Hash {
     /// Hash of the request target, as received (an absolute-form target is hashed with

@@ -217,10 +217,7 @@ const FORWARDED: Spec = Spec {
 const COOKIE: Spec = Spec {
     section: "in the cookie table",
     keys: &["name", "mode", "indirect", "nocache", "httponly", "secure"],
-    later: &[
-        ("maxidle", "cookie expiry"),
-        ("maxlife", "cookie expiry"),
-    ],
+    later: &[("maxidle", "cookie expiry"), ("maxlife", "cookie expiry")],
 };
 const DEFAULTS_TIMEOUTS: Spec = Spec {
     section: "[defaults.timeouts]",
@@ -738,7 +735,13 @@ fn frontend(
             site.use_backends = use_backends;
         }
         Mode::Tcp if mode_known => {
-            only_in_http(r, t, f, &HTTP_FRONTEND_KEYS, &format!("frontend \"{name}\""));
+            only_in_http(
+                r,
+                t,
+                f,
+                &HTTP_FRONTEND_KEYS,
+                &format!("frontend \"{name}\""),
+            );
         }
         Mode::Tcp => {} // invalid mode: already reported
     }
@@ -1036,8 +1039,14 @@ fn cross_check(
     check_binds(r, frontends);
     for (fe, site) in frontends.iter_mut() {
         if let Some(default_backend) = fe.default_backend.clone() {
-            fe.default_backend_index =
-                route(r, fe, backends, &default_backend, site.backend_line, &site.backend_path);
+            fe.default_backend_index = route(
+                r,
+                fe,
+                backends,
+                &default_backend,
+                site.backend_line,
+                &site.backend_path,
+            );
         }
         let Some(mut http) = site.http.take() else {
             continue;
@@ -1075,7 +1084,11 @@ fn route(
         } else {
             suggest::did_you_mean(name, backends.iter().map(|b| b.name.as_str()))
         };
-        r.error(line, path, format!("backend \"{name}\" does not exist{hint}"));
+        r.error(
+            line,
+            path,
+            format!("backend \"{name}\" does not exist{hint}"),
+        );
         return None;
     };
     let be = &backends[i];
@@ -1336,7 +1349,10 @@ fn rule_action<'d>(
         return None;
     };
     // `frontend.web.http_request[2]` → `[[frontend.web.http_request]]`.
-    let array = entry.path.rsplit_once('[').map_or(entry.path.as_str(), |(a, _)| a);
+    let array = entry
+        .path
+        .rsplit_once('[')
+        .map_or(entry.path.as_str(), |(a, _)| a);
     for other in rest {
         if let Some(of) = r.child(t, entry, other) {
             r.error(
@@ -1504,7 +1520,14 @@ fn header_rule(r: &mut Reader<'_>, op: &str, f: &Field<'_>) -> Option<HeaderRule
     };
     let value = match &value_field {
         Some(vf) => r.string(vf),
-        None => missing(r, t, &HEADER, f, "value", " (value = \"\" for an empty value)"),
+        None => missing(
+            r,
+            t,
+            &HEADER,
+            f,
+            "value",
+            " (value = \"\" for an empty value)",
+        ),
     };
     let (name, value) = (name?, value?);
     match new_header_rule(op, name, value) {
@@ -1771,7 +1794,9 @@ fn http_backend(
     be: &mut Backend,
     cookie_sites: &[Option<(usize, String)>],
 ) {
-    be.cookie = get(r, t, f, "cookie", |r, f| cookie(r, f, &be.servers, cookie_sites));
+    be.cookie = get(r, t, f, "cookie", |r, f| {
+        cookie(r, f, &be.servers, cookie_sites)
+    });
     if let Some(v) = get(r, t, f, "http_server_close", |r, f| r.boolean(f)) {
         be.http_server_close = v;
     }
@@ -1839,7 +1864,14 @@ fn cookie(
     let name_field = r.child(t, f, "name");
     let name = match &name_field {
         Some(nf) => r.nonempty_string(nf),
-        None => missing(r, t, &COOKIE, f, "name", ", e.g. cookie = { name = \"SRV\" }"),
+        None => missing(
+            r,
+            t,
+            &COOKIE,
+            f,
+            "name",
+            ", e.g. cookie = { name = \"SRV\" }",
+        ),
     };
     let mut valid = name.is_some();
     let mut mode = None;
@@ -1884,7 +1916,8 @@ fn cookie(
         };
         let msg = e.to_string();
         match e {
-            CookieError::InvalidValue { server, .. } => {
+            CookieError::InvalidValue { server, .. }
+            | CookieError::DelimiterInValue { server, .. } => {
                 let (line, path) = server_site(server);
                 let msg = msg.replace(
                     &format!("server #{server}"),

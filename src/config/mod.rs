@@ -19,19 +19,19 @@
 //! | `global.hard_stop_after` | duration (may be `"0s"`) | `"30s"` |
 //! | `global.maxpipes` | 0..=1048576 | 1024 |
 //! | `global.pipesize` | bytes, 4096..=1073741824 | kernel default |
-//! | `defaults.mode` | `"tcp"` | `"tcp"` |
+//! | `defaults.mode` | `"tcp"`, `"http"` | `"tcp"` |
 //! | `defaults.retries` | 0..=100 | 3 |
 //! | `defaults.redispatch` | bool | `true` |
 //! | `defaults.timeouts.*` | `connect` `client` `server` `http_request` `http_keep_alive` `tunnel` `check`: durations > 0 | 5s, 1m, 1m, 10s, 10s, 1h, 2s |
 //! | `frontend.NAME.bind` | non-empty array of `"ip:port"`, `"[ipv6]:port"`, `":port"` | required |
-//! | `frontend.NAME.mode` | `"tcp"` | `defaults.mode` |
+//! | `frontend.NAME.mode` | `"tcp"`, `"http"` | `defaults.mode` |
 //! | `frontend.NAME.maxconn` | 1.. | `global.maxconn`, else 10000 |
 //! | `frontend.NAME.backlog` | 1..=2147483647 | min(maxconn, 65535) |
-//! | `frontend.NAME.default_backend` | name of a backend with the same mode | required |
+//! | `frontend.NAME.default_backend` | name of a backend with the same mode | required in tcp mode, optional in http mode |
 //! | `frontend.NAME.timeouts.*` | `client` `http_request` `http_keep_alive` | `defaults.timeouts` |
-//! | `backend.NAME.mode` | `"tcp"` | `defaults.mode` |
-//! | `backend.NAME.balance` | `roundrobin` `static-rr` `leastconn` `source` `first` | `roundrobin` |
-//! | `backend.NAME.hash_type` | `map-based` `consistent` (used by `source`) | `map-based` |
+//! | `backend.NAME.mode` | `"tcp"`, `"http"` | `defaults.mode` |
+//! | `backend.NAME.balance` | `roundrobin` `static-rr` `leastconn` `source` `first`; http only: `uri [whole] [len N] [depth N]`, `url_param(NAME)`, `hdr(NAME)` | `roundrobin` |
+//! | `backend.NAME.hash_type` | `map-based` `consistent` (used by the hashing balancers) | `map-based` |
 //! | `backend.NAME.retries`, `.redispatch` | as in `[defaults]` | `defaults.*` |
 //! | `backend.NAME.splice` | bool | `true` |
 //! | `backend.NAME.timeouts.*` | `connect` `server` `tunnel` `check` | `defaults.timeouts` |
@@ -39,13 +39,36 @@
 //! | `... .address` | `"ip:port"` or `"[ipv6]:port"` (no hostnames) | required |
 //! | `... .weight` | 0..=256 | 1 |
 //! | `... .backup`, `... .disabled` | bool | `false` |
+//! | `... .cookie` | cookie value (needs the backend's `cookie`) | unset |
+//!
+//! Only in `mode = "http"` (elsewhere an error "allowed only in mode http"; see
+//! `docs/http.md`):
+//!
+//! | key | values | default |
+//! |---|---|---|
+//! | `frontend.NAME.acl.ACL` | `"fetch[(arg)] [-i] pattern ..."` or an array of them (OR-ed) | none |
+//! | `[[frontend.NAME.http_request]]` | one of `redirect = "scheme S" \| "location URL" \| "prefix P"` (+ `code` 301/302/303/307/308, default 302), `deny = true \| STATUS` (4xx/5xx with an error page; `true` = 403), `set_header`/`add_header = { name, value }`, `del_header = "name"`; optional `if` or `unless` | none |
+//! | `[[frontend.NAME.http_response]]` | one of `set_header`, `add_header`, `del_header`; optional `if` or `unless` | none |
+//! | `[[frontend.NAME.use_backend]]` | `backend` (same mode) and `if` or `unless` (required) | none |
+//! | `frontend.NAME.forwardfor` | `true`, `false`, `{ except = "cidr" \| ["cidr", ...] }` | `false` |
+//! | `frontend.NAME.x_forwarded_proto`, `.x_forwarded_port` | bool | `false` |
+//! | `frontend.NAME.forwarded` | `true`, `false`, `{ proto = bool, by = bool }` | `false` |
+//! | `frontend.NAME.max_request_head` | bytes, 1024..=1048576 | 16384 |
+//! | `frontend.NAME.max_request_line` | bytes, 256..=`max_request_head` | min(8192, `max_request_head`) |
+//! | `frontend.NAME.max_headers` | 1..=1000 | 100 |
+//! | `frontend.NAME.max_body_size` | bytes, 1.. | unlimited |
+//! | `frontend.NAME.errorfile` | `{ STATUS = "/absolute/path" }`, STATUS among the built-in error pages | built-in pages |
+//! | `backend.NAME.cookie` | `{ name, mode = "insert" \| "prefix" \| "rewrite", indirect, nocache, httponly, secure }` | unset |
+//! | `backend.NAME.http_server_close` | bool | `false` |
+//! | `backend.NAME.http_reuse` | `"safe"`, `"always"`, `"never"` | `"safe"` |
+//! | `backend.NAME.pool_max_idle` | 0..=100000 (0 = no pooling) | 64 |
+//! | `backend.NAME.pool_idle_timeout` | duration > 0 | `"30s"` |
 //!
 //! Frontend, backend and server names are ASCII letters, digits, `-`, `_` and `.`.
 //! Durations are strings with units `ms`, `s`, `m`, `h`, `d` (`"1m30s"`); a bare number is
-//! an error. Keys of later features (`mode = "http"`, `tls`, `acl`, `http_request`,
-//! `use_backend`, `forwardfor`, `cookie`, `check`, `slowstart`, server `maxconn`,
-//! `[stats]`, `[vrrp.*]`, `log = "syslog"`, balance `uri`/`url_param`/`hdr`) are rejected
-//! as "not supported yet", never ignored.
+//! an error. Keys of later features (`tls`, `check`, `slowstart`, server `maxconn`,
+//! cookie `maxidle`/`maxlife`, `[stats]`, `[vrrp.*]`, `log = "syslog"`) are rejected as
+//! "not supported yet", never ignored.
 
 mod build;
 mod error;

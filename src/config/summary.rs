@@ -7,6 +7,7 @@ use super::build::{mode_name, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE};
 use super::model::*;
 use super::value::format_duration;
 use crate::http::acl::AclSet;
+use crate::http::cookie::CookieMode;
 use crate::http::errors::{ErrorPages, STATUSES};
 use crate::http::Limits;
 
@@ -378,6 +379,9 @@ fn backend_line(be: &Backend, defaults: &Defaults) -> String {
     if let Some(c) = &be.cookie {
         let o = c.options();
         let mut text = format!("cookie {}", o.name);
+        if o.mode != CookieMode::Insert {
+            text.push_str(&format!(" {:?}", o.mode).to_ascii_lowercase());
+        }
         for (on, flag) in [
             (o.indirect, "indirect"),
             (o.nocache, "nocache"),

@@ -1135,3 +1135,1104 @@ server = [{ name = "x", address = "10.0.0.9:1", weight = 0 }]
         "{s}"
     );
 }
+
+// ---------------------------------------------------------------- mode http
+
+/// [`MINIMAL`] in mode http: extra frontend keys and tables go at line 8 (after
+/// `default_backend`), extra backend keys at line 10 (after `[backend.be]`).
+const HTTP: &str = r#"
+[defaults]
+mode = "http"
+
+[frontend.fe]
+bind = ["127.0.0.1:8000"]
+default_backend = "be"
+
+[backend.be]
+[[backend.be.server]]
+name = "s1"
+address = "127.0.0.1:9000"
+"#;
+
+/// [`HTTP`] with `extra` lines in the frontend, from line 8.
+fn http_fe(extra: &str) -> String {
+    HTTP.replace(
+        "default_backend = \"be\"\n",
+        &format!("default_backend = \"be\"\n{extra}\n"),
+    )
+}
+
+/// [`HTTP`] with `extra` lines in the backend, from line 10.
+fn http_be(extra: &str) -> String {
+    HTTP.replace("[backend.be]\n", &format!("[backend.be]\n{extra}\n"))
+}
+
+/// A file in a fresh temporary directory, for errorfile tests.
+fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("halb-config-http-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn http_of(cfg: &Config, frontend: usize) -> &HttpFrontend {
+    cfg.frontends[frontend]
+        .http
+        .as_deref()
+        .expect("an http frontend")
+}
+
+#[test]
+fn http_frontend_gets_every_default() {
+    let cfg = ok(HTTP);
+    let fe = &cfg.frontends[0];
+    assert_eq!(fe.mode, Mode::Http);
+    assert_eq!(cfg.backends[0].mode, Mode::Http);
+    let http = http_of(&cfg, 0);
+    assert!(http.request_rules.is_empty());
+    assert!(http.response_rules.is_empty());
+    assert!(http.use_backends.is_empty());
+    assert_eq!(http.forwarding, crate::http::rewrite::Forwarding::default());
+    assert_eq!(http.limits, crate::http::Limits::default());
+    assert_eq!(http.max_body_size, None);
+    assert_eq!(http.errors, crate::http::errors::ErrorPages::new());
+    // The predefined ACLs are there even without an acl table.
+    assert!(http.acls.names().any(|n| n == "ssl_fc"));
+
+    // default_backend is optional in http mode (unrouted requests get a 404).
+    let cfg = ok(&HTTP.replace("default_backend = \"be\"\n", ""));
+    assert_eq!(cfg.frontends[0].default_backend, None);
+    assert_eq!(cfg.frontends[0].default_backend_index, None);
+    // ... and a frontend alone can set mode http.
+    let cfg = ok(&MINIMAL
+        .replace("[frontend.fe]", "[frontend.fe]\nmode = \"http\"")
+        .replace("[backend.be]", "[backend.be]\nmode = \"http\""));
+    assert!(cfg.frontends[0].http.is_some());
+}
+
+#[test]
+fn full_http_config_round_trip() {
+    let page =
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy";
+    let errorfile = temp_file("503.http", page);
+    let text = format!(
+        r#"
+[defaults]
+mode = "http"
+
+[frontend.web]
+bind = [":8080"]
+default_backend = "app"
+forwardfor = {{ except = ["127.0.0.0/8", "::1"] }}
+x_forwarded_proto = true
+x_forwarded_port = true
+forwarded = {{ proto = true, by = true }}
+max_request_head = 32768
+max_request_line = 4096
+max_headers = 50
+max_body_size = 1048576
+errorfile = {{ 503 = "{}" }}
+timeouts = {{ http_request = "5s", http_keep_alive = "20s" }}
+
+[frontend.web.acl]
+is_api = "path_beg /api /v1"
+from_lan = "src 10.0.0.0/8"
+is_img = ["path_end .png", "path_end .jpg"]
+
+[[frontend.web.http_request]]
+redirect = "scheme https"
+code = 301
+unless = "ssl_fc"
+[[frontend.web.http_request]]
+redirect = "location https://example.com/"
+[[frontend.web.http_request]]
+redirect = "prefix /new"
+code = 308
+[[frontend.web.http_request]]
+deny = true
+if = "is_api !from_lan"
+[[frontend.web.http_request]]
+deny = 503
+if = "is_img || is_api"
+[[frontend.web.http_request]]
+set_header = {{ name = "X-Env", value = "prod" }}
+[[frontend.web.http_request]]
+add_header = {{ name = "X-Via", value = "" }}
+[[frontend.web.http_request]]
+del_header = "X-Debug"
+unless = "from_lan"
+
+[[frontend.web.http_response]]
+set_header = {{ name = "Strict-Transport-Security", value = "max-age=31536000" }}
+[[frontend.web.http_response]]
+del_header = "Server"
+if = "is_api"
+
+[[frontend.web.use_backend]]
+backend = "api"
+if = "is_api"
+[[frontend.web.use_backend]]
+backend = "static"
+unless = "!is_img"
+
+[backend.app]
+cookie = {{ name = "SRV", mode = "insert", indirect = true, nocache = true, httponly = true, secure = true }}
+http_server_close = true
+http_reuse = "never"
+pool_max_idle = 0
+pool_idle_timeout = "1m"
+[[backend.app.server]]
+name = "w1"
+address = "10.0.0.11:80"
+cookie = "w1"
+[[backend.app.server]]
+name = "w2"
+address = "10.0.0.12:80"
+
+[backend.api]
+balance = "url_param(userid)"
+http_reuse = "always"
+server = [{{ name = "a1", address = "10.0.0.21:80" }}]
+
+[backend.static]
+balance = "uri whole len 10 depth 2"
+hash_type = "consistent"
+server = [{{ name = "s1", address = "10.0.0.31:80" }}]
+"#,
+        errorfile.display()
+    );
+    let cfg = ok(&text);
+    let fe = &cfg.frontends[0];
+    assert_eq!(fe.timeouts.http_request, Duration::from_secs(5));
+    assert_eq!(fe.timeouts.http_keep_alive, Duration::from_secs(20));
+    let http = http_of(&cfg, 0);
+
+    let user: Vec<&str> = http.acls.names().take(3).collect();
+    assert_eq!(user, ["is_api", "from_lan", "is_img"]);
+
+    let rules = &http.request_rules;
+    assert_eq!(rules.len(), 8);
+    let redirect = |i: usize| match &rules[i].action {
+        RequestAction::Redirect(r) => r.clone(),
+        other => panic!("rule {i}: {other:?}"),
+    };
+    assert_eq!(
+        redirect(0),
+        Redirect {
+            kind: RedirectKind::Scheme("https".into()),
+            code: 301
+        }
+    );
+    assert_eq!(
+        rules[0].condition.as_ref().unwrap().to_string(),
+        "unless ssl_fc"
+    );
+    assert_eq!(
+        redirect(1),
+        Redirect {
+            kind: RedirectKind::Location("https://example.com/".into()),
+            code: 302
+        }
+    );
+    assert!(rules[1].condition.is_none());
+    assert_eq!(redirect(2).kind, RedirectKind::Prefix("/new".into()));
+    assert_eq!(redirect(2).code, 308);
+    assert!(matches!(rules[3].action, RequestAction::Deny(403)));
+    assert_eq!(
+        rules[3].condition.as_ref().unwrap().to_string(),
+        "if is_api !from_lan"
+    );
+    assert!(matches!(rules[4].action, RequestAction::Deny(503)));
+    assert_eq!(
+        rules[4].condition.as_ref().unwrap().to_string(),
+        "if is_img || is_api"
+    );
+    use crate::http::rewrite::{HeaderRule, RuleOp};
+    let header = |i: usize| match &rules[i].action {
+        RequestAction::Header(h) => h.clone(),
+        other => panic!("rule {i}: {other:?}"),
+    };
+    assert_eq!(header(5), HeaderRule::set("X-Env", "prod").unwrap());
+    assert_eq!(header(6), HeaderRule::add("X-Via", "").unwrap());
+    assert_eq!(header(7).op(), RuleOp::Del);
+    assert_eq!(header(7).name(), "X-Debug");
+
+    assert_eq!(http.response_rules.len(), 2);
+    assert_eq!(
+        http.response_rules[0].rule,
+        HeaderRule::set("Strict-Transport-Security", "max-age=31536000").unwrap()
+    );
+    assert!(http.response_rules[0].condition.is_none());
+    assert_eq!(
+        http.response_rules[1].rule,
+        HeaderRule::del("Server").unwrap()
+    );
+    assert_eq!(
+        http.response_rules[1]
+            .condition
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        "if is_api"
+    );
+
+    let routes: Vec<(&str, usize, String)> = http
+        .use_backends
+        .iter()
+        .map(|u| (u.backend.as_str(), u.backend_index, u.condition.to_string()))
+        .collect();
+    let api = cfg.backend_index("api").unwrap();
+    let stat = cfg.backend_index("static").unwrap();
+    assert_eq!(
+        routes,
+        [
+            ("api", api, "if is_api".to_string()),
+            ("static", stat, "unless !is_img".to_string())
+        ]
+    );
+    assert_eq!(fe.default_backend_index, cfg.backend_index("app"));
+
+    let fw = &http.forwarding;
+    assert_eq!(fw.forwardfor.as_ref().unwrap().except.len(), 2);
+    assert!(fw.x_forwarded_proto && fw.x_forwarded_port);
+    assert_eq!(
+        fw.forwarded,
+        Some(crate::http::rewrite::ForwardedParams {
+            proto: true,
+            by: true
+        })
+    );
+    assert_eq!(
+        http.limits,
+        crate::http::Limits {
+            max_head: 32768,
+            max_request_line: 4096,
+            max_headers: 50
+        }
+    );
+    assert_eq!(http.max_body_size, Some(1 << 20));
+    assert_eq!(http.errors.get(503), Some(&page[..]));
+    assert_eq!(
+        http.errors.get(502),
+        crate::http::errors::ErrorPages::new().get(502)
+    );
+
+    let app = &cfg.backends[cfg.backend_index("app").unwrap()];
+    let cookie = app.cookie.as_ref().unwrap();
+    let o = cookie.options();
+    assert_eq!(o.name, "SRV");
+    assert_eq!(o.mode, crate::http::cookie::CookieMode::Insert);
+    assert!(o.indirect && o.nocache && o.httponly && o.secure);
+    assert_eq!(cookie.server_of(b"w1"), Some(0));
+    assert_eq!(app.servers[0].cookie.as_deref(), Some("w1"));
+    assert_eq!(app.servers[1].cookie, None);
+    assert!(app.http_server_close);
+    assert_eq!(app.http_reuse, HttpReuse::Never);
+    assert_eq!(app.pool_max_idle, 0);
+    assert_eq!(app.pool_idle_timeout, Duration::from_secs(60));
+
+    let api = &cfg.backends[api];
+    assert_eq!(api.balance, Balance::UrlParam("userid".into()));
+    assert_eq!(api.http_reuse, HttpReuse::Always);
+    let stat = &cfg.backends[stat];
+    assert_eq!(
+        stat.balance,
+        Balance::Uri(UriHashOptions {
+            whole: true,
+            len: 10,
+            depth: 2
+        })
+    );
+    assert_eq!(stat.hash_type, HashType::Consistent);
+
+    // The same text gives the same configuration.
+    assert_eq!(ok(&text), cfg);
+}
+
+#[test]
+fn http_balance_forms() {
+    let uri = |whole, len, depth| Balance::Uri(UriHashOptions { whole, len, depth });
+    for (text, want) in [
+        ("uri", uri(false, 0, 0)),
+        ("uri whole", uri(true, 0, 0)),
+        ("uri len 10", uri(false, 10, 0)),
+        ("uri depth 3", uri(false, 0, 3)),
+        ("uri  depth 2 whole len 7", uri(true, 7, 2)),
+        ("url_param(userid)", Balance::UrlParam("userid".into())),
+        ("hdr(host)", Balance::Hdr("host".into())),
+        ("hdr(X-Tenant)", Balance::Hdr("X-Tenant".into())),
+    ] {
+        let cfg = ok(&http_be(&format!("balance = \"{text}\"")));
+        assert_eq!(cfg.backends[0].balance, want, "{text}");
+    }
+    for (text, phrase) in [
+        ("uri whole whole", "\"whole\" is given twice"),
+        ("uri len", "\"len\" needs a number from 1"),
+        ("uri len 0", "\"len\" needs a number from 1"),
+        ("uri depth x", "\"depth\" needs a number"),
+        (
+            "uri hole",
+            "unknown option \"hole\" (did you mean \"whole\"?)",
+        ),
+        ("url_param()", "\"\" is not a valid query parameter name"),
+        ("url_param(a&b)", "is not a valid query parameter name"),
+        (
+            "url_param",
+            "write the query parameter name in parentheses: \"url_param(userid)\"",
+        ),
+        ("hdr host", "\"hdr(host)\""),
+        ("hdr(host", "expected \"hdr(NAME)\""),
+        ("hdr(host) use_domain_only", "and nothing after it"),
+        ("hdr(a b)", "expected \"hdr(NAME)\""),
+        ("hdr(a:b)", "\"a:b\" is not a valid header name"),
+        (
+            "urii",
+            "unknown balance algorithm \"urii\" (did you mean \"uri\"?)",
+        ),
+    ] {
+        rejects(
+            &http_be(&format!("balance = \"{text}\"")),
+            10,
+            "backend.be.balance",
+            phrase,
+        );
+    }
+}
+
+#[test]
+fn forwarding_forms() {
+    use crate::http::rewrite::ForwardedParams;
+    let fw = |extra: &str| http_of(&ok(&http_fe(extra)), 0).forwarding.clone();
+    assert_eq!(fw("forwardfor = true").forwardfor.unwrap().except, []);
+    assert_eq!(fw("forwardfor = false").forwardfor, None);
+    assert_eq!(fw("forwardfor = {}").forwardfor.unwrap().except, []);
+    let one = fw("forwardfor = { except = \"127.0.0.0/8\" }");
+    assert_eq!(one.forwardfor.unwrap().except.len(), 1);
+    let two = fw("forwardfor = { except = [\"10.0.0.0/8\", \"2001:db8::/32\"] }");
+    let except = two.forwardfor.unwrap().except;
+    assert!(except[0].contains("10.1.2.3".parse().unwrap()));
+    assert!(except[1].contains("2001:db8::1".parse().unwrap()));
+    assert_eq!(
+        fw("forwarded = true").forwarded,
+        Some(ForwardedParams::default())
+    );
+    assert_eq!(fw("forwarded = false").forwarded, None);
+    assert_eq!(
+        fw("forwarded = { by = true }").forwarded,
+        Some(ForwardedParams {
+            proto: false,
+            by: true
+        })
+    );
+    let all = fw("x_forwarded_proto = true\nx_forwarded_port = false");
+    assert!(all.x_forwarded_proto && !all.x_forwarded_port);
+
+    rejects(
+        &http_fe("forwardfor = { except = [\"10.0.0.0/8\", \"10.0.0.300\"] }"),
+        8,
+        "frontend.fe.forwardfor.except[1]",
+        "`10.0.0.300` is not an IP address or CIDR",
+    );
+    rejects(
+        &http_fe("forwardfor = \"yes\""),
+        8,
+        "frontend.fe.forwardfor",
+        "expected true, false or a table such as { except = \"127.0.0.0/8\" }, found a string",
+    );
+    rejects(
+        &http_fe("forwardfor = { exept = \"10.0.0.0/8\" }"),
+        8,
+        "frontend.fe.forwardfor.exept",
+        "did you mean \"except\"?",
+    );
+    rejects(
+        &http_fe("forwarded = { proto = 1 }"),
+        8,
+        "frontend.fe.forwarded.proto",
+        "expected a boolean",
+    );
+    rejects(
+        &http_fe("x_forwarded_port = \"yes\""),
+        8,
+        "frontend.fe.x_forwarded_port",
+        "expected a boolean",
+    );
+}
+
+#[test]
+fn acls_and_conditions() {
+    let cfg = ok(&http_fe(
+        "acl = { a = \"path_beg /a\", b = [\"src 10.0.0.0/8\", \"src ::1\"] }\n\
+         [[frontend.fe.http_request]]\ndeny = true\nif = \"a || !b or METH_POST\"",
+    ));
+    let rule = &http_of(&cfg, 0).request_rules[0];
+    assert_eq!(
+        rule.condition.as_ref().unwrap().to_string(),
+        "if a || !b || METH_POST"
+    );
+
+    let acl = |defs: &str| http_fe(&format!("[frontend.fe.acl]\n{defs}"));
+    rejects(
+        &acl("is_api = \"path_beg /api\"\nbad = \"pathbeg /x\""),
+        10,
+        "frontend.fe.acl.bad",
+        "unknown fetch `pathbeg`",
+    );
+    rejects(
+        &acl("x = [\"src 10.0.0.0/8\", \"src nope\"]"),
+        9,
+        "frontend.fe.acl.x[1]",
+        "nope",
+    );
+    rejects(&acl("x = []"), 9, "frontend.fe.acl.x", "empty ACL");
+    rejects(&acl("x = 3"), 9, "frontend.fe.acl.x", "expected a string");
+    rejects(
+        &acl("TRUE = \"src 10.0.0.0/8\""),
+        9,
+        "frontend.fe.acl.TRUE",
+        "is a predefined ACL and cannot be redefined",
+    );
+    // A condition naming a refused ACL is not reported a second time.
+    let text = acl("bad = \"pathbeg /x\"\n[[frontend.fe.http_request]]\ndeny = true\nif = \"bad\"");
+    assert_eq!(errors(&text).len(), 1);
+}
+
+#[test]
+fn request_rules_reject_bad_shapes() {
+    let rule = |body: &str| {
+        http_fe(&format!(
+            "[frontend.fe.acl]\nis_api = \"path_beg /api\"\n[[frontend.fe.http_request]]\n{body}"
+        ))
+    };
+    // The rule's keys start at line 11.
+    let cases: Vec<(&str, usize, &str, &str)> = vec![
+        (
+            "deny = true\nif = \"is_ap\"",
+            12,
+            "frontend.fe.http_request[0].if",
+            "unknown ACL \"is_ap\" in condition \"is_ap\" (did you mean \"is_api\"?)",
+        ),
+        (
+            "deny = true\nunless = \"is_api !zzzz\"",
+            12,
+            "frontend.fe.http_request[0].unless",
+            "unknown ACL \"zzzz\" in condition \"is_api !zzzz\": define it in [frontend.fe.acl]",
+        ),
+        (
+            "deny = true\nif = \"is_api\"\nunless = \"is_api\"",
+            13,
+            "frontend.fe.http_request[0].unless",
+            "a rule takes \"if\" or \"unless\", not both",
+        ),
+        (
+            "deny = true\nif = \"is_api ||\"",
+            12,
+            "frontend.fe.http_request[0].if",
+            "invalid condition \"is_api ||\": `||` with nothing after it",
+        ),
+        (
+            "deny = true\nif = \"\"",
+            12,
+            "frontend.fe.http_request[0].if",
+            "must not be empty",
+        ),
+        (
+            "redirect = \"scheme https\"\ndeny = true",
+            12,
+            "frontend.fe.http_request[0].deny",
+            "a rule has one action and this one already has \"redirect\": put \"deny\" in its own [[frontend.fe.http_request]] entry",
+        ),
+        (
+            "if = \"is_api\"",
+            10,
+            "frontend.fe.http_request[0]",
+            "the rule has no action: give one of \"redirect\", \"deny\", \"set_header\", \"add_header\", \"del_header\"",
+        ),
+        (
+            "redirect = \"scheme https\"\ncode = 200",
+            12,
+            "frontend.fe.http_request[0].code",
+            "redirect code 200 is not allowed: expected 301, 302, 303, 307 or 308",
+        ),
+        (
+            "deny = true\ncode = 301",
+            12,
+            "frontend.fe.http_request[0].code",
+            "\"code\" is the status of a redirect, and this rule is \"deny\"",
+        ),
+        (
+            "redirect = \"location\"",
+            11,
+            "frontend.fe.http_request[0].redirect",
+            "redirect \"location\" needs an argument",
+        ),
+        (
+            "redirect = \"scheme https\\r\\n\"",
+            11,
+            "frontend.fe.http_request[0].redirect",
+            "control character",
+        ),
+        (
+            "redirect = \"prefix /a /b\"",
+            11,
+            "frontend.fe.http_request[0].redirect",
+            "takes one argument without spaces",
+        ),
+        (
+            "redirect = \"schema https\"",
+            11,
+            "frontend.fe.http_request[0].redirect",
+            "unknown redirect kind \"schema\" (did you mean \"scheme\"?)",
+        ),
+        (
+            "redirect = \"scheme ht/tp\"",
+            11,
+            "frontend.fe.http_request[0].redirect",
+            "\"ht/tp\" is not a URI scheme",
+        ),
+        (
+            "deny = 200",
+            11,
+            "frontend.fe.http_request[0].deny",
+            "deny status 200 is not allowed: expected one of 400, 403, 404",
+        ),
+        (
+            "deny = 302",
+            11,
+            "frontend.fe.http_request[0].deny",
+            "deny status 302 is not allowed",
+        ),
+        (
+            "deny = 418",
+            11,
+            "frontend.fe.http_request[0].deny",
+            "deny status 418 is not allowed",
+        ),
+        (
+            "deny = false",
+            11,
+            "frontend.fe.http_request[0].deny",
+            "deny = false denies nothing",
+        ),
+        (
+            "deny = \"403\"",
+            11,
+            "frontend.fe.http_request[0].deny",
+            "expected true or an error status such as 403, found a string",
+        ),
+        (
+            "set_header = { name = \"X-A\", value = \"a\\r\\nInjected: 1\" }",
+            11,
+            "frontend.fe.http_request[0].set_header.value",
+            "invalid value for header `X-A`: control characters (CR, LF, NUL...) are not allowed",
+        ),
+        (
+            "add_header = { name = \"X A\", value = \"a\" }",
+            11,
+            "frontend.fe.http_request[0].add_header.name",
+            "invalid header name `X A`",
+        ),
+        (
+            "set_header = { name = \"Content-Length\", value = \"0\" }",
+            11,
+            "frontend.fe.http_request[0].set_header.name",
+            "header `Content-Length` is managed by the proxy and cannot be changed by a rule",
+        ),
+        (
+            "del_header = \"Connection\"",
+            11,
+            "frontend.fe.http_request[0].del_header",
+            "header `Connection` is managed by the proxy",
+        ),
+        (
+            "set_header = { name = \"host\", value = \"example.com\" }",
+            11,
+            "frontend.fe.http_request[0].set_header.name",
+            "header `host` is managed by the proxy",
+        ),
+        (
+            "set_header = { name = \"X-A\" }",
+            11,
+            "frontend.fe.http_request[0].set_header.value",
+            "missing required key \"value\"",
+        ),
+        (
+            "set_header = { nme = \"X-A\", value = \"1\" }",
+            11,
+            "frontend.fe.http_request[0].set_header.nme",
+            "unknown key \"nme\" in a set_header/add_header table (did you mean \"name\"?)",
+        ),
+        (
+            "set_header = \"X-A 1\"",
+            11,
+            "frontend.fe.http_request[0].set_header",
+            "expected a table such as { name = \"X-Env\", value = \"prod\" }",
+        ),
+        (
+            "deny = true\nbackend = \"be\"",
+            12,
+            "frontend.fe.http_request[0].backend",
+            "it belongs in [[frontend.NAME.use_backend]]",
+        ),
+    ];
+    for (body, line, key, phrase) in cases {
+        rejects(&rule(body), line, key, phrase);
+    }
+    // A single [table] instead of [[array of tables]].
+    rejects(
+        &http_fe("[frontend.fe.http_request]\ndeny = true"),
+        8,
+        "frontend.fe.http_request",
+        "write [[frontend.fe.http_request]] (double brackets) for each rule",
+    );
+}
+
+#[test]
+fn response_rules() {
+    let cfg = ok(&http_fe(
+        "http_response = [{ add_header = { name = \"X-A\", value = \"1\" }, unless = \"TRUE\" }]",
+    ));
+    let rules = &http_of(&cfg, 0).response_rules;
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].condition.as_ref().unwrap().to_string(),
+        "unless TRUE"
+    );
+    rejects(
+        &http_fe("[[frontend.fe.http_response]]\nredirect = \"scheme https\""),
+        9,
+        "frontend.fe.http_response[0].redirect",
+        "unknown key \"redirect\" in [[frontend.NAME.http_response]] (it belongs in [[frontend.NAME.http_request]])",
+    );
+    rejects(
+        &http_fe("[[frontend.fe.http_response]]\nset_header = { name = \"Transfer-Encoding\", value = \"x\" }"),
+        9,
+        "frontend.fe.http_response[0].set_header.name",
+        "is managed by the proxy",
+    );
+    rejects(
+        &http_fe("[[frontend.fe.http_response]]\ndel_header = \"Server\"\nadd_header = { name = \"a\", value = \"b\" }"),
+        10,
+        "frontend.fe.http_response[0].add_header",
+        "already has \"del_header\"",
+    );
+}
+
+#[test]
+fn use_backend_rules() {
+    let two = format!(
+        "{}\n[backend.db]\nmode = \"tcp\"\nserver = [{{ name = \"d\", address = \"10.0.0.5:3306\" }}]\n",
+        http_fe("acl = { is_api = \"path_beg /api\" }\n[[frontend.fe.use_backend]]\nbackend = \"db\"\nif = \"is_api\"")
+    );
+    rejects(
+        &two,
+        10,
+        "frontend.fe.use_backend[0].backend",
+        "frontend \"fe\" is mode http but backend \"db\" is mode tcp: a frontend and the backends it routes to must use the same mode",
+    );
+    let rule = |body: &str| http_fe(&format!("[[frontend.fe.use_backend]]\n{body}"));
+    rejects(
+        &rule("backend = \"bee\"\nif = \"TRUE\""),
+        9,
+        "frontend.fe.use_backend[0].backend",
+        "backend \"bee\" does not exist (did you mean \"be\"?)",
+    );
+    rejects(
+        &rule("backend = \"be\""),
+        8,
+        "frontend.fe.use_backend[0].if",
+        "a use_backend rule needs a condition",
+    );
+    rejects(
+        &rule("if = \"TRUE\""),
+        8,
+        "frontend.fe.use_backend[0].backend",
+        "missing required key \"backend\"",
+    );
+    rejects(
+        &rule("backend = \"be\"\nif = \"nope\""),
+        10,
+        "frontend.fe.use_backend[0].if",
+        "unknown ACL \"nope\"",
+    );
+    // A misspelled "if" is reported once, as a misspelling.
+    let text = rule("backend = \"be\"\niff = \"TRUE\"");
+    rejects(
+        &text,
+        10,
+        "frontend.fe.use_backend[0].iff",
+        "did you mean \"if\"?",
+    );
+    assert_eq!(errors(&text).len(), 1);
+
+    // Without default_backend, rules only.
+    let cfg =
+        ok(&rule("backend = \"be\"\nif = \"METH_GET\"").replace("default_backend = \"be\"\n", ""));
+    let http = http_of(&cfg, 0);
+    assert_eq!(http.use_backends[0].backend_index, 0);
+    assert_eq!(cfg.frontends[0].default_backend_index, None);
+    // tcp frontends still need one.
+    rejects(
+        &MINIMAL.replace("default_backend = \"be\"\n", ""),
+        2,
+        "frontend.fe.default_backend",
+        "missing required key \"default_backend\"",
+    );
+}
+
+#[test]
+fn limits_and_body_size() {
+    let limits = |extra: &str| http_of(&ok(&http_fe(extra)), 0).limits;
+    let l = limits("max_request_head = 65536\nmax_request_line = 65536\nmax_headers = 1000");
+    assert_eq!(
+        (l.max_head, l.max_request_line, l.max_headers),
+        (65536, 65536, 1000)
+    );
+    // An unset max_request_line is capped at a smaller head.
+    let l = limits("max_request_head = 4096");
+    assert_eq!((l.max_head, l.max_request_line), (4096, 4096));
+    let l = limits("max_request_head = 1024\nmax_request_line = 256\nmax_headers = 1");
+    assert_eq!(
+        (l.max_head, l.max_request_line, l.max_headers),
+        (1024, 256, 1)
+    );
+    let cfg = ok(&http_fe("max_body_size = 1"));
+    assert_eq!(http_of(&cfg, 0).max_body_size, Some(1));
+
+    for (extra, key, phrase) in [
+        (
+            "max_request_head = 2048\nmax_request_line = 4096",
+            "frontend.fe.max_request_line",
+            "max_request_line (4096) is larger than max_request_head (2048)",
+        ),
+        (
+            "max_request_line = 20000",
+            "frontend.fe.max_request_line",
+            "max_request_line (20000) is larger than max_request_head (16384)",
+        ),
+        (
+            "max_request_head = 1023",
+            "frontend.fe.max_request_head",
+            "1023 is out of range (expected 1024..=1048576)",
+        ),
+        (
+            "max_request_line = 255",
+            "frontend.fe.max_request_line",
+            "out of range (expected 256..=",
+        ),
+        (
+            "max_headers = 1001",
+            "frontend.fe.max_headers",
+            "1001 is out of range (expected 1..=1000)",
+        ),
+        (
+            "max_body_size = 0",
+            "frontend.fe.max_body_size",
+            "0 is out of range (expected 1..=",
+        ),
+    ] {
+        let line = 7 + extra.lines().count();
+        rejects(&http_fe(extra), line, key, phrase);
+    }
+}
+
+#[test]
+fn errorfiles() {
+    let good = temp_file(
+        "403.http",
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno",
+    );
+    let cfg = ok(&http_fe(&format!(
+        "errorfile = {{ 403 = \"{}\" }}",
+        good.display()
+    )));
+    assert_eq!(
+        http_of(&cfg, 0).errors.get(403),
+        Some(&std::fs::read(&good).unwrap()[..])
+    );
+
+    let missing = good.with_file_name("missing.http");
+    rejects(
+        &http_fe(&format!(
+            "errorfile = {{ 503 = \"{}\" }}",
+            missing.display()
+        )),
+        8,
+        "frontend.fe.errorfile.503",
+        &format!(
+            "\"{}\": cannot read the errorfile: No such file or directory",
+            missing.display()
+        ),
+    );
+    let wrong = temp_file(
+        "wrong.http",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    rejects(
+        &http_fe(&format!(
+            "[frontend.fe.errorfile]\n503 = \"{}\"",
+            wrong.display()
+        )),
+        9,
+        "frontend.fe.errorfile.503",
+        &format!(
+            "\"{}\": errorfile for status 503: its status line says 200",
+            wrong.display()
+        ),
+    );
+    let big = temp_file("big.http", &vec![b'x'; 70_000]);
+    rejects(
+        &http_fe(&format!("errorfile = {{ 503 = \"{}\" }}", big.display())),
+        8,
+        "frontend.fe.errorfile.503",
+        "larger than the 65536 bytes allowed",
+    );
+    rejects(
+        &http_fe("errorfile = { 200 = \"/etc/halb/200.http\" }"),
+        8,
+        "frontend.fe.errorfile.200",
+        "no error page for status \"200\": expected one of 400, 403",
+    );
+    rejects(
+        &http_fe("errorfile = { 503 = \"errors/503.http\" }"),
+        8,
+        "frontend.fe.errorfile.503",
+        "errorfile path \"errors/503.http\" must be absolute",
+    );
+}
+
+#[test]
+fn cookie_persistence() {
+    let cookie = |cookie: &str, servers: &str| {
+        format!(
+            "[defaults]\nmode = \"http\"\n[frontend.fe]\nbind = [\":80\"]\ndefault_backend = \"be\"\n\
+             [backend.be]\ncookie = {cookie}\n{servers}"
+        )
+    };
+    let srv = |name: &str, cookie: &str| {
+        format!("[[backend.be.server]]\nname = \"{name}\"\naddress = \"10.0.0.1:80\"\n{cookie}\n")
+    };
+    let cfg = ok(&cookie(
+        "{ name = \"SRV\" }",
+        &format!("{}{}", srv("a", "cookie = \"ca\""), srv("b", "")),
+    ));
+    let c = cfg.backends[0].cookie.as_ref().unwrap();
+    let o = c.options();
+    assert_eq!(o.name, "SRV");
+    assert_eq!(o.mode, crate::http::cookie::CookieMode::Insert);
+    assert!(!(o.indirect || o.nocache || o.httponly || o.secure));
+    assert_eq!(c.server_of(b"ca"), Some(0));
+
+    // Line 7: the cookie; servers start at line 8 (a: 8-11, b: 12-15, c: 16-19).
+    let three = format!(
+        "{}{}{}",
+        srv("a", "cookie = \"x y\""),
+        srv("b", "cookie = \"ok\""),
+        srv("c", "cookie = \"ok\"")
+    );
+    let text = cookie("{ name = \"SRV\" }", &three);
+    rejects(
+        &text,
+        11,
+        "backend.be.server[0].cookie",
+        "server \"a\": invalid cookie value \"x y\"",
+    );
+    rejects(
+        &text,
+        19,
+        "backend.be.server[2].cookie",
+        "servers \"b\" and \"c\" have the same cookie value \"ok\"",
+    );
+    let one = srv("a", "cookie = \"a\"");
+    rejects(
+        &cookie("{ name = \"S R V\" }", &one),
+        7,
+        "backend.be.cookie.name",
+        "invalid cookie name \"S R V\"",
+    );
+    rejects(
+        &cookie("{ name = \"SRV\", mode = \"insrt\" }", &one),
+        7,
+        "backend.be.cookie.mode",
+        "unknown cookie mode \"insrt\"",
+    );
+    rejects(
+        &cookie("{ name = \"SRV\", maxidle = \"1h\" }", &one),
+        7,
+        "backend.be.cookie.maxidle",
+        "\"maxidle\" is not supported yet (arrives with cookie expiry)",
+    );
+    rejects(
+        &cookie("{ name = \"SRV\", maxlife = \"1h\" }", &one),
+        7,
+        "backend.be.cookie.maxlife",
+        "not supported yet",
+    );
+    rejects(
+        &cookie("{ mode = \"insert\" }", &one),
+        7,
+        "backend.be.cookie.name",
+        "missing required key \"name\"",
+    );
+    rejects(
+        &cookie("\"SRV\"", &one),
+        7,
+        "backend.be.cookie",
+        "expected a table such as { name = \"SRV\", mode = \"insert\" }",
+    );
+    rejects(
+        &cookie("{ name = \"SRV\", indirect = \"yes\" }", &one),
+        7,
+        "backend.be.cookie.indirect",
+        "expected a boolean",
+    );
+    let cfg = ok(&cookie(
+        "{ name = \"JSESSIONID\", mode = \"prefix\" }",
+        &one,
+    ));
+    assert_eq!(
+        cfg.backends[0].cookie.as_ref().unwrap().options().mode,
+        crate::http::cookie::CookieMode::Prefix
+    );
+    assert!(summary(&cfg).contains("cookie JSESSIONID prefix"));
+    let cfg = ok(&cookie("{ name = \"SRV\", mode = \"rewrite\" }", &one));
+    assert_eq!(
+        cfg.backends[0].cookie.as_ref().unwrap().options().mode,
+        crate::http::cookie::CookieMode::Rewrite
+    );
+    rejects(
+        &cookie(
+            "{ name = \"JSESSIONID\", mode = \"prefix\" }",
+            &srv("a", "cookie = \"a~1\""),
+        ),
+        11,
+        "backend.be.server[0].cookie",
+        "server \"a\": cookie value \"a~1\" contains '~'",
+    );
+    // A server cookie without a backend cookie.
+    rejects(
+        &http_be("").replace("name = \"s1\"", "name = \"s1\"\ncookie = \"s1\""),
+        13,
+        "backend.be.server[0].cookie",
+        "a server cookie needs cookie persistence on its backend: add cookie = { name = \"SRV\" } to [backend.be]",
+    );
+    rejects(
+        &HTTP.replace("name = \"s1\"", "name = \"s1\"\ncookie = \"\""),
+        12,
+        "backend.be.server[0].cookie",
+        "must not be empty",
+    );
+}
+
+#[test]
+fn http_backend_keys() {
+    let be = |extra: &str| ok(&http_be(extra)).backends.remove(0);
+    assert_eq!(be("http_reuse = \"always\"").http_reuse, HttpReuse::Always);
+    assert_eq!(be("http_reuse = \"safe\"").http_reuse, HttpReuse::Safe);
+    assert!(be("http_server_close = true").http_server_close);
+    assert_eq!(be("pool_max_idle = 100000").pool_max_idle, 100_000);
+    assert_eq!(
+        be("pool_idle_timeout = \"500ms\"").pool_idle_timeout,
+        Duration::from_millis(500)
+    );
+    for (extra, key, phrase) in [
+        (
+            "http_reuse = \"alway\"",
+            "backend.be.http_reuse",
+            "unknown http_reuse \"alway\" (did you mean \"always\"?)",
+        ),
+        (
+            "pool_max_idle = 100001",
+            "backend.be.pool_max_idle",
+            "100001 is out of range (expected 0..=100000)",
+        ),
+        (
+            "pool_idle_timeout = \"0s\"",
+            "backend.be.pool_idle_timeout",
+            "greater than zero",
+        ),
+        (
+            "pool_idle_timeout = 30",
+            "backend.be.pool_idle_timeout",
+            "write \"30s\"",
+        ),
+        (
+            "http_server_close = 1",
+            "backend.be.http_server_close",
+            "expected a boolean",
+        ),
+    ] {
+        rejects(&http_be(extra), 10, key, phrase);
+    }
+    rejects(
+        &format!("[defaults]\nmode = \"htp\"\n{MINIMAL}"),
+        2,
+        "defaults.mode",
+        "unknown mode \"htp\" (did you mean \"http\"?): expected \"tcp\" or \"http\"",
+    );
+}
+
+#[test]
+fn summary_shows_http_routing() {
+    let cfg = ok(r#"
+[defaults]
+mode = "http"
+
+[frontend.web]
+bind = ["127.0.0.1:8080"]
+default_backend = "app"
+forwardfor = true
+max_body_size = 1000
+
+[frontend.web.acl]
+is_api = "path_beg /api"
+is_static = "path_end .css"
+
+[[frontend.web.http_request]]
+deny = 403
+if = "is_api !LOCALHOST"
+
+[[frontend.web.use_backend]]
+backend = "api"
+if = "is_api"
+[[frontend.web.use_backend]]
+backend = "static"
+unless = "!is_static"
+
+[frontend.rules_only]
+bind = ["127.0.0.1:8081"]
+[[frontend.rules_only.use_backend]]
+backend = "api"
+if = "TRUE"
+
+[backend.app]
+server = [{ name = "a1", address = "10.0.0.1:80" }]
+[backend.api]
+cookie = { name = "SRV", indirect = true }
+http_server_close = true
+server = [{ name = "p1", address = "10.0.0.2:80", cookie = "p1" }]
+[backend.static]
+balance = "uri len 10 whole"
+hash_type = "consistent"
+server = [{ name = "s1", address = "10.0.0.3:80" }]
+"#);
+    let s = summary(&cfg);
+    for expected in [
+        "frontend web         http  bind 127.0.0.1:8080",
+        "  http  2 ACLs, 1 request rule, 0 response rules, forwardfor, max_body_size 1000\n",
+        "  use_backend api if is_api\n",
+        "  use_backend static unless !is_static\n",
+        "  -> backend api  balance roundrobin  retries 3  redispatch on  cookie SRV indirect  http_server_close\n",
+        "10.0.0.2:80       1  cookie p1\n",
+        "  -> backend static  balance uri whole len 10  hash consistent",
+        "  -> backend app  balance roundrobin  retries 3  redispatch on  (default_backend)\n",
+        "frontend rules_only  http",
+        "  no default_backend: a request that no rule routes gets a 404\n",
+        // rules_only sorts first: web's api line refers to it.
+        "  -> backend api  balance roundrobin  retries 3  redispatch on  cookie SRV indirect  http_server_close  (servers listed above)\n",
+    ] {
+        assert!(s.contains(expected), "missing {expected:?} in:\n{s}");
+    }
+    assert!(!s.contains("not used by any frontend"), "{s}");
+}

@@ -366,7 +366,11 @@ fn parse_fetch_name(text: &str, fetch: &str, rest: &str, header: bool) -> Result
     if !ok {
         return Err(format!(
             "balance \"{text}\": \"{name}\" is not a valid {noun}: use letters, digits and {}",
-            if header { "!#$%&'*+-.^_`|~" } else { "!$%'*+-.^_`|~" }
+            if header {
+                "!#$%&'*+-.^_`|~"
+            } else {
+                "!$%'*+-.^_`|~"
+            }
         ));
     }
     Ok(name.to_string())
@@ -390,9 +394,7 @@ pub fn parse_redirect(text: &str) -> Result<RedirectKind, String> {
     };
     if !["scheme", "location", "prefix"].contains(&kind) {
         let hint = super::suggest::did_you_mean(kind, ["scheme", "location", "prefix"]);
-        return Err(format!(
-            "unknown redirect kind \"{kind}\"{hint}: {FORMS}"
-        ));
+        return Err(format!("unknown redirect kind \"{kind}\"{hint}: {FORMS}"));
     }
     let arg = match words[1..] {
         [arg] => arg,
@@ -540,6 +542,72 @@ mod tests {
         ];
         for (text, phrase) in cases {
             let err = parse_server_address(text).unwrap_err();
+            assert!(err.contains(phrase), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn http_balances() {
+        let uri = |whole, len, depth| Some(Ok(Balance::Uri(UriHashOptions { whole, len, depth })));
+        assert_eq!(parse_http_balance("uri"), uri(false, 0, 0));
+        assert_eq!(
+            parse_http_balance("uri depth 1 len 4 whole"),
+            uri(true, 4, 1)
+        );
+        assert_eq!(
+            parse_http_balance("url_param(id)"),
+            Some(Ok(Balance::UrlParam("id".into())))
+        );
+        assert_eq!(
+            parse_http_balance("hdr(Host)"),
+            Some(Ok(Balance::Hdr("Host".into())))
+        );
+        // Not an HTTP form: left to the caller.
+        for text in ["roundrobin", "", "uris", "hdrs(x)", "url_params(x)"] {
+            assert_eq!(parse_http_balance(text), None, "{text:?}");
+        }
+        for (text, phrase) in [
+            ("uri len 4 len 5", "given twice"),
+            ("uri depth -1", "needs a number"),
+            ("uri len 99999999999", "needs a number"),
+            ("uri deph 2", "did you mean \"depth\""),
+            ("hdr()", "not a valid header name"),
+            ("hdr(a,b)", "not a valid header name"),
+            ("url_param(a#b)", "not a valid query parameter name"),
+            ("url_param(x) check_post", "nothing after it"),
+            ("hdr", "\"hdr(host)\""),
+        ] {
+            let err = parse_http_balance(text).unwrap().unwrap_err();
+            assert!(err.contains(phrase), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn redirects() {
+        assert_eq!(
+            parse_redirect("scheme https"),
+            Ok(RedirectKind::Scheme("https".into()))
+        );
+        assert_eq!(
+            parse_redirect("  location   https://example.com/a?b=c "),
+            Ok(RedirectKind::Location("https://example.com/a?b=c".into()))
+        );
+        assert_eq!(
+            parse_redirect("prefix https://www.example.com"),
+            Ok(RedirectKind::Prefix("https://www.example.com".into()))
+        );
+        for (text, phrase) in [
+            ("", "empty redirect"),
+            ("scheme", "needs an argument"),
+            ("prefix /a\r\nSet-Cookie: x", "control character"),
+            ("location /a\tb", "control character"),
+            ("location /a b", "without spaces"),
+            ("location /é", "ASCII"),
+            ("scheme 1http", "not a URI scheme"),
+            ("rewrite /x", "unknown redirect kind"),
+            ("locaton /x", "did you mean \"location\""),
+        ] {
+            let err = parse_redirect(text).unwrap_err();
             assert!(err.contains(phrase), "{text:?}: {err}");
         }
     }

@@ -172,7 +172,10 @@ pub enum Downloaded {
 pub enum DownloadError {
     /// The server closed or failed before sending any response byte. `stale` if it was a
     /// clean close or reset (the classic reused-connection race).
-    NoResponse { stale: bool, error: Option<io::Error> },
+    NoResponse {
+        stale: bool,
+        error: Option<io::Error>,
+    },
     /// The server's response head or framing was invalid; nothing was sent (502).
     BadResponse(HttpError),
     /// The server timed out (`timeouts.server`), see `started`.
@@ -182,6 +185,9 @@ pub enum DownloadError {
     /// The client failed while the response was sent.
     Client(io::Error),
 }
+
+/// Writes a response head (edits applied) to `out`: `(out, head, buf, close)`.
+pub type WriteHead<'a> = dyn Fn(&mut Vec<u8>, &ResponseHead, &[u8], bool) + 'a;
 
 /// Everything the download needs.
 pub struct Download<'a> {
@@ -206,7 +212,7 @@ pub struct Download<'a> {
     pub head_at: &'a Cell<Option<std::time::Instant>>,
     /// Writes the final response head (status line and fields, edits applied) to `out`:
     /// `(out, head, buf, connection close?)`.
-    pub write_head: &'a dyn Fn(&mut Vec<u8>, &ResponseHead, &[u8], bool),
+    pub write_head: &'a WriteHead<'a>,
 }
 
 impl Download<'_> {
@@ -292,7 +298,8 @@ impl Download<'_> {
         write_all(self.client, self.out, self.watch, self.client_wait)
             .await
             .map_err(DownloadError::Client)?;
-        self.bytes_out.set(self.bytes_out.get() + self.out.len() as u64);
+        self.bytes_out
+            .set(self.bytes_out.get() + self.out.len() as u64);
         self.watch.touch();
         Ok(())
     }

@@ -40,10 +40,7 @@ pub fn origin_target(target: &[u8]) -> &[u8] {
     else {
         return target;
     };
-    match after_scheme
-        .iter()
-        .position(|&b| b == b'/' || b == b'?')
-    {
+    match after_scheme.iter().position(|&b| b == b'/' || b == b'?') {
         Some(i) if after_scheme[i] == b'/' => &after_scheme[i..],
         Some(i) => &after_scheme[i..],
         None => b"/",

@@ -138,7 +138,9 @@ pub async fn fill(
             Ok(1 + n)
         }
         // Nothing more yet, or an end of stream right after that byte (seen next time).
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted =>
+        {
             Ok(1)
         }
         Err(e) => Err(e),

@@ -30,8 +30,7 @@ use crate::http::rewrite::{
     RequestEdits, ResponseEdits,
 };
 use crate::http::{
-    parse_request, request_framing, BodyFraming, Method, Parsed, RequestHead, ResponseHead,
-    Version,
+    parse_request, request_framing, BodyFraming, Method, Parsed, RequestHead, ResponseHead, Version,
 };
 use crate::l4::idle::{Deadline, Side};
 use crate::l4::socket::Socket;
@@ -142,7 +141,16 @@ impl Conn<'_> {
                     end: End::KeepAliveTimeout,
                 },
             };
-            let got = fill(shard, &self.socket, &mut self.buf, capacity, watch, wait, false).await;
+            let got = fill(
+                shard,
+                &self.socket,
+                &mut self.buf,
+                capacity,
+                watch,
+                wait,
+                false,
+            )
+            .await;
             self.tracked.set_between_requests(false);
             match got {
                 Ok(n) if n > 0 => {}
@@ -169,7 +177,16 @@ impl Conn<'_> {
                     Err(e) => return Head::Failed(e.status(), Outcome::BadRequest, started),
                 }
             }
-            let got = fill(shard, &self.socket, &mut self.buf, capacity, watch, wait, true).await;
+            let got = fill(
+                shard,
+                &self.socket,
+                &mut self.buf,
+                capacity,
+                watch,
+                wait,
+                true,
+            )
+            .await;
             match got {
                 Ok(0) | Err(_) => {
                     if watch.expired() == Some(End::RequestTimeout) {
@@ -252,7 +269,8 @@ impl Conn<'_> {
         record: &mut Record<'_>,
     ) -> bool {
         record.end = outcome;
-        self.answer_error(http, client_timeout, status, record).await;
+        self.answer_error(http, client_timeout, status, record)
+            .await;
         false
     }
 
@@ -270,10 +288,16 @@ impl Conn<'_> {
         let buf = self.buf.bytes();
         let framing = match request_framing(head, buf) {
             Ok(f) => f,
-            Err(e) => return self.fail(ctx_fail, e.status(), Outcome::BadRequest, record).await,
+            Err(e) => {
+                return self
+                    .fail(ctx_fail, e.status(), Outcome::BadRequest, record)
+                    .await
+            }
         };
         if head.method == Method::Connect {
-            return self.fail(ctx_fail, 405, Outcome::MethodRefused, record).await;
+            return self
+                .fail(ctx_fail, 405, Outcome::MethodRefused, record)
+                .await;
         }
         if let (Some(max), BodyFraming::Length(n)) = (http.max_body_size, framing) {
             if n > max {
@@ -289,7 +313,7 @@ impl Conn<'_> {
             client: client_ip,
             tls: false,
         };
-        let holds = |c: &Option<Condition>| c.as_ref().is_none_or(|c| c.eval(&facts));
+        let holds = |c: &Option<Condition>| c.as_ref().map_or(true, |c| c.eval(&facts));
         self.request_rules.clear();
         let mut verdict: Option<&RequestAction> = None;
         for rule in &http.request_rules {
@@ -329,7 +353,7 @@ impl Conn<'_> {
                 let keep = client_keep && framing == BodyFraming::None && !self.shard.stopping();
                 let host = head.headers.get(buf, "host");
                 self.resp_out.clear();
-                let built = tmp_write_redirect(
+                let built = crate::http::redirect::write_redirect(
                     &mut self.resp_out,
                     &redirect.kind,
                     redirect.code,
@@ -373,7 +397,11 @@ impl Conn<'_> {
         let body_here = &buf[head.head_len..];
         let (take, body_bytes) = match left.advance(body_here) {
             Ok(t) => t,
-            Err(e) => return self.fail(ctx_fail, e.status(), Outcome::BadBody, record).await,
+            Err(e) => {
+                return self
+                    .fail(ctx_fail, e.status(), Outcome::BadBody, record)
+                    .await
+            }
         };
         if http.max_body_size.is_some_and(|max| body_bytes > max) {
             return self.fail(ctx_fail, 413, Outcome::BadBody, record).await;
@@ -432,8 +460,8 @@ impl Conn<'_> {
         } else {
             ConnectionHeader::Omit
         };
-        let needs_local = http.forwarding.x_forwarded_port
-            || http.forwarding.forwarded.is_some_and(|f| f.by);
+        let needs_local =
+            http.forwarding.x_forwarded_port || http.forwarding.forwarded.is_some_and(|f| f.by);
         if needs_local && self.local.is_none() {
             self.local = sys::local_addr(self.socket.fd()).ok();
         }
@@ -462,7 +490,9 @@ impl Conn<'_> {
         self.req_out.clear();
         if write_request(&mut self.req_out, head, buf, &edits).is_err() {
             drop_server(self.shard, view, backend_index, server_index, None);
-            return self.fail(ctx_fail, 500, Outcome::InternalError, record).await;
+            return self
+                .fail(ctx_fail, 500, Outcome::InternalError, record)
+                .await;
         }
         self.req_out.extend_from_slice(&body_here[..take]);
         let replayable = head.method.is_idempotent() && left.is_done();
@@ -520,8 +550,8 @@ impl Conn<'_> {
                 }
             }
             let set_cookie_hook = field_hook(|v| match cookie {
-                Some(c) if c.is_own_set_cookie(v) => None,
-                _ => Some(std::borrow::Cow::Borrowed(v)),
+                Some(c) => c.rewrite_set_cookie(server_index, pinned, v),
+                None => Some(std::borrow::Cow::Borrowed(v)),
             });
             write_response(
                 out,
@@ -530,12 +560,7 @@ impl Conn<'_> {
                 &ResponseEdits {
                     rules: if h.status >= 200 { response_rules } else { &[] },
                     connection,
-                    hook: cookie.map(|_| {
-                        (
-                            "set-cookie",
-                            &set_cookie_hook as &FieldHook<'_>,
-                        )
-                    }),
+                    hook: cookie.map(|_| ("set-cookie", &set_cookie_hook as &FieldHook<'_>)),
                     extra: &extra,
                 },
             );
@@ -547,7 +572,8 @@ impl Conn<'_> {
         let _ = response_started;
         let outcome = loop {
             watch.touch();
-            if let Err(e) = write_all(&server, &self.req_out, watch, server_wait(Side::Upstream)).await
+            if let Err(e) =
+                write_all(&server, &self.req_out, watch, server_wait(Side::Upstream)).await
             {
                 if reused && replayable {
                     match reconnect(self, backend, server_index, &mut server).await {
@@ -597,7 +623,7 @@ impl Conn<'_> {
             left = upload.left.clone();
             match joined.download {
                 Err(DownloadError::NoResponse { stale: true, .. })
-                    if reused && replayable && joined.upload.as_ref().is_none_or(|u| u.is_ok()) =>
+                    if reused && replayable && joined.upload.as_ref().map_or(true, |u| u.is_ok()) =>
                 {
                     server_buf.discard(self.shard);
                     match reconnect(self, backend, server_index, &mut server).await {
@@ -640,7 +666,13 @@ impl Conn<'_> {
                 server_buf.discard(self.shard);
                 self.shard.connections.detach_server(self.tracked);
                 let park = (server_keep && upload_done && pooling).then_some(backend);
-                drop_server(self.shard, view, backend_index, server_index, park.map(|b| (b, server)));
+                drop_server(
+                    self.shard,
+                    view,
+                    backend_index,
+                    server_index,
+                    park.map(|b| (b, server)),
+                );
                 return client_keep && upload_done;
             }
             Ok(Downloaded::Tunnel) => {
@@ -648,9 +680,14 @@ impl Conn<'_> {
                 // Bytes that arrived early on either side go first.
                 let mut ok = true;
                 if !self.buf.is_empty() {
-                    ok = write_all(&server, self.buf.bytes(), watch, server_wait(Side::Upstream))
-                        .await
-                        .is_ok();
+                    ok = write_all(
+                        &server,
+                        self.buf.bytes(),
+                        watch,
+                        server_wait(Side::Upstream),
+                    )
+                    .await
+                    .is_ok();
                     self.buf.consume(self.buf.len());
                 }
                 if ok && !server_buf.is_empty() {
@@ -677,8 +714,7 @@ impl Conn<'_> {
                         splice: backend.splice,
                     };
                     let (end, up, down) =
-                        crate::l4::forward(self.shard, watch, &self.socket, &server, limits)
-                            .await;
+                        crate::l4::forward(self.shard, watch, &self.socket, &server, limits).await;
                     record.bytes_in += up;
                     record.bytes_out += down;
                     record.end = match end {
@@ -727,7 +763,8 @@ impl Conn<'_> {
                         self.fail(ctx_fail, 502, Outcome::ServerError, record).await
                     }
                     DownloadError::Timeout { started: false } => {
-                        self.fail(ctx_fail, 504, Outcome::ServerTimeout, record).await
+                        self.fail(ctx_fail, 504, Outcome::ServerTimeout, record)
+                            .await
                     }
                     DownloadError::Timeout { started: true } => {
                         record.end = Outcome::ServerTimeout;
@@ -893,15 +930,4 @@ fn drop_server(
             Instant::now() + backend.pool_idle_timeout,
         );
     }
-}
-
-fn tmp_write_redirect(
-    _out: &mut Vec<u8>,
-    _kind: &crate::config::RedirectKind,
-    _code: u16,
-    _target: &[u8],
-    _host: Option<&[u8]>,
-    _close: bool,
-) -> Result<(), ()> {
-    Err(())
 }

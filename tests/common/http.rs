@@ -315,6 +315,11 @@ pub struct Behaviour {
     /// Close every connection right after its first response, without `Connection:
     /// close` (an idle keep-alive connection the server drops: a stale pooled one).
     pub drop_idle: bool,
+    /// On a reused connection (from its second request on), read the request head and
+    /// close without answering: a keep-alive connection the server closed just as a
+    /// request arrived (the race a proxy must survive by replaying idempotent requests).
+    /// Such requests are not recorded as requests; see [`HttpBackend::dropped`].
+    pub drop_on_reuse: bool,
     /// Send `100 Continue` before reading the body of a request with
     /// `Expect: 100-continue`.
     pub continue_100: bool,
@@ -339,6 +344,7 @@ impl Default for Behaviour {
             close: false,
             delay: Duration::ZERO,
             drop_idle: false,
+            drop_on_reuse: false,
             continue_100: false,
             upgrade: false,
             silent: false,
@@ -380,6 +386,10 @@ impl Behaviour {
         self.drop_idle = true;
         self
     }
+    pub fn drop_on_reuse(mut self) -> Behaviour {
+        self.drop_on_reuse = true;
+        self
+    }
     pub fn continue_100(mut self) -> Behaviour {
         self.continue_100 = true;
         self
@@ -410,6 +420,7 @@ struct Shared {
     behaviour: Mutex<Behaviour>,
     accepted: AtomicUsize,
     requests: Mutex<Vec<Request>>,
+    dropped: Mutex<Vec<String>>,
     conns: Mutex<Vec<ConnRecord>>,
     changed: Condvar,
     /// Guards nothing; paired with `changed` for waits.
@@ -454,6 +465,7 @@ impl HttpBackend {
             behaviour: Mutex::new(behaviour),
             accepted: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
+            dropped: Mutex::new(Vec::new()),
             conns: Mutex::new(Vec::new()),
             changed: Condvar::new(),
             wait_lock: Mutex::new(()),
@@ -506,6 +518,11 @@ impl HttpBackend {
     /// Every complete request received so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// `METHOD TARGET` of the requests dropped unanswered by [`Behaviour::drop_on_reuse`].
+    pub fn dropped(&self) -> Vec<String> {
+        self.shared.dropped.lock().unwrap().clone()
     }
 
     /// How many complete requests arrived.
@@ -781,6 +798,15 @@ fn serve_requests(c: &mut Conn) -> io::Result<()> {
         };
         let b = shared.behaviour.lock().unwrap().clone();
         let hv = |n: &str| header_values(&headers, n).first().map(|v| v.to_string());
+        if b.drop_on_reuse && seq > 0 {
+            shared
+                .dropped
+                .lock()
+                .unwrap()
+                .push(format!("{method} {target}"));
+            shared.notify();
+            return Ok(()); // closed without a response byte
+        }
 
         if b.continue_100 && hv("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
             c.write(b"HTTP/1.1 100 Continue\r\n\r\n")?;
@@ -855,16 +881,19 @@ fn serve_requests(c: &mut Conn) -> io::Result<()> {
         let status: u16 = hv("x-test-status")
             .and_then(|v| v.parse().ok())
             .unwrap_or(b.status);
-        let body_len = hv("x-test-len").and_then(|v| v.parse().ok()).or(b.body_len);
+        let test_len: Option<usize> = hv("x-test-len").and_then(|v| v.parse().ok());
         let echo = b.echo || hv("x-test-echo").is_some();
         let send_chunked = b.chunked || hv("x-test-chunked").is_some();
         let client_close = header_has_token(&headers, "connection", "close")
             || (version == "HTTP/1.0" && !header_has_token(&headers, "connection", "keep-alive"));
         let close = b.close || hv("x-test-close").is_some() || client_close;
 
-        let body = if echo {
+        // A per-request length wins over the backend's echo/length behaviour.
+        let body = if let Some(n) = test_len {
+            pattern(n)
+        } else if echo {
             req.body.clone()
-        } else if let Some(n) = body_len {
+        } else if let Some(n) = b.body_len {
             pattern(n)
         } else {
             shared.name.as_bytes().to_vec()
@@ -1164,6 +1193,9 @@ pub struct RawOpts {
     pub timeout: Duration,
     /// Source address to bind.
     pub src: Option<Ipv4Addr>,
+    /// Write in pieces of this many bytes (TCP_NODELAY, one write each; stops writing
+    /// once the proxy closed). 0: one write.
+    pub piece: usize,
 }
 
 impl Default for RawOpts {
@@ -1172,6 +1204,7 @@ impl Default for RawOpts {
             half_close: false,
             timeout: Duration::from_secs(5),
             src: None,
+            piece: 0,
         }
     }
 }
@@ -1190,11 +1223,33 @@ pub fn send_raw_with(addr: SocketAddr, bytes: &[u8], opts: &RawOpts) -> RawReply
     .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     s.set_read_timeout(Some(opts.timeout)).unwrap();
     // A write error (the proxy closed early) is not fatal: read what it answered.
-    let _ = s.write_all(bytes);
+    if opts.piece == 0 {
+        let _ = s.write_all(bytes);
+    } else {
+        s.set_nodelay(true).unwrap();
+        for piece in bytes.chunks(opts.piece) {
+            if s.write_all(piece).is_err() || peer_closed(&s) {
+                break;
+            }
+        }
+    }
     if opts.half_close {
         let _ = s.shutdown(Shutdown::Write);
     }
     read_all(&mut s)
+}
+
+/// Whether the peer already closed with nothing left to read (a non-blocking peek;
+/// pending data means "not known yet").
+fn peer_closed(s: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    s.set_nonblocking(true).unwrap();
+    let r = match s.peek(&mut b) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+    };
+    s.set_nonblocking(false).unwrap();
+    r
 }
 
 /// Read until EOF, reset or a read timeout (at most 256 MiB).
