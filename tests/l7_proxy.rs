@@ -512,6 +512,46 @@ fn http10_close_and_keep_alive() {
     }
 }
 
+/// A backend that closes after every response (`Connection: close`): a new backend
+/// connection per request, while the client's keep-alive connection stays open.
+#[test]
+fn backend_close_keeps_the_client_connection() {
+    let be = HttpBackend::start("be", Behaviour::new().close());
+    let halb = Conf::http().server("s1", be.addr).start();
+    let mut c = Client::connect(halb.addr);
+    for i in 0..5 {
+        let path = format!("/bc/{i}");
+        let r = c
+            .request("GET", &path, &[], b"")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        expect_status(&r, 200, &path);
+        assert_eq!(r.header("x-target"), Some(path.as_str()));
+        assert!(
+            !r.says_close(),
+            "the backend's close reached the client: {r}"
+        );
+    }
+    assert_eq!(be.accepted(), 5);
+}
+
+/// `http_keep_alive = "1s"`: an idle client connection between requests is closed,
+/// without any response bytes (no 408 for a connection that sent nothing).
+#[test]
+fn idle_keep_alive_connection_is_closed_silently() {
+    let be = HttpBackend::new("be");
+    let halb = Conf::http()
+        .server("s1", be.addr)
+        .timeout("http_keep_alive = \"1s\"")
+        .start();
+    let mut c = Client::connect(halb.addr);
+    expect_status(&c.get("/first", &[]), 200, "first");
+    assert_eq!(
+        c.closed_within(Duration::from_secs(8)),
+        Ok(true),
+        "idle keep-alive connection not closed (or answered) within 8 s of a 1 s limit"
+    );
+}
+
 /// Pipelined requests written at once (the first one slow, a HEAD and a POST among them)
 /// are answered in order.
 #[test]

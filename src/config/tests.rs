@@ -1167,13 +1167,27 @@ fn http_be(extra: &str) -> String {
     HTTP.replace("[backend.be]\n", &format!("[backend.be]\n{extra}\n"))
 }
 
-/// A file in a fresh temporary directory, for errorfile tests.
-fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("halb-config-http-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+/// A temporary directory for one test's errorfiles, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("halb-config-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn http_of(cfg: &Config, frontend: usize) -> &HttpFrontend {
@@ -1215,7 +1229,8 @@ fn http_frontend_gets_every_default() {
 fn full_http_config_round_trip() {
     let page =
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy";
-    let errorfile = temp_file("503.http", page);
+    let dir = TempDir::new("round-trip");
+    let errorfile = dir.file("503.http", page);
     let text = format!(
         r#"
 [defaults]
@@ -1939,7 +1954,8 @@ fn limits_and_body_size() {
 
 #[test]
 fn errorfiles() {
-    let good = temp_file(
+    let dir = TempDir::new("errorfiles");
+    let good = dir.file(
         "403.http",
         b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno",
     );
@@ -1965,7 +1981,7 @@ fn errorfiles() {
             missing.display()
         ),
     );
-    let wrong = temp_file(
+    let wrong = dir.file(
         "wrong.http",
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
     );
@@ -1981,7 +1997,7 @@ fn errorfiles() {
             wrong.display()
         ),
     );
-    let big = temp_file("big.http", &vec![b'x'; 70_000]);
+    let big = dir.file("big.http", &vec![b'x'; 70_000]);
     rejects(
         &http_fe(&format!("errorfile = {{ 503 = \"{}\" }}", big.display())),
         8,

@@ -735,6 +735,14 @@ impl Conn<'_> {
                 server_buf.discard(self.shard);
                 self.shard.connections.detach_server(self.tracked);
                 drop_server(self.shard, view, backend_index, server_index, None);
+                // A server timeout before the response: 504, whichever side noticed.
+                if self.tracked.idle.expired() == Some(End::ServerTimeout) {
+                    if bytes_out.get() == 0 {
+                        return self.fail(ctx_fail, 504, Outcome::ServerTimeout, record).await;
+                    }
+                    record.end = Outcome::ServerTimeout;
+                    return false;
+                }
                 // The upload's failure explains the download's, if there was one.
                 if let Some(Err(up)) = &upload {
                     let outcome = upload_outcome(up);

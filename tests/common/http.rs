@@ -1196,6 +1196,8 @@ pub struct RawOpts {
     /// Write in pieces of this many bytes (TCP_NODELAY, one write each; stops writing
     /// once the proxy closed). 0: one write.
     pub piece: usize,
+    /// Pause between pieces (pacing only, so the proxy reads every prefix on its own).
+    pub pause: Duration,
 }
 
 impl Default for RawOpts {
@@ -1205,6 +1207,7 @@ impl Default for RawOpts {
             timeout: Duration::from_secs(5),
             src: None,
             piece: 0,
+            pause: Duration::ZERO,
         }
     }
 }
@@ -1230,6 +1233,9 @@ pub fn send_raw_with(addr: SocketAddr, bytes: &[u8], opts: &RawOpts) -> RawReply
         for piece in bytes.chunks(opts.piece) {
             if s.write_all(piece).is_err() || peer_closed(&s) {
                 break;
+            }
+            if !opts.pause.is_zero() {
+                thread::sleep(opts.pause);
             }
         }
     }
