@@ -807,6 +807,32 @@ fn expect_100_continue() {
     expect_status(&c.get("/next", &[]), 200, "after 100-continue");
 }
 
+/// Content-Length bodies of a few MiB both ways, byte for byte, on one connection.
+#[test]
+fn content_length_bodies_pass_byte_exact() {
+    let be = HttpBackend::start("be", Behaviour::new().echo());
+    let halb = Conf::http().server("s1", be.addr).start();
+    let mut c = Client::connect(halb.addr);
+    let up = pattern(3 << 20);
+    let mut w = c.stream.try_clone().unwrap();
+    let req = build_request("POST", "/upload", &[], &up);
+    // Written from another thread: the echo may start before the upload ends.
+    let writer = thread::spawn(move || w.write_all(&req));
+    let r = c.read_final("POST").unwrap();
+    writer.join().unwrap().unwrap();
+    expect_status(&r, 200, "upload");
+    assert!(
+        r.body == up,
+        "echoed upload differs ({} bytes)",
+        r.body.len()
+    );
+    assert!(be.last().body == up, "backend got a different upload");
+    let r = c.get("/download", &[("X-Test-Len", "3145728")]);
+    expect_status(&r, 200, "download");
+    assert_eq!(r.header("content-length"), Some("3145728"));
+    assert!(r.body == pattern(3 << 20), "download differs");
+}
+
 /// A chunked request body (extension, odd chunk sizes, trailer) reaches the backend
 /// byte for byte, framing included; a chunked response comes back byte for byte.
 #[test]
@@ -1034,6 +1060,49 @@ fn unreachable_server_gets_503() {
         .start();
     let r = get(halb.addr, "/", &[]);
     expect_status(&r, 503, "blackholed server");
+}
+
+/// `errorfile = { 503 = PATH }`: the file is sent as is instead of the built-in page.
+#[test]
+fn errorfile_replaces_the_builtin_page() {
+    let dir = TempDir::new();
+    let path = dir.path.join("503.http");
+    let page = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 14\r\nX-Custom: yes\r\n\r\ncustom outage\n";
+    std::fs::write(&path, page).unwrap();
+    let halb = Conf::http()
+        .frontend(&format!(
+            "errorfile = {{ 503 = {} }}",
+            toml_str(&path_str(&path))
+        ))
+        .server("dead", dead_addr())
+        .start();
+    let reply = send_raw(halb.addr, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(reply.bytes, page, "got: {}", reply.text());
+    assert!(reply.closed, "connection not closed after the error page");
+}
+
+/// One access-log line per request, with the fields of docs/http.md.
+#[test]
+fn access_log_line_per_request() {
+    let be = HttpBackend::new("be");
+    let halb = Conf::http().server("s1", be.addr).start();
+    let mut c = Client::connect(halb.addr);
+    for i in 0..3 {
+        expect_status(&c.get(&format!("/logged/{i}"), &[]), 200, "logged");
+    }
+    let client = c.local_addr().to_string();
+    for i in 0..3 {
+        let want = format!("request=\"GET /logged/{i} HTTP/1.1\"");
+        let l = halb.wait_access_log(|l| l.line.contains(&want));
+        assert_eq!(l.get("client"), client, "{}", l.line);
+        assert_eq!(l.get("frontend"), "fe", "{}", l.line);
+        assert_eq!(l.get("backend"), "be", "{}", l.line);
+        assert_eq!(l.get("server"), "s1", "{}", l.line);
+        assert_eq!(l.num("status"), 200, "{}", l.line);
+        assert!(l.num("bytes_out") > 0, "{}", l.line);
+        assert_eq!(l.get("timers").split('/').count(), 5, "{}", l.line);
+        assert_eq!(l.num("retries"), 0, "{}", l.line);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -152,6 +152,14 @@ fn run_case(
         if last.status >= 400 && last.version != "HTTP/1.1" {
             problems.push(format!("error page not HTTP/1.1: {last}"));
         }
+        if last.status >= 400
+            && (last.header("content-type") != Some("text/html")
+                || last.header("cache-control") != Some("no-cache"))
+        {
+            problems.push(format!(
+                "error page without Content-Type: text/html / Cache-Control: no-cache: {last}"
+            ));
+        }
     }
     // What reached the backend (checked before the healthy request below adds its own).
     let reqs = be.requests();
@@ -913,7 +921,8 @@ fn invalid_responses_are_502_and_not_reused() {
 /// line: `HTTP/2.0` is a 505).
 #[test]
 fn hostile_requests_byte_at_a_time() {
-    let cases = vec![
+    let cases =
+        vec![
         refused(
             "CL.TE",
             post(
@@ -925,6 +934,8 @@ fn hostile_requests_byte_at_a_time() {
         refused("bare LF line endings", "GET / HTTP/1.1\nHost: h\n\n", 400),
         refused("obs-fold", get_with("X: a\r\n b\r\n"), 400),
         refused("HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+        refused("HTTP/1.2", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505),
+        refused("HTTP/0.9 version token", "GET / HTTP/0.9\r\nHost: h\r\n\r\n", 505),
         refused(
             "Content-Length: 1,1",
             post("Content-Length: 1,1\r\n", "x"),

@@ -339,6 +339,27 @@ fn diagnose_version(buf: &[u8]) -> HttpError {
     }
 }
 
+/// httparse rejects a version as soon as it cannot be `HTTP/1.x` (`GET / HTTP/2` before
+/// the `.0` has arrived). If the request line is not complete yet and its version is
+/// still a prefix of some `HTTP/d.d`, wait for the rest: the complete line decides
+/// between 505 (a well-formed other version) and 400.
+fn version_incomplete(buf: &[u8]) -> bool {
+    let start = leading_empty_lines(buf);
+    let line = &buf[start..];
+    if line.contains(&b'\n') {
+        return false;
+    }
+    let Some(version) = line.split(|&b| b == b' ').nth(2) else {
+        return false;
+    };
+    const SHAPE: &[u8] = b"HTTP/d.d";
+    version.len() < SHAPE.len()
+        && version.iter().zip(SHAPE).all(|(&b, &want)| match want {
+            b'd' => b.is_ascii_digit(),
+            _ => b == want,
+        })
+}
+
 fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> HttpError {
     match e {
         httparse::Error::HeaderName => diagnose_field_lines(buf),
@@ -395,6 +416,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
     let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return incomplete(buf, limits),
+        Err(httparse::Error::Version) if version_incomplete(window) => return Ok(Parsed::Partial),
         Err(e) => return Err(map_httparse_error(e, window)),
     };
     check_line_endings(&buf[..head_len])?;
@@ -781,6 +803,29 @@ pub(crate) mod tests {
             HttpError::VersionNotSupported
         );
         assert_eq!(err(b"GET / HTTP/2.0\r\n\r\n").status(), 505);
+    }
+
+    #[test]
+    fn a_version_cut_by_a_segment_boundary_waits_for_the_rest() {
+        // Every prefix of these requests is incomplete, not an error: the verdict needs
+        // the whole version token.
+        for full in [
+            &b"GET / HTTP/2.0\r\nHost: h\r\n\r\n"[..],
+            b"GET / HTTP/0.9\r\nHost: h\r\n\r\n",
+        ] {
+            let line_end = full.iter().position(|&b| b == b'\r').unwrap();
+            for cut in 1..line_end {
+                assert_eq!(
+                    req(&full[..cut]),
+                    Ok(Parsed::Partial),
+                    "{:?}",
+                    String::from_utf8_lossy(&full[..cut])
+                );
+            }
+            assert_eq!(err(full), HttpError::VersionNotSupported);
+        }
+        // Not a prefix of any HTTP/d.d: rejected at once.
+        assert_eq!(err(b"GET / HTTX"), HttpError::BadRequestLine);
     }
 
     #[test]
