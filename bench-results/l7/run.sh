@@ -223,7 +223,7 @@ start_variant() {
 stop_variant() { # stop_variant VARIANT REP
   local v=$1 rep=$2 rd=$RUNDIR/$1 st=0 clean
   [[ -n $PXPID ]] || return 0
-  { echo "== $v rep $rep (pid $PXPID): $(proxy_info "$v" "$rd")"; } >>"$OUTDIR/raw/info-$v.txt" 2>&1 || true
+  { echo "== $v rep $rep (pid $PXPID): $(proxy_info "$v" "$rd")"; proxy_threads "$PXPID"; } >>"$OUTDIR/raw/info-$v.txt" 2>&1 || true
   if is_running "$PXPID"; then
     if stop_pid "$PXPID" 10; then clean=yes; else clean="no (SIGKILL after 10s)"; fi
     wait "$PXPID" 2>/dev/null || st=$?

@@ -406,6 +406,9 @@ impl Conn<'_> {
         if http.max_body_size.is_some_and(|max| body_bytes > max) {
             return self.fail(ctx_fail, 413, Outcome::BadBody, record).await;
         }
+        // Whether the request can be sent again as a whole (see the stale-connection
+        // replay below): idempotent, and its body is complete in the first write.
+        let replayable = head.method.is_idempotent() && left.is_done();
 
         // The server: the one the persistence cookie names if it is usable, else the
         // balancer's choice.
@@ -434,6 +437,7 @@ impl Conn<'_> {
             &ctx,
             pinned_usable,
             reuse,
+            !replayable,
         )
         .await;
         let (server, server_index, reused) = match connected {
@@ -495,7 +499,6 @@ impl Conn<'_> {
                 .await;
         }
         self.req_out.extend_from_slice(&body_here[..take]);
-        let replayable = head.method.is_idempotent() && left.is_done();
         let method = head.method;
         let version = head.version;
         let client_keep = client_keep && !self.shard.stopping();
@@ -824,7 +827,9 @@ struct Connected {
 }
 
 /// Pick a server and get a connection to it: an idle pooled one when `reuse`, else a
-/// new one, retrying per the backend's `retries` and `redispatch`.
+/// new one, retrying per the backend's `retries` and `redispatch`. `probe`: check that a
+/// pooled connection is still open before using it (one `recv`); requests that can be
+/// replayed skip it and rely on the replay instead.
 async fn choose_and_connect(
     shard: &Shard,
     view: &ShardView,
@@ -833,6 +838,7 @@ async fn choose_and_connect(
     ctx: &PickContext<'_>,
     pinned: Option<usize>,
     reuse: bool,
+    probe: bool,
 ) -> Result<(Connected, usize, bool), (Outcome, u32)> {
     let mut tried: Vec<usize> = Vec::new();
     let mut retries = 0u32;
@@ -862,7 +868,7 @@ async fn choose_and_connect(
         };
         let address = backend.servers[index].address;
         if reuse {
-            if let Some(socket) = shard.server_pool.borrow_mut().take(address) {
+            if let Some(socket) = shard.server_pool.borrow_mut().take(address, probe) {
                 view.balancer(backend_index).connection_started(index);
                 return Ok((Connected { socket, retries }, index, true));
             }

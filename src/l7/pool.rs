@@ -6,23 +6,31 @@
 //! shard — takes it instead of connecting. Each shard has its own pool: connections never
 //! move between cores.
 //!
-//! A parked connection may be closed by the server at any time. [`ServerPool::take`]
-//! checks with one non-blocking `recv` that it is still open and silent; one closed after
-//! that check is the "stale connection" case the proxy handles by replaying idempotent
-//! requests. Connections idle past their backend's `pool_idle_timeout` are closed by the
+//! A parked connection may be closed by the server at any time. For a request that could
+//! not be replayed, [`ServerPool::take`] first checks with one non-blocking `recv` that
+//! the connection is still open and silent; a replayable request (idempotent, body sent
+//! whole) skips that syscall: if the connection turns out closed before any response
+//! byte, the proxy replays the request on a fresh connection. A connection parked longer
+//! than [`PROBE_AFTER`] is probed anyway. Connections idle past their backend's `pool_idle_timeout` are closed by the
 //! shard's sweep ([`ServerPool::purge`]).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::l4::socket::Socket;
 use crate::sys;
 
+/// A connection parked longer than this is always probed before use, even for a
+/// replayable request: a server may have sent something (an unsolicited `408`) before
+/// closing it, which must not be read as the next response.
+pub const PROBE_AFTER: Duration = Duration::from_millis(250);
+
 /// One parked connection.
 struct Parked {
     socket: Socket,
+    parked_at: Instant,
     expires: Instant,
 }
 
@@ -34,12 +42,16 @@ pub struct ServerPool {
 }
 
 impl ServerPool {
-    /// An idle connection to `address` that is still open, most recently parked first.
-    pub fn take(&mut self, address: SocketAddr) -> Option<Socket> {
+    /// An idle connection to `address`, most recently parked first. With `probe` (or when
+    /// it was parked more than [`PROBE_AFTER`] ago), only one that is still open and
+    /// silent (checked with one `recv`); otherwise the caller must cope with a connection
+    /// the server has just closed (by replaying the request).
+    pub fn take(&mut self, address: SocketAddr, probe: bool) -> Option<Socket> {
         let list = self.idle.get_mut(&address)?;
         while let Some(parked) = list.pop() {
             self.count -= 1;
-            if still_open(&parked.socket) {
+            let check = probe || parked.parked_at.elapsed() > PROBE_AFTER;
+            if !check || still_open(&parked.socket) {
                 return Some(parked.socket);
             }
         }
@@ -53,7 +65,11 @@ impl ServerPool {
         if list.len() >= max_idle {
             return;
         }
-        list.push(Parked { socket, expires });
+        list.push(Parked {
+            socket,
+            parked_at: Instant::now(),
+            expires,
+        });
         self.count += 1;
     }
 

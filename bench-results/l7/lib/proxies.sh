@@ -165,3 +165,16 @@ proxy_info() {
       echo "access_log_lines=${n:-0} log_bytes=$(stat -c %s "$rundir/halb.log" 2>/dev/null || echo 0)" ;;
   esac
 }
+
+# proxy_threads PID -> per-thread table: tid, name, allowed CPUs, last CPU, utime+stime ticks
+proxy_threads() {
+  local pid=$1 t
+  printf '  %-8s %-18s %-8s %-8s %s\n' tid comm allowed lastcpu ticks
+  for t in /proc/"$pid"/task/*; do
+    [[ -r $t/stat ]] || continue
+    printf '  %-8s %-18s %-8s %-8s %s\n' "${t##*/}" "$(cat "$t"/comm 2>/dev/null)" \
+      "$(awk '/^Cpus_allowed_list/{print $2}' "$t"/status 2>/dev/null)" \
+      "$(sed 's/.*) //' "$t"/stat | awk '{print $37}')" \
+      "$(sed 's/.*) //' "$t"/stat | awk '{print $12+$13}')"
+  done
+}
