@@ -30,6 +30,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 # shared helpers of the L4 benchmark: PID registry + EXIT trap (kill by PID), watchdog,
 # wait_quiet, CPU accounting from /proc
+# shellcheck source=../l4/lib/common.sh
 source "$REPO/bench-results/l4/lib/common.sh"
 source "$HERE/lib/backend-nginx.sh"
 source "$HERE/lib/proxies.sh"

@@ -1,5 +1,5 @@
 //! HTTP/1 parsing and framing, sans-io: functions take bytes and return results; no
-//! sockets, no async, no clocks. The L7 proxy (not wired yet) is the I/O shell around it.
+//! sockets, no async, no clocks. The L7 proxy ([`crate::l7`]) is the I/O shell around it.
 //!
 //! # The split
 //!

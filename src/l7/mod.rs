@@ -708,7 +708,7 @@ impl Conn<'_> {
                 self.buf.discard(self.shard);
                 if ok {
                     let tunnel = Deadline {
-                        limit: frontend.timeouts.tunnel,
+                        limit: backend.timeouts.tunnel,
                         end: End::TunnelTimeout,
                     };
                     let limits = crate::l4::IdleLimits {

@@ -55,8 +55,15 @@ pub struct Budget {
 }
 
 /// Raise RLIMIT_NOFILE's soft limit to the hard limit, then check that `maxconn` (or,
-/// when unset, a value derived from the limit) and the pipe pools fit; check memlock.
-pub fn prepare(maxconn: Option<u32>, maxpipes: u32, shards: usize) -> Result<Budget, LimitError> {
+/// when unset, a value derived from the limit), the pipe pools and the pools of idle
+/// HTTP server connections (`pooled_per_shard` descriptors per shard at most) fit; check
+/// memlock.
+pub fn prepare(
+    maxconn: Option<u32>,
+    maxpipes: u32,
+    pooled_per_shard: u64,
+    shards: usize,
+) -> Result<Budget, LimitError> {
     let files = sys::get_limit(Resource::OpenFiles)?;
     let soft = if files.soft < files.hard {
         match sys::set_soft_limit(Resource::OpenFiles, files.hard, files.hard) {
@@ -66,7 +73,7 @@ pub fn prepare(maxconn: Option<u32>, maxpipes: u32, shards: usize) -> Result<Bud
     } else {
         files.soft
     };
-    let pipe_fds = FDS_PER_PIPE * maxpipes as u64 * shards as u64;
+    let pipe_fds = (FDS_PER_PIPE * maxpipes as u64 + pooled_per_shard) * shards as u64;
     let maxconn = match maxconn {
         Some(m) => m as u64,
         None => soft.saturating_sub(FD_RESERVE + pipe_fds) / FDS_PER_CONNECTION,

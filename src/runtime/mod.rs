@@ -98,7 +98,23 @@ fn prepare(config: &Config) -> Result<Prepared, RuntimeError> {
     let cores = crate::sys::allowed_cpus();
     let placement = pinning::plan(config.global.shards, config.global.control_core, &cores)?;
     let shards = placement.shard_cores.len();
-    let budget = limits::prepare(config.global.maxconn, config.global.maxpipes, shards)?;
+    // Idle pooled server connections (HTTP backends) hold descriptors too.
+    let pooled_per_shard: u64 = config
+        .backends
+        .iter()
+        .filter(|b| {
+            b.mode == crate::config::Mode::Http
+                && !b.http_server_close
+                && b.http_reuse != crate::config::HttpReuse::Never
+        })
+        .map(|b| u64::from(b.pool_max_idle) * b.servers.len() as u64)
+        .sum();
+    let budget = limits::prepare(
+        config.global.maxconn,
+        config.global.maxpipes,
+        pooled_per_shard,
+        shards,
+    )?;
     for frontend in &config.frontends {
         for &address in &frontend.bind {
             listener::probe(&frontend.name, address)?;
