@@ -428,12 +428,7 @@ fn version_bytes(v: Version) -> &'static [u8] {
 }
 
 /// `put`, through the hook when the field is the one it watches.
-fn put_hooked(
-    out: &mut Vec<u8>,
-    name: &[u8],
-    value: &[u8],
-    hook: Option<(&str, &FieldHook<'_>)>,
-) {
+fn put_hooked(out: &mut Vec<u8>, name: &[u8], value: &[u8], hook: Option<(&str, &FieldHook<'_>)>) {
     match hook {
         Some((watched, f)) if name.eq_ignore_ascii_case(watched.as_bytes()) => {
             if let Some(v) = f(value) {

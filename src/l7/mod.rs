@@ -436,8 +436,10 @@ impl Conn<'_> {
             backend,
             &ctx,
             pinned_usable,
-            reuse,
-            !replayable,
+            PoolUse {
+                reuse,
+                probe: !replayable,
+            },
         )
         .await;
         let (server, server_index, reused) = match connected {
@@ -626,7 +628,9 @@ impl Conn<'_> {
             left = upload.left.clone();
             match joined.download {
                 Err(DownloadError::NoResponse { stale: true, .. })
-                    if reused && replayable && joined.upload.as_ref().map_or(true, |u| u.is_ok()) =>
+                    if reused
+                        && replayable
+                        && joined.upload.as_ref().map_or(true, |u| u.is_ok()) =>
                 {
                     server_buf.discard(self.shard);
                     match reconnect(self, backend, server_index, &mut server).await {
@@ -741,7 +745,9 @@ impl Conn<'_> {
                 // A server timeout before the response: 504, whichever side noticed.
                 if self.tracked.idle.expired() == Some(End::ServerTimeout) {
                     if bytes_out.get() == 0 {
-                        return self.fail(ctx_fail, 504, Outcome::ServerTimeout, record).await;
+                        return self
+                            .fail(ctx_fail, 504, Outcome::ServerTimeout, record)
+                            .await;
                     }
                     record.end = Outcome::ServerTimeout;
                     return false;
@@ -820,16 +826,25 @@ fn reuse_allowed(backend: &Backend, method: Method) -> bool {
     }
 }
 
+/// How a request may use the shard's pool of idle server connections.
+#[derive(Debug, Clone, Copy)]
+struct PoolUse {
+    /// It may take an idle connection ([`reuse_allowed`]).
+    reuse: bool,
+    /// A taken connection must be probed first (the request could not be replayed).
+    probe: bool,
+}
+
 /// A connected server.
 struct Connected {
     socket: Socket,
     retries: u32,
 }
 
-/// Pick a server and get a connection to it: an idle pooled one when `reuse`, else a
-/// new one, retrying per the backend's `retries` and `redispatch`. `probe`: check that a
-/// pooled connection is still open before using it (one `recv`); requests that can be
-/// replayed skip it and rely on the replay instead.
+/// Pick a server and get a connection to it: an idle pooled one when `pool.reuse`, else
+/// a new one, retrying per the backend's `retries` and `redispatch`. `pool.probe`: check
+/// that a pooled connection is still open before using it (one `recv`); requests that
+/// can be replayed skip it and rely on the replay instead.
 async fn choose_and_connect(
     shard: &Shard,
     view: &ShardView,
@@ -837,8 +852,7 @@ async fn choose_and_connect(
     backend: &Backend,
     ctx: &PickContext<'_>,
     pinned: Option<usize>,
-    reuse: bool,
-    probe: bool,
+    pool: PoolUse,
 ) -> Result<(Connected, usize, bool), (Outcome, u32)> {
     let mut tried: Vec<usize> = Vec::new();
     let mut retries = 0u32;
@@ -867,8 +881,8 @@ async fn choose_and_connect(
             return Err((outcome, retries));
         };
         let address = backend.servers[index].address;
-        if reuse {
-            if let Some(socket) = shard.server_pool.borrow_mut().take(address, probe) {
+        if pool.reuse {
+            if let Some(socket) = shard.server_pool.borrow_mut().take(address, pool.probe) {
                 view.balancer(backend_index).connection_started(index);
                 return Ok((Connected { socket, retries }, index, true));
             }
