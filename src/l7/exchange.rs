@@ -337,10 +337,15 @@ impl Download<'_> {
         let server_keep = head.keep_alive(self.buf.bytes()) && !close_delimited;
         let status = head.status;
 
-        // The head, plus what is already here of the body when it is small.
+        // The head, plus what is already here of the body when it is small. A server
+        // that wrote the head and the body separately (sendfile) usually has the body
+        // in flight already: one non-blocking look saves a send and a wait.
         self.out.clear();
         (self.write_head)(self.out, &head, self.buf.bytes(), !client_keep);
         self.buf.consume(head.head_len);
+        if self.buf.is_empty() && !left.is_done() {
+            let _ = super::io::fill_now(self.shard, self.server, self.buf, COPY_BUFFER);
+        }
         if !self.buf.is_empty() && self.buf.len() <= COALESCE {
             let (take, _) = left
                 .advance(self.buf.bytes())

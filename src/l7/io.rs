@@ -147,6 +147,22 @@ pub async fn fill(
     }
 }
 
+/// Receive what `socket` has right now into `buf`, without waiting: `Ok(0)` at end of
+/// stream, `WouldBlock` when nothing is there.
+pub fn fill_now(
+    shard: &Shard,
+    socket: &Socket,
+    buf: &mut Buffer,
+    capacity: usize,
+) -> io::Result<usize> {
+    if !buf.make_room(shard, capacity) {
+        return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer full"));
+    }
+    let n = sys::recv_now(socket.fd(), &mut buf.data[buf.end..])?;
+    buf.end += n;
+    Ok(n)
+}
+
 /// Write all of `data`: directly while the socket takes it, through glommio otherwise.
 /// Progress touches the idle watch.
 pub async fn write_all(
