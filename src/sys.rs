@@ -2,11 +2,11 @@
 //! `// SAFETY:` line. Everything exported is a safe function or type.
 //!
 //! What is here: pipes and `splice(2)` for zero-copy L4 forwarding, `O_NONBLOCK`,
-//! `shutdown(2)` on a raw descriptor, resource limits, and the hand-over of a socket2
-//! listener to glommio.
+//! `shutdown(2)` on a raw descriptor, resource limits, and the shard's epoll instance
+//! (`runtime::reactor`).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Turn a libc return value into an `io::Result`, reading `errno` on -1.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -126,22 +126,6 @@ impl Pipe {
         self.buffered -= n;
         Ok(n)
     }
-
-    /// Copy bytes out of the pipe into user memory (used only when the destination socket
-    /// is full: the copied bytes are then written with glommio, which awaits writability).
-    pub fn read_out(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf.len().min(self.buffered);
-        // SAFETY: `buf` is valid for writes of `want` ≤ buf.len() bytes for the whole call.
-        let n = check_size(unsafe {
-            libc::read(
-                self.read_end.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                want,
-            )
-        })?;
-        self.buffered -= n;
-        Ok(n)
-    }
 }
 
 /// `splice(2)` between two descriptors, one of which is a pipe, never blocking on the pipe
@@ -211,18 +195,10 @@ pub fn set_soft_limit(resource: Resource, soft: u64, hard: u64) -> io::Result<()
     check(unsafe { libc::setrlimit(resource.raw(), &lim) }).map(|_| ())
 }
 
-/// Hand a bound, listening socket2 socket to glommio. Must be called on the executor thread
-/// that will own the listener.
-pub fn into_glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListener {
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is a listening TCP socket whose ownership we just released with
-    // into_raw_fd; glommio's listener becomes its sole owner and closes it on drop.
-    unsafe { glommio::net::TcpListener::from_raw_fd(fd) }
-}
-
 /// Accept one connection now from a non-blocking listener, with its peer address; the
-/// socket is non-blocking. `WouldBlock` when none is waiting (the caller then awaits
-/// through glommio's own accept). One syscall, where glommio's accept costs four.
+/// socket is non-blocking. `WouldBlock` when none is waiting (the caller then awaits the
+/// listener's readability, see `runtime::reactor`). One syscall, where glommio's accept
+/// costs four.
 pub fn accept_now(listener: RawFd) -> io::Result<(OwnedFd, Option<std::net::SocketAddr>)> {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -243,12 +219,94 @@ pub fn accept_now(listener: RawFd) -> io::Result<(OwnedFd, Option<std::net::Sock
     Ok((fd, peer))
 }
 
-/// Turn an owned socket into a glommio stream (which then owns and closes it). glommio
-/// arms a readability poll for it at once.
-pub fn glommio_stream(fd: OwnedFd) -> glommio::net::TcpStream {
-    let raw = fd.into_raw_fd();
-    // SAFETY: `raw` was just released from an OwnedFd; the stream is its sole owner.
-    unsafe { glommio::net::TcpStream::from_raw_fd(raw) }
+/// An edge-triggered epoll instance (one per shard, see `runtime::reactor`).
+#[derive(Debug)]
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+/// One readiness event returned by [`Epoll::wait`].
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct EpollEvent(libc::epoll_event);
+
+impl EpollEvent {
+    /// An empty event (to size the buffer handed to [`Epoll::wait`]).
+    pub const EMPTY: EpollEvent = EpollEvent(libc::epoll_event { events: 0, u64: 0 });
+
+    /// The token given at registration.
+    pub fn token(&self) -> u64 {
+        self.0.u64
+    }
+
+    /// A read would not block now (data, end of stream, or an error to report).
+    pub fn readable(&self) -> bool {
+        let ev = self.0.events;
+        ev & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
+    /// The peer ended its stream, or the socket hung up or failed.
+    pub fn closed(&self) -> bool {
+        let ev = self.0.events;
+        ev & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
+    /// A write would not block now (room, or an error to report).
+    pub fn writable(&self) -> bool {
+        let ev = self.0.events;
+        ev & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+}
+
+impl Epoll {
+    /// A new epoll instance (close-on-exec).
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes a flag and returns a new descriptor or -1.
+        let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
+    }
+
+    /// Watch `fd` for input, output and hang-up, edge-triggered, reporting `token`. Once:
+    /// the registration lasts until the descriptor's last close.
+    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: `event` is a valid epoll_event for the duration of the call (the kernel
+        // copies it); an invalid `fd` yields EBADF.
+        check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) })
+            .map(|_| ())
+    }
+
+    /// The events ready now (never blocks): fills the start of `events`, returns how many.
+    pub fn wait(&self, events: &mut [EpollEvent]) -> io::Result<usize> {
+        let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
+        // SAFETY: `events` is valid for writes of `max` ≤ events.len() epoll_events
+        // (EpollEvent is repr(transparent) over epoll_event); timeout 0 never blocks.
+        let n = check(unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr() as *mut libc::epoll_event,
+                max,
+                0,
+            )
+        })?;
+        Ok(n as usize)
+    }
+
+    /// A glommio stream on a duplicate of the epoll descriptor: glommio arms an io_uring
+    /// readability poll for it at once, so its first read completes (with an error, an
+    /// epoll descriptor is no socket) once an event is ready. How the reactor sleeps.
+    pub fn glommio_waiter(&self) -> io::Result<glommio::net::TcpStream> {
+        // SAFETY: F_DUPFD_CLOEXEC takes an integer argument; no memory is passed.
+        let dup = check(unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+        // SAFETY: `dup` is a fresh descriptor owned by nobody else; the stream takes
+        // ownership and closes it on drop (the epoll instance stays open through `fd`).
+        Ok(unsafe { glommio::net::TcpStream::from_raw_fd(dup) })
+    }
 }
 
 /// TCP_NODELAY on a socket: without it, small writes wait for delayed ACKs.
@@ -284,17 +342,6 @@ pub fn connect_start(address: std::net::SocketAddr) -> io::Result<OwnedFd> {
         Err(e) => return Err(e),
     }
     Ok(OwnedFd::from(socket))
-}
-
-/// A second glommio stream on a duplicate of socket `fd` (same connection, own readiness
-/// sources). The splice path uses one to await writability of a socket whose primary
-/// handle is borrowed elsewhere.
-pub fn dup_glommio_stream(fd: RawFd) -> io::Result<glommio::net::TcpStream> {
-    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument; no memory is passed.
-    let dup = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: `dup` is a fresh descriptor owned by nobody else; the stream takes ownership
-    // and closes it on drop.
-    Ok(unsafe { glommio::net::TcpStream::from_raw_fd(dup) })
 }
 
 /// The local address of socket `fd` (`getsockname`).

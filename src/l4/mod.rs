@@ -15,11 +15,8 @@ pub mod socket;
 use std::cell::Cell;
 use std::fmt;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Instant;
-
-use futures_lite::future::poll_fn;
 
 use crate::balance::PickContext;
 use crate::config::Backend;
@@ -255,25 +252,32 @@ async fn connect(
 
 /// Connect to `address` within `limit`: a non-blocking `connect(2)`, then a zero-length
 /// `send`, which says whether the handshake is done (at once on loopback), failed, or is
-/// still in progress — only then is writability awaited, through glommio, under a timer.
+/// still in progress — only then is writability awaited (shard reactor), under a timer.
 pub(crate) async fn connect_one(
     address: SocketAddr,
     limit: std::time::Duration,
 ) -> std::io::Result<Socket> {
-    let fd = sys::connect_start(address)?;
-    let pending = match sys::send_now(fd.as_raw_fd(), &[]) {
-        Ok(_) => return Ok(Socket::from_fd(fd)),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Socket::from_fd(fd),
+    let socket = Socket::connected(sys::connect_start(address)?)?;
+    match socket.send(&[]) {
+        Ok(_) => return Ok(socket),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e),
-    };
+    }
     let established = glommio::timer::timeout(limit, async {
-        poll_fn(|cx| pending.poll_write(cx, &[]))
-            .await
-            .map_err(glommio::GlommioError::from)
+        loop {
+            socket.writable().await;
+            match socket.send(&[]) {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(glommio::GlommioError::from(e)),
+            }
+        }
     })
     .await;
     match established {
-        Ok(_) => Ok(pending),
+        Ok(()) => Ok(socket),
         Err(glommio::GlommioError::TimedOut(_)) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("no answer within {limit:?}"),

@@ -6,24 +6,20 @@
 //! allows splicing and the shard has a pipe free — the direction switches to zero-copy:
 //! socket → pipe → socket with `splice(2)`, pages moved, never copied through user memory.
 //!
-//! Waits go through glommio (io_uring), see [`super::socket`]: readability by a one-byte
-//! glommio read (copy mode) or a 1-byte `MSG_PEEK` receive (splice mode, where nothing
-//! may be consumed), writability by glommio's write. The `MSG_PEEK` wait is an async call
-//! that holds its stream for the whole wait, so a spliced direction peeks on a duplicate
-//! of its source socket, made when it switches. Descriptors: a spliced direction holds a
-//! pipe (two) and that duplicate (one); a copying one nothing extra.
+//! Waits (nothing to read, no room to write) go through the shard's epoll reactor, see
+//! [`super::socket`]: a `WouldBlock` clears the socket's readiness, the wait resolves at
+//! the next event, then the syscall is tried again. A spliced direction holds a pipe (two
+//! descriptors); a copying one nothing extra.
 
 use std::cell::Cell;
 use std::io;
 use std::os::fd::RawFd;
 
-use futures_lite::future::poll_fn;
-use glommio::net::TcpStream;
-
 use super::idle::{Deadline, IdleWatch, Side};
 use super::socket::Socket;
+use crate::runtime::reactor::Interest;
 use crate::runtime::shard::Shard;
-use crate::sys::{self, Pipe};
+use crate::sys::Pipe;
 
 /// How a direction stopped, when it did not reach a clean end of stream. (Idle timeouts
 /// are not errors of a direction: the shard's sweep marks the connection, see
@@ -54,7 +50,7 @@ pub struct Limits {
 pub struct PumpStats {
     /// Bytes that went through splice (the rest were copied).
     pub spliced: u64,
-    /// Times the destination was full and bytes were written through glommio.
+    /// Times the destination was full and writability had to be awaited.
     pub congested: u64,
 }
 
@@ -68,8 +64,6 @@ pub struct Direction<'a> {
     limits: Limits,
     watch: &'a IdleWatch,
     moved: &'a Cell<u64>,
-    /// A duplicate of the source socket to await readability on while splicing.
-    peeker: Option<TcpStream>,
     pipe: Option<Pipe>,
     /// Counters.
     pub stats: PumpStats,
@@ -96,7 +90,6 @@ impl<'a> Direction<'a> {
             limits,
             watch,
             moved,
-            peeker: None,
             pipe: None,
             stats: PumpStats::default(),
         }
@@ -131,71 +124,41 @@ impl<'a> Direction<'a> {
         }
     }
 
-    /// Read what the source has into a pooled buffer: a plain `recv`; when nothing is
-    /// there, the buffer goes back to the pool and a one-byte read through glommio awaits
-    /// the data (one io_uring poll), then a `recv` takes the rest. Returns the buffer and
-    /// the bytes in it (0 at end of stream).
+    /// Read what the source has into a pooled buffer (a plain `recv`). While nothing is
+    /// there the buffer goes back to the pool and the source's readability is awaited.
+    /// Returns the buffer and the bytes in it (0 at end of stream).
     async fn read_chunk(&mut self) -> Result<(Vec<u8>, usize), PumpError> {
-        let mut buf = self.shard.take_buffer();
+        if !self.src.may_read() {
+            // Known to be drained: no `recv` that would only say `WouldBlock`.
+            self.wait_readable().await?;
+        }
         loop {
-            match sys::recv_now(self.src_fd, &mut buf) {
-                Ok(n) => return Ok((buf, n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.shard.give_back_buffer(buf);
-                    return Err(PumpError::Source(e));
+            let mut buf = self.shard.take_buffer();
+            loop {
+                match self.src.recv(&mut buf) {
+                    Ok(n) => return Ok((buf, n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.shard.give_back_buffer(buf);
+                        return Err(PumpError::Source(e));
+                    }
                 }
             }
-        }
-        self.shard.give_back_buffer(buf);
-        let src = self.src;
-        let mut first = [0u8; 1];
-        let got = {
-            let _waiting = self
-                .watch
-                .waiting(self.limits.side, self.limits.source_idle);
-            poll_fn(|cx| src.poll_read(cx, &mut first))
-                .await
-                .map_err(PumpError::Source)?
-        };
-        let mut buf = self.shard.take_buffer();
-        if got == 0 {
-            return Ok((buf, 0));
-        }
-        buf[0] = first[0];
-        match sys::recv_now(self.src_fd, &mut buf[1..]) {
-            Ok(n) => Ok((buf, 1 + n)),
-            // Nothing more yet, or the end of stream right after that byte (seen next time).
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                Ok((buf, 1))
-            }
-            Err(e) => {
-                self.shard.give_back_buffer(buf);
-                Err(PumpError::Source(e))
-            }
+            self.shard.give_back_buffer(buf);
+            self.wait_readable().await?;
         }
     }
 
-    /// Take a pipe and a duplicate of the source to peek on (both sockets are already
-    /// non-blocking, which splice needs: it honours only O_NONBLOCK).
+    /// Take a pipe (both sockets are already non-blocking, which splice needs: it honours
+    /// only O_NONBLOCK).
     fn start_splicing(&mut self) -> bool {
-        let Some(pipe) = self.shard.take_pipe() else {
-            return false;
-        };
-        match sys::dup_glommio_stream(self.src_fd) {
-            Ok(peeker) => {
-                self.peeker = Some(peeker);
+        match self.shard.take_pipe() {
+            Some(pipe) => {
                 self.pipe = Some(pipe);
                 true
             }
-            Err(_) => {
-                self.shard.give_back_pipe(pipe);
-                false
-            }
+            None => false,
         }
     }
 
@@ -209,6 +172,7 @@ impl<'a> Direction<'a> {
                 Ok(_) => self.watch.touch(),
                 // The pipe is empty here, so it is the socket that has nothing.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.src.blocked(Interest::Read);
                     self.wait_readable().await?;
                     continue;
                 }
@@ -224,16 +188,13 @@ impl<'a> Direction<'a> {
                         self.watch.touch();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // Destination full: move one buffer's worth out of the pipe and
-                        // let glommio write it when the socket has room, then splice on.
-                        let mut buf = self.shard.take_buffer();
-                        let got = pipe.read_out(&mut buf).map_err(PumpError::Source);
-                        let result = match got {
-                            Ok(n) => self.write_waiting(&buf[..n]).await,
-                            Err(e) => Err(e),
-                        };
-                        self.shard.give_back_buffer(buf);
-                        result?;
+                        // Destination full: await room, then splice on.
+                        self.dst.blocked(Interest::Write);
+                        self.stats.congested += 1;
+                        let _waiting = self
+                            .watch
+                            .waiting(self.limits.side, self.limits.destination_idle);
+                        self.dst.writable().await;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(PumpError::Destination(e)),
@@ -242,55 +203,40 @@ impl<'a> Direction<'a> {
         }
     }
 
-    /// Await readability of the source without consuming anything (splice mode).
+    /// Await readability of the source (after a `WouldBlock`), as an idle wait.
     async fn wait_readable(&mut self) -> Result<(), PumpError> {
-        let mut probe = [0u8; 1];
-        let src = self.peeker.as_ref().expect("splicing");
         let _waiting = self
             .watch
             .waiting(self.limits.side, self.limits.source_idle);
-        src.peek(&mut probe)
-            .await
-            .map(|_| ())
-            .map_err(|e| PumpError::Source(e.into()))
+        self.src.readable().await;
+        Ok(())
     }
 
-    /// Write all of `data`: directly while the socket takes it, through glommio otherwise.
+    /// Write all of `data`: directly while the socket takes it, awaiting room when full.
     async fn write_all(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
-        let dst_fd = self.dst_fd;
+        let mut waited = false;
         while !data.is_empty() {
-            match sys::send_now(dst_fd, data) {
+            match self.dst.send(data) {
                 Ok(n) => {
                     self.moved.set(self.moved.get() + n as u64);
+                    if waited {
+                        self.watch.touch();
+                    }
                     data = &data[n..];
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return self.write_waiting(data).await;
+                    if !waited {
+                        self.stats.congested += 1;
+                        waited = true;
+                    }
+                    let _waiting = self
+                        .watch
+                        .waiting(self.limits.side, self.limits.destination_idle);
+                    self.dst.writable().await;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(PumpError::Destination(e)),
             }
-        }
-        Ok(())
-    }
-
-    /// Write `data` through glommio, which awaits writability (io_uring poll) as needed.
-    async fn write_waiting(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
-        self.stats.congested += 1;
-        let dst = self.dst;
-        let _waiting = self
-            .watch
-            .waiting(self.limits.side, self.limits.destination_idle);
-        while !data.is_empty() {
-            let n = poll_fn(|cx| dst.poll_write(cx, data))
-                .await
-                .map_err(PumpError::Destination)?;
-            if n == 0 {
-                return Err(PumpError::Destination(io::ErrorKind::WriteZero.into()));
-            }
-            self.moved.set(self.moved.get() + n as u64);
-            self.watch.touch();
-            data = &data[n..];
         }
         Ok(())
     }

@@ -1,82 +1,102 @@
-//! One side of a proxied connection: a socket used with plain non-blocking syscalls, that
-//! becomes a glommio stream only the first time something has to be awaited on it.
+//! One side of a proxied connection: a non-blocking socket used with plain syscalls, that
+//! waits for readiness through its shard's epoll reactor ([`crate::runtime::reactor`]).
 //!
-//! glommio arms an io_uring readability poll for every stream it is handed, and each of
-//! its partial reads arms another one at once; on a short connection most of those polls
-//! are never needed. So data moves with `recv`/`send` directly, and only a `WouldBlock`
-//! creates (once) the glommio stream whose poll is then the wait. A read wait asks glommio
-//! for exactly one byte — a read that fills its buffer arms nothing more — and the rest is
-//! taken with a plain `recv`.
+//! A socket is registered with the reactor when it is made (one `epoll_ctl`), so its
+//! readiness is always known: data moves with `recv`/`send` directly while the socket is
+//! marked ready; a `WouldBlock` — or a short read, which means the receive queue was
+//! emptied — marks it not ready, and a wait then resolves at the next event. So no
+//! syscall is spent only to learn that a socket has nothing.
 
-use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use futures_lite::io::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
+use futures_lite::future::poll_fn;
 
+use crate::runtime::reactor::{self, Interest, Registration};
 use crate::sys;
 
-enum Inner {
-    /// Not awaited on yet.
-    Raw(OwnedFd),
-    /// Handed to glommio (which now owns the descriptor).
-    Stream(TcpStream),
-    /// Only during the hand-over.
-    Moving,
-}
-
-/// A connected, non-blocking TCP socket. Borrowed by both directions of a connection;
-/// the inner state is borrowed only within one call or one poll, never across an await.
+/// A connected (or listening), non-blocking socket. Borrowed by both directions of a
+/// connection: at most one task reads it and one writes it at a time.
 pub struct Socket {
-    fd: RawFd,
-    inner: RefCell<Inner>,
+    // Dropped first: the slot is freed, then the descriptor closes (which removes it from
+    // epoll).
+    registration: Registration,
+    fd: OwnedFd,
 }
 
 impl Socket {
-    /// A socket from an owned, non-blocking descriptor.
-    pub fn from_fd(fd: OwnedFd) -> Socket {
-        Socket {
-            fd: fd.as_raw_fd(),
-            inner: RefCell::new(Inner::Raw(fd)),
-        }
+    /// An accepted socket, or a listener: worth a read at once (data or connections may be
+    /// waiting already).
+    pub fn accepted(fd: OwnedFd) -> io::Result<Socket> {
+        Socket::register(fd, true)
     }
 
-    /// A socket glommio already holds (its accept fallback). It must be non-blocking.
-    pub fn from_stream(stream: TcpStream) -> Socket {
-        Socket {
-            fd: stream.as_raw_fd(),
-            inner: RefCell::new(Inner::Stream(stream)),
-        }
+    /// A socket this proxy connected: nothing to read until it has sent something, so the
+    /// first read waits for an event (the registration reports data already there).
+    pub fn connected(fd: OwnedFd) -> io::Result<Socket> {
+        Socket::register(fd, false)
+    }
+
+    fn register(fd: OwnedFd, readable: bool) -> io::Result<Socket> {
+        let registration = reactor::current().register(fd.as_raw_fd(), readable)?;
+        Ok(Socket { registration, fd })
     }
 
     /// The descriptor (valid as long as this socket lives).
     pub fn fd(&self) -> RawFd {
-        self.fd
+        self.fd.as_raw_fd()
     }
 
-    fn with_stream<R>(&self, f: impl FnOnce(&mut TcpStream) -> R) -> R {
-        let mut inner = self.inner.borrow_mut();
-        if let Inner::Raw(_) = &*inner {
-            if let Inner::Raw(fd) = std::mem::replace(&mut *inner, Inner::Moving) {
-                *inner = Inner::Stream(sys::glommio_stream(fd));
+    /// `recv` now; a `WouldBlock` clears the read readiness, and so does a short read
+    /// (TCP returns less than asked only when its receive queue is empty: the next
+    /// arrival queues a new event), which saves the `recv` that would say `WouldBlock`.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = sys::recv_now(self.fd(), buf);
+        match &result {
+            Ok(n) if *n > 0 && *n < buf.len() => self.registration.drained(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.registration.clear(Interest::Read)
             }
+            _ => {}
         }
-        match &mut *inner {
-            Inner::Stream(stream) => f(stream),
-            _ => unreachable!("a socket is raw or a stream"),
-        }
+        result
     }
 
-    /// Await readability and read into `buf` through glommio (callers pass one byte).
-    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.with_stream(|s| Pin::new(s).poll_read(cx, buf))
+    /// `send` now; a `WouldBlock` clears the write readiness.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let result = sys::send_now(self.fd(), buf);
+        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.registration.clear(Interest::Write);
+        }
+        result
     }
 
-    /// Await writability and write `buf` through glommio.
-    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.with_stream(|s| Pin::new(s).poll_write(cx, buf))
+    /// Another syscall on this socket (splice, accept, ...) said `WouldBlock` for
+    /// `interest`. Call it right after that syscall, with no await in between.
+    pub fn blocked(&self, interest: Interest) {
+        self.registration.clear(interest);
+    }
+
+    /// Whether a read may find something: false when the socket is known to be drained
+    /// (a read found it empty, or it was connected by us, and no event came since).
+    pub fn may_read(&self) -> bool {
+        self.registration.is_ready(Interest::Read)
+    }
+
+    /// Resolves when the socket is (or may be) ready for `interest`: at once if it is
+    /// marked ready, else at the next event.
+    pub fn ready(&self, interest: Interest) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| self.registration.poll_ready(interest, cx))
+    }
+
+    /// [`Socket::ready`] for reading.
+    pub fn readable(&self) -> impl Future<Output = ()> + '_ {
+        self.ready(Interest::Read)
+    }
+
+    /// [`Socket::ready`] for writing.
+    pub fn writable(&self) -> impl Future<Output = ()> + '_ {
+        self.ready(Interest::Write)
     }
 }

@@ -119,7 +119,6 @@ impl Upload<'_> {
                     self.capacity,
                     self.watch,
                     self.client_wait,
-                    true,
                 )
                 .await
                 .map_err(UploadError::Client)?;
@@ -219,7 +218,6 @@ impl Download<'_> {
     /// Receive the response (skipping interim ones after relaying them) and forward it.
     pub async fn run(&mut self) -> Result<Downloaded, DownloadError> {
         let mut received_any = false;
-        let mut try_first = false;
         loop {
             // Parse what is there, or read more.
             let head = if self.buf.is_empty() {
@@ -239,10 +237,8 @@ impl Download<'_> {
                     COPY_BUFFER,
                     self.watch,
                     self.server_wait,
-                    try_first,
                 )
                 .await;
-                try_first = true;
                 match got {
                     Ok(0) => {
                         return Err(self.no_response(received_any, None));
@@ -365,7 +361,6 @@ impl Download<'_> {
                     COPY_BUFFER,
                     self.watch,
                     self.server_wait,
-                    true,
                 )
                 .await;
                 match got {

@@ -1,19 +1,15 @@
 //! Buffers and socket I/O of the HTTP proxy.
 //!
 //! Same approach as L4 ([`crate::l4::socket`]): data moves with plain non-blocking
-//! `recv`/`send`; only when a socket has nothing to give (or no room) is the wait handed
-//! to glommio — a one-byte read (readability) or a write (writability) — while the
-//! connection's [`IdleWatch`] knows what it waits for, so the shard's sweep enforces the
-//! timeouts without a timer per wait.
+//! `recv`/`send`; only when a socket has nothing to give (or no room) is its readiness
+//! awaited (the shard's epoll reactor), while the connection's [`IdleWatch`] knows what it
+//! waits for, so the shard's sweep enforces the timeouts without a timer per wait.
 
 use std::io;
-
-use futures_lite::future::poll_fn;
 
 use crate::l4::idle::{Deadline, IdleWatch, Side};
 use crate::l4::socket::Socket;
 use crate::runtime::shard::{Shard, COPY_BUFFER};
-use crate::sys;
 
 /// A read buffer: bytes `start..end` of `data` are received and not yet consumed.
 /// Backed by the shard's pooled 64 KiB buffers (a bigger one when the head limit needs
@@ -93,10 +89,9 @@ pub struct Wait {
     pub deadline: Deadline,
 }
 
-/// Receive more bytes into `buf` (at least one, or 0 at end of stream). With
-/// `try_first`, a plain `recv` is tried before waiting; callers that know nothing can be
-/// there yet (they just sent a request) skip it. Errors with `OutOfMemory` kind if the
-/// buffer is full.
+/// Receive more bytes into `buf` (at least one, or 0 at end of stream): a plain `recv`
+/// if the socket may have something, else (or after a `WouldBlock`) a wait for its
+/// readiness first. Errors with `OutOfMemory` kind if the buffer is full.
 pub async fn fill(
     shard: &Shard,
     socket: &Socket,
@@ -104,46 +99,26 @@ pub async fn fill(
     capacity: usize,
     watch: &IdleWatch,
     wait: Wait,
-    try_first: bool,
 ) -> io::Result<usize> {
     if !buf.make_room(shard, capacity) {
         return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer full"));
     }
-    if try_first {
-        loop {
-            match sys::recv_now(socket.fd(), &mut buf.data[buf.end..]) {
+    let mut try_now = socket.may_read();
+    loop {
+        if try_now {
+            match socket.recv(&mut buf.data[buf.end..]) {
                 Ok(n) => {
                     buf.end += n;
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
-    }
-    let got = {
+        try_now = true;
         let _waiting = watch.waiting(wait.side, wait.deadline);
-        let end = buf.end;
-        let first = &mut buf.data[end..end + 1];
-        poll_fn(|cx| socket.poll_read(cx, first)).await?
-    };
-    if got == 0 {
-        return Ok(0);
-    }
-    buf.end += 1;
-    match sys::recv_now(socket.fd(), &mut buf.data[buf.end..]) {
-        Ok(n) => {
-            buf.end += n;
-            Ok(1 + n)
-        }
-        // Nothing more yet, or an end of stream right after that byte (seen next time).
-        Err(e)
-            if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted =>
-        {
-            Ok(1)
-        }
-        Err(e) => Err(e),
+        socket.readable().await;
     }
 }
 
@@ -158,32 +133,32 @@ pub fn fill_now(
     if !buf.make_room(shard, capacity) {
         return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer full"));
     }
-    let n = sys::recv_now(socket.fd(), &mut buf.data[buf.end..])?;
+    let n = socket.recv(&mut buf.data[buf.end..])?;
     buf.end += n;
     Ok(n)
 }
 
-/// Write all of `data`: directly while the socket takes it, through glommio otherwise.
-/// Progress touches the idle watch.
+/// Write all of `data`: directly while the socket takes it, awaiting room when full.
+/// Progress after a wait touches the idle watch.
 pub async fn write_all(
     socket: &Socket,
     mut data: &[u8],
     watch: &IdleWatch,
     wait: Wait,
 ) -> io::Result<()> {
+    let mut waited = false;
     while !data.is_empty() {
-        match sys::send_now(socket.fd(), data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let _waiting = watch.waiting(wait.side, wait.deadline);
-                while !data.is_empty() {
-                    let n = poll_fn(|cx| socket.poll_write(cx, data)).await?;
-                    if n == 0 {
-                        return Err(io::ErrorKind::WriteZero.into());
-                    }
+        match socket.send(data) {
+            Ok(n) => {
+                if waited {
                     watch.touch();
-                    data = &data[n..];
                 }
+                data = &data[n..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                waited = true;
+                let _waiting = watch.waiting(wait.side, wait.deadline);
+                socket.writable().await;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -141,16 +141,7 @@ impl Conn<'_> {
                     end: End::KeepAliveTimeout,
                 },
             };
-            let got = fill(
-                shard,
-                &self.socket,
-                &mut self.buf,
-                capacity,
-                watch,
-                wait,
-                false,
-            )
-            .await;
+            let got = fill(shard, &self.socket, &mut self.buf, capacity, watch, wait).await;
             self.tracked.set_between_requests(false);
             match got {
                 Ok(n) if n > 0 => {}
@@ -177,16 +168,7 @@ impl Conn<'_> {
                     Err(e) => return Head::Failed(e.status(), Outcome::BadRequest, started),
                 }
             }
-            let got = fill(
-                shard,
-                &self.socket,
-                &mut self.buf,
-                capacity,
-                watch,
-                wait,
-                true,
-            )
-            .await;
+            let got = fill(shard, &self.socket, &mut self.buf, capacity, watch, wait).await;
             match got {
                 Ok(0) | Err(_) => {
                     if watch.expired() == Some(End::RequestTimeout) {

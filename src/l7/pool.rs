@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::l4::socket::Socket;
-use crate::sys;
 
 /// A connection parked longer than this is always probed before use, even for a
 /// replayable request: a server may have sent something (an unsolicited `408`) before
@@ -107,9 +106,13 @@ impl ServerPool {
 /// A parked connection is usable if reading it would block: no end of stream, no error,
 /// and no unsolicited bytes (which would desynchronise the next response).
 fn still_open(socket: &Socket) -> bool {
+    // Known drained (no event since its last read): open and silent, no syscall needed.
+    if !socket.may_read() {
+        return true;
+    }
     let mut probe = [0u8; 1];
     matches!(
-        sys::recv_now(socket.fd(), &mut probe),
+        socket.recv(&mut probe),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock
     )
 }

@@ -8,11 +8,11 @@ pub const MIN_MEMLOCK_PER_SHARD: u64 = 512 * 1024;
 /// Descriptors used per connection slot: client + server sockets.
 pub const FDS_PER_CONNECTION: u64 = 2;
 
-/// Descriptors per pipe lent to a spliced direction: its two ends, plus the duplicate of
-/// the source socket the direction peeks on (see `l4::pump`).
-pub const FDS_PER_PIPE: u64 = 3;
+/// Descriptors per pipe lent to a spliced direction: its two ends (see `l4::pump`).
+pub const FDS_PER_PIPE: u64 = 2;
 
-/// Descriptors kept for listeners, io_uring, logs and the control thread.
+/// Descriptors kept for listeners, io_uring, the shards' epoll instances, logs and the
+/// control thread.
 pub const FD_RESERVE: u64 = 256;
 
 /// A limit is too low to run this configuration.

@@ -97,8 +97,8 @@ pub fn bind(frontend: &str, address: SocketAddr, backlog: u32) -> Result<Socket,
     socket
         .listen(backlog.min(i32::MAX as u32) as i32)
         .map_err(|e| classify(frontend, address, e))?;
-    // Shards accept with a plain accept4 first and fall back to glommio only when nothing
-    // is waiting; that needs a non-blocking listener.
+    // Shards accept with a plain accept4 and await readability (epoll) when nothing is
+    // waiting; that needs a non-blocking listener.
     socket
         .set_nonblocking(true)
         .map_err(|e| classify(frontend, address, e))?;

@@ -10,9 +10,9 @@ pub mod identity;
 pub mod limits;
 pub mod listener;
 pub mod pinning;
+pub mod reactor;
 pub mod shard;
 
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -380,18 +380,22 @@ async fn shard_main(
         .iter()
         .map(|&n| Rc::new(Semaphore::new(n)))
         .collect();
+    // The shard's readiness reactor (epoll), created now rather than at the first wait.
+    drop(reactor::current());
     let mut accept_tasks = Vec::with_capacity(listeners.len());
     for (frontend, socket) in listeners {
-        let listener_fd = socket.as_raw_fd();
-        let listener = crate::sys::into_glommio_listener(socket);
+        let listener = match crate::l4::socket::Socket::accepted(std::os::fd::OwnedFd::from(socket))
+        {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("shard {}: cannot watch a listener: {}", shard.id, e);
+                continue;
+            }
+        };
         let shard = Rc::clone(&shard);
         let slots = Rc::clone(&frontend_slots[frontend]);
         accept_tasks.push(glommio::spawn_local(accept_loop(
-            listener,
-            listener_fd,
-            frontend,
-            shard,
-            slots,
+            listener, frontend, shard, slots,
         )));
     }
     let _ = started.send(Event::ShardStarted(shard.id));
@@ -405,8 +409,7 @@ async fn shard_main(
 /// Accept connections of one listener while this shard has connection slots left (when
 /// it has none, new connections wait in the kernel's accept backlog).
 async fn accept_loop(
-    listener: glommio::net::TcpListener,
-    listener_fd: std::os::fd::RawFd,
+    listener: crate::l4::socket::Socket,
     frontend: usize,
     shard: Rc<Shard>,
     frontend_slots: Rc<Semaphore>,
@@ -419,24 +422,27 @@ async fn accept_loop(
         let Ok(local) = frontend_slots.acquire_static_permit(1).await else {
             return;
         };
-        let accepted = match crate::sys::accept_now(listener_fd)
-            .map(|(fd, peer)| (crate::l4::socket::Socket::from_fd(fd), peer))
-        {
-            // Nothing waiting: let glommio await the next connection (io_uring). Its
-            // sockets come back blocking; the L4 path (splice) needs O_NONBLOCK.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => listener
-                .accept()
-                .await
-                .map_err(std::io::Error::from)
-                .and_then(|s| {
-                    crate::sys::set_nonblocking(s.as_raw_fd())?;
-                    let peer = s.peer_addr().ok();
-                    Ok((crate::l4::socket::Socket::from_stream(s), peer))
-                }),
-            other => other,
+        let accepted = loop {
+            match crate::sys::accept_now(listener.fd()) {
+                // Nothing waiting: await the listener's readability (shard reactor).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    listener.blocked(reactor::Interest::Read);
+                    listener.readable().await;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((fd, peer)) => {
+                let stream = match crate::l4::socket::Socket::accepted(fd) {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::warn!("shard {}: cannot watch a connection: {}", shard.id, e);
+                        drop((global, local));
+                        continue;
+                    }
+                };
                 let shard = Rc::clone(&shard);
                 glommio::spawn_local(async move {
                     if http {
