@@ -555,8 +555,6 @@ impl Conn<'_> {
         shard_attach(self, &server);
         let capacity = (http.limits.max_head + 1).max(COPY_BUFFER);
         let mut server_buf = Buffer::default();
-        let response_started = Instant::now();
-        let _ = response_started;
         let outcome = loop {
             watch.touch();
             if let Err(e) =
@@ -574,7 +572,7 @@ impl Conn<'_> {
                 tracing::debug!("sending the request to {}: {e}", record.server);
                 break Err((502, Outcome::ServerError));
             }
-            let upload = Upload {
+            let mut upload = Upload {
                 shard: self.shard,
                 client: &self.socket,
                 buf: &mut self.buf,
@@ -605,9 +603,7 @@ impl Conn<'_> {
                 head_at: &head_at,
                 write_head: &write_head,
             };
-            let mut upload = upload;
             let joined = exchange::run_both(upload.run(), download.run(), server.fd()).await;
-            left = upload.left.clone();
             match joined.download {
                 Err(DownloadError::NoResponse { stale: true, .. })
                     if reused
@@ -629,7 +625,6 @@ impl Conn<'_> {
         record.bytes_in = bytes_in.get();
         record.bytes_out = bytes_out.get();
         record.response_head = head_at.get();
-        let _ = left;
 
         let (upload, download) = match outcome {
             Err((status, outcome)) => {
