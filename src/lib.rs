@@ -12,4 +12,5 @@ pub mod l7;
 pub mod logging;
 pub mod runtime;
 pub mod snapshot;
+pub mod stats;
 pub mod sys;

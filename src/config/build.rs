@@ -347,6 +347,7 @@ pub(super) fn build(root: &Table, r: &mut Reader<'_>, source: &Path) -> Config {
         defaults,
         frontends: frontends.into_iter().map(|(f, _)| f).collect(),
         backends,
+        stats: None,
     }
 }
 
@@ -856,6 +857,7 @@ fn backend(
             Some(timeouts(r, f, defaults.timeouts, &BACKEND_TIMEOUTS))
         })
         .unwrap_or(defaults.timeouts),
+        check: None,
         servers,
         name,
     };
@@ -991,6 +993,8 @@ fn servers(
             backup: get(r, table, &sf, "backup", |r, f| r.boolean(f)).unwrap_or(false),
             disabled: get(r, table, &sf, "disabled", |r, f| r.boolean(f)).unwrap_or(false),
             cookie: None,
+            check: None,
+            slowstart: None,
         };
         let mut site = None;
         if let Some(cf) = r.child(table, &sf, "cookie") {

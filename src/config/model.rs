@@ -28,6 +28,8 @@ pub struct Config {
     pub frontends: Vec<Frontend>,
     /// `[backend.NAME]` sections, sorted by name.
     pub backends: Vec<Backend>,
+    /// `[stats]`: the stats page listener (`None` = no stats page).
+    pub stats: Option<Stats>,
 }
 
 impl Config {
@@ -83,7 +85,7 @@ pub struct Global {
     pub group: Option<String>,
     /// Where connection logs go.
     pub log: LogTarget,
-    /// Path of the admin Unix socket (used once the admin API lands).
+    /// Path of the admin Unix socket (`halb ctl`); `None` = no admin socket.
     pub admin_socket: Option<PathBuf>,
     /// On SIGTERM/SIGINT, how long connections in flight may drain before the process
     /// exits anyway (`hard_stop_after`, as in HAProxy). Default 30 s.
@@ -349,6 +351,9 @@ pub struct Backend {
     pub pool_max_idle: u32,
     /// `pool_idle_timeout`: an idle pooled connection older than this is closed. Default 30 s.
     pub pool_idle_timeout: Duration,
+    /// `check = { ... }`: the backend's health-check settings, used by servers with
+    /// `check = true` and overridden key by key by a server's `check = { ... }`.
+    pub check: Option<Check>,
     /// Servers, in declaration order.
     pub servers: Vec<Server>,
 }
@@ -368,4 +373,122 @@ pub struct Server {
     pub disabled: bool,
     /// `cookie = "value"`: this server's persistence cookie value (http backends).
     pub cookie: Option<String>,
+    /// `check = true | { ... }`: the resolved health check (the backend's `check` with this
+    /// server's overrides); `None` = not checked, the server is always considered UP.
+    pub check: Option<Check>,
+    /// `slowstart = "30s"`: after coming back UP, the server's effective weight ramps from
+    /// ~0 to `weight` over this long. `None` = full weight at once.
+    pub slowstart: Option<Duration>,
+}
+
+/// `check = { type = "tcp" | "http", ... }`: how and how often a server is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// `type`: a TCP connect, or an HTTP request whose answer is matched.
+    pub kind: CheckKind,
+    /// `inter`: time between two checks of a server that is steadily UP. Default 2 s.
+    pub inter: Duration,
+    /// `fastinter`: time between checks while the server is changing state (going up or
+    /// going down). Default `inter`.
+    pub fastinter: Duration,
+    /// `downinter`: time between checks of a server that is DOWN. Default `inter`.
+    pub downinter: Duration,
+    /// `rise`: consecutive successful checks that bring a DOWN server UP. Default 2.
+    pub rise: u32,
+    /// `fall`: consecutive failed checks that take an UP server DOWN. Default 3.
+    pub fall: u32,
+    /// `timeout`: how long one check may take (connect + answer). Default
+    /// `timeouts.check` (2 s).
+    pub timeout: Duration,
+    /// `port`: check this port instead of the server's.
+    pub port: Option<u16>,
+    /// `address`: check this IP address instead of the server's.
+    pub address: Option<std::net::IpAddr>,
+    /// `observe = "layer4" | "layer7"`: also watch live traffic; `error_limit`
+    /// consecutive errors mark the server DOWN like failed checks. `None` = off.
+    pub observe: Option<Observe>,
+    /// `error_limit`: consecutive live-traffic errors (per shard) that mark the server
+    /// DOWN when `observe` is on. Default 10.
+    pub error_limit: u32,
+    /// `on_marked_down = "shutdown-sessions"`: when the server goes DOWN, close the
+    /// connections it still has. Default false (they finish).
+    pub shutdown_sessions_on_down: bool,
+}
+
+impl Check {
+    /// Where the check connects for a server at `server`: `address`/`port` override it.
+    pub fn target(&self, server: SocketAddr) -> SocketAddr {
+        SocketAddr::new(
+            self.address.unwrap_or(server.ip()),
+            self.port.unwrap_or(server.port()),
+        )
+    }
+}
+
+/// The kind of a health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// `type = "tcp"`: the server is UP when a TCP connection is accepted.
+    Tcp,
+    /// `type = "http"`: the server is UP when it answers an HTTP request as expected.
+    Http(HttpCheck),
+}
+
+/// An HTTP health check: the request sent and what the answer must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// `method`. Default `GET`.
+    pub method: String,
+    /// `path` (the request target). Default `/`.
+    pub path: String,
+    /// `host`: the `Host` header. Default: the checked address.
+    pub host: Option<String>,
+    /// `expect_status = [200, "300-399"]`: accepted statuses as inclusive ranges.
+    /// Default 200-399.
+    pub expect_status: Vec<(u16, u16)>,
+    /// `expect_body`: a substring the first 16 KiB of the body must contain.
+    pub expect_body: Option<String>,
+}
+
+impl HttpCheck {
+    /// Whether `status` is an expected one.
+    pub fn status_ok(&self, status: u16) -> bool {
+        self.expect_status
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+/// `observe = "layer4" | "layer7"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observe {
+    /// Connection failures to the server count as errors.
+    Layer4,
+    /// Connection failures, invalid responses and 5xx statuses count as errors.
+    Layer7,
+}
+
+/// `[stats]`: the stats page (HTML, `;csv`, `;json`) and `/metrics` (Prometheus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// `bind`: address of the stats listener (served by the control thread).
+    pub bind: SocketAddr,
+    /// `uri`: path of the HTML page; `URI;csv` and `URI;json` serve the same data.
+    /// Default `/stats`. `/metrics` is always served.
+    pub uri: String,
+    /// `auth = { user, password }`: HTTP basic authentication; `None` = open.
+    pub auth: Option<StatsAuth>,
+    /// `admin`: allow POST actions (server ready/drain/maint, weight). Requires `auth`.
+    pub admin: bool,
+    /// `refresh`: the HTML page reloads itself this often. Default 5 s.
+    pub refresh: Duration,
+}
+
+/// `auth = { user = "...", password = "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsAuth {
+    /// User name.
+    pub user: String,
+    /// Password (compared in constant time).
+    pub password: String,
 }

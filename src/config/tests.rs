@@ -122,6 +122,8 @@ fn minimal_config_gets_every_default() {
             backup: false,
             disabled: false,
             cookie: None,
+            check: None,
+            slowstart: None,
         }]
     );
 }
