@@ -5,6 +5,7 @@
 
 pub mod balance;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod http;
 pub mod l4;

@@ -1,4 +1,4 @@
-//! The `halb` command line: `run`, `check`, `demo`.
+//! The `halb` command line: `run`, `check`, `ctl`, `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,25 @@ enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = "/etc/halb/halb.toml")]
         config: PathBuf,
+    },
+    /// Talk to a running halb through its admin socket (`global.admin_socket`):
+    /// `show info`, `show servers [BACKEND]`, `show vrrp`,
+    /// `set server BACKEND/SERVER state ready|drain|maint`,
+    /// `set server BACKEND/SERVER weight N`, `reload`.
+    Ctl {
+        /// Admin socket path (default: `global.admin_socket` of `--config`, else
+        /// /run/halb/admin.sock).
+        #[arg(short, long)]
+        socket: Option<PathBuf>,
+        /// Read the admin socket path from this configuration file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Answer in JSON.
+        #[arg(long)]
+        json: bool,
+        /// The command, e.g. `show servers app`.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        command: Vec<String>,
     },
     /// Start three built-in backends and halb in front of them on 127.0.0.1; no files needed.
     Demo {
@@ -60,6 +79,12 @@ fn main() -> ExitCode {
             };
             run(cfg)
         }
+        Command::Ctl {
+            socket,
+            config,
+            json,
+            command,
+        } => ctl(socket, config, json, &command),
         Command::Demo { port } => match halb::demo::start(port) {
             Ok(cfg) => run(cfg),
             Err(e) => {
@@ -67,6 +92,68 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Default admin socket when neither `--socket` nor `--config` says otherwise.
+const DEFAULT_ADMIN_SOCKET: &str = "/run/halb/admin.sock";
+
+/// `halb ctl`: send one command line, print the answer; exit 1 on an error answer.
+fn ctl(
+    socket: Option<PathBuf>,
+    config: Option<PathBuf>,
+    json: bool,
+    command: &[String],
+) -> ExitCode {
+    use std::io::{Read, Write};
+    let path = match (socket, config) {
+        (Some(p), _) => p,
+        (None, Some(c)) => match halb::config::load(&c) {
+            Ok(cfg) => match cfg.global.admin_socket {
+                Some(p) => p,
+                None => {
+                    eprintln!("halb ctl: {} has no global.admin_socket", c.display());
+                    return ExitCode::FAILURE;
+                }
+            },
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => PathBuf::from(DEFAULT_ADMIN_SOCKET),
+    };
+    let mut line = command.join(" ");
+    if json {
+        line.push_str(" --json");
+    }
+    line.push('\n');
+    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "halb ctl: cannot connect to {}: {e} (is halb running with global.admin_socket set?)",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut answer = String::new();
+    if let Err(e) = stream
+        .write_all(line.as_bytes())
+        .and_then(|_| stream.read_to_string(&mut answer))
+    {
+        eprintln!("halb ctl: {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    let failed = answer.starts_with("error: ") || answer.starts_with("{\"ok\":false");
+    if failed {
+        eprint!("{answer}");
+        ExitCode::FAILURE
+    } else {
+        print!("{answer}");
+        ExitCode::SUCCESS
     }
 }
 

@@ -22,6 +22,9 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     /// Live state of each backend, indexed like `config.backends`.
     pub backends: Vec<BackendState>,
+    /// Stats slot of each frontend, indexed like `config.frontends` (stable over reloads
+    /// for a frontend of the same name).
+    pub frontend_stats: Vec<usize>,
 }
 
 /// Live state of one backend.
@@ -29,12 +32,36 @@ pub struct Snapshot {
 pub struct BackendState {
     /// One slot per server, indexed like the backend's `servers`.
     pub servers: Vec<ServerSlot>,
+    /// What shards need besides the balancer's view, indexed like `servers`.
+    pub live: Vec<ServerLive>,
+    /// Stats slot of the backend (see [`Snapshot::frontend_stats`]).
+    pub stats: usize,
+}
+
+/// A server's live facts other than its balancing weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLive {
+    /// Stats slot: a stable number for this server (backend, name and address) over
+    /// reloads; shards keep its counters under it.
+    pub stats: usize,
+    /// Whether a request pinned to it (persistence cookie) may still go to it: UP or
+    /// DRAIN (DOWN and MAINT redispatch).
+    pub pinnable: bool,
+    /// Increases each time the server is marked DOWN with `on_marked_down =
+    /// "shutdown-sessions"`: shards then cut the connections they have to it.
+    pub shutdown_epoch: u64,
 }
 
 impl Snapshot {
-    /// The first snapshot of a configuration: every enabled server is considered usable
-    /// (health checks, when they land, publish later generations).
+    /// A snapshot of a configuration where every enabled server is usable at its
+    /// configured weight, with stats slots numbered in order (tests and tools; the
+    /// control thread builds the real ones from its health state).
     pub fn initial(config: Arc<Config>) -> Snapshot {
+        let mut next_slot = 0usize;
+        let mut slot = || {
+            next_slot += 1;
+            next_slot - 1
+        };
         let backends = config
             .backends
             .iter()
@@ -49,13 +76,30 @@ impl Snapshot {
                         usable: !s.disabled,
                     })
                     .collect(),
+                live: b
+                    .servers
+                    .iter()
+                    .map(|s| ServerLive {
+                        stats: slot(),
+                        pinnable: !s.disabled,
+                        shutdown_epoch: 0,
+                    })
+                    .collect(),
+                stats: slot(),
             })
             .collect();
+        let frontend_stats = (0..config.frontends.len()).collect();
         Snapshot {
             generation: 1,
             config,
             backends,
+            frontend_stats,
         }
+    }
+
+    /// Index of the frontend called `name`, if any.
+    pub fn frontend_index(&self, name: &str) -> Option<usize> {
+        self.config.frontends.iter().position(|f| f.name == name)
     }
 }
 

@@ -61,6 +61,8 @@ struct Case {
 const FE: &str = "[frontend.web]\nbind = [\"127.0.0.1:8080\"]\ndefault_backend = \"app\"\n";
 const BE: &str =
     "[backend.app]\n[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\n";
+/// The server of [`BE`] alone, to follow a `[backend.app]` header with other keys.
+const SRV: &str = "[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\n";
 /// [`FE`] in mode http (for every section, through `[defaults]`), with one ACL `is_api`.
 const HFE: &str = "[defaults]\nmode = \"http\"\n[frontend.web]\nbind = [\"127.0.0.1:8080\"]\ndefault_backend = \"app\"\n[frontend.web.acl]\nis_api = \"path_beg /api\"\n";
 
@@ -215,10 +217,124 @@ fn bad_cases() -> Vec<Case> {
             "\"vrrp\" is not supported yet (arrives with VRRP)",
         ),
         case(
-            "server health checks are not supported yet",
-            format!("{FE}{BE}check = true # <-\n"),
-            "backend.app.server[0].check",
-            "\"check\" is not supported yet (arrives with health checks)",
+            "server maxconn is not supported yet",
+            format!("{FE}{BE}maxconn = 100 # <-\n"),
+            "backend.app.server[0].maxconn",
+            "\"maxconn\" is not supported yet (arrives with per-server connection limits and queueing)",
+        ),
+        case(
+            "check status out of range",
+            format!("{FE}[backend.app]\ncheck = {{ type = \"http\", expect_status = [200, 700] }} # <-\n[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\ncheck = true\n"),
+            "backend.app.check.expect_status[1]",
+            "status 700 is out of range (expected 100..=599)",
+        ),
+        case(
+            "check status range upside down",
+            format!("{FE}[backend.app]\n[backend.app.check]\ntype = \"http\"\nexpect_status = [\n  \"200-299\",\n  \"399-300\", # <-\n]\n[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\n"),
+            "backend.app.check.expect_status[1]",
+            "\"399-300\": the range is empty (399 is above 300): write \"300-399\"",
+        ),
+        case(
+            "empty expect_status",
+            format!("{FE}[backend.app]\n[backend.app.check]\ntype = \"http\"\nexpect_status = [] # <-\n[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\n"),
+            "backend.app.check.expect_status",
+            "expect_status is empty",
+        ),
+        case(
+            "http check key in a tcp check",
+            format!("{FE}[backend.app]\n[backend.app.check]\ntype = \"tcp\"\npath = \"/health\" # <-\n[[backend.app.server]]\nname = \"a1\"\naddress = \"127.0.0.1:9001\"\n"),
+            "backend.app.check.path",
+            "\"path\" applies to http checks only, and this check is type \"tcp\" (set type = \"http\")",
+        ),
+        case(
+            "unknown key in a check table",
+            format!("{FE}{BE}check = {{ intr = \"1s\" }} # <-\n"),
+            "backend.app.server[0].check.intr",
+            "unknown key \"intr\" in the check table (did you mean \"inter\"?)",
+        ),
+        case(
+            "check key written in the server",
+            format!("{FE}{BE}check = true\nfall = 5 # <-\n"),
+            "backend.app.server[0].fall",
+            "unknown key \"fall\" in [[backend.NAME.server]] (it belongs in the check table)",
+        ),
+        case(
+            "zero rise",
+            format!("{FE}[backend.app]\ncheck = {{ rise = 0 }} # <-\n{SRV}"),
+            "backend.app.check.rise",
+            "rise must be at least 1, found 0",
+        ),
+        case(
+            "bad on_marked_down",
+            format!("{FE}[backend.app]\ncheck = {{ on_marked_down = \"shutdown-backup-sessions\" }} # <-\n{SRV}"),
+            "backend.app.check.on_marked_down",
+            "the only value is \"shutdown-sessions\"",
+        ),
+        case(
+            "layer7 observe in a tcp backend",
+            format!("{FE}[backend.app]\ncheck = {{ observe = \"layer7\" }} # <-\n{SRV}"),
+            "backend.app.check.observe",
+            "observe = \"layer7\" needs mode http (it watches HTTP responses), and backend \"app\" is mode tcp",
+        ),
+        case(
+            "unknown observe",
+            format!("{FE}{BE}check = {{ observe = \"layer-4\" }} # <-\n"),
+            "backend.app.server[0].check.observe",
+            "unknown observe \"layer-4\" (did you mean \"layer4\"?)",
+        ),
+        case(
+            "check true on a backend",
+            format!("{FE}[backend.app]\ncheck = true # <-\n{SRV}"),
+            "backend.app.check",
+            "servers enable it with check = true",
+        ),
+        case(
+            "zero slowstart",
+            format!("{FE}{BE}slowstart = \"0s\" # <-\n"),
+            "backend.app.server[0].slowstart",
+            "slowstart must be greater than zero",
+        ),
+        case(
+            "stats uri /metrics",
+            format!("{FE}{BE}[stats]\nbind = \"127.0.0.1:8404\"\nuri = \"/metrics\" # <-\n"),
+            "stats.uri",
+            "uri \"/metrics\" is reserved",
+        ),
+        case(
+            "stats admin without auth",
+            format!("{FE}{BE}[stats]\nbind = \"127.0.0.1:8404\"\nadmin = true # <-\n"),
+            "stats.admin",
+            "admin = true needs auth",
+        ),
+        case(
+            "stats on a frontend's address",
+            format!("{FE}{BE}[stats]\nbind = \"127.0.0.1:8080\" # <-\n"),
+            "stats.bind",
+            "127.0.0.1:8080 is already bound by frontend \"web\" (line 2)",
+        ),
+        case(
+            "stats without bind",
+            format!("{FE}{BE}[stats] # <-\nuri = \"/s\"\n"),
+            "stats.bind",
+            "missing required key \"bind\"",
+        ),
+        case(
+            "stats bind on every address",
+            format!("{FE}{BE}[stats]\nbind = \":8404\" # <-\n"),
+            "stats.bind",
+            "the stats page listens on one address",
+        ),
+        case(
+            "unknown stats key",
+            format!("{FE}{BE}[stats]\nbind = \"127.0.0.1:8404\"\nrefesh = \"5s\" # <-\n"),
+            "stats.refesh",
+            "unknown key \"refesh\" in [stats] (did you mean \"refresh\"?)",
+        ),
+        case(
+            "stats user with a colon",
+            format!("{FE}{BE}[stats]\nbind = \"127.0.0.1:8404\"\nauth = {{ user = \"a:b\", password = \"x\" }} # <-\n"),
+            "stats.auth.user",
+            "user \"a:b\" contains ':'",
         ),
         case(
             "HTTP balance algorithm in a tcp backend",
@@ -522,6 +638,9 @@ fn example_http_basic_is_valid() {
         "-> backend static  balance uri depth 3  hash consistent",
         "-> backend app  balance roundrobin",
         "(default_backend)",
+        "stats     bind 127.0.0.1:8404, uri /stats, auth admin, admin on, refresh 5s\n",
+        "       check  http GET /health expect 200 every 2s rise 2 fall 3 timeout 2s  (2 of 2 servers)\n",
+        "check, slowstart 30s\n",
     ] {
         assert!(
             stdout.contains(expected),

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,9 @@ use super::model::*;
 use super::reader::{describe, join, Field, Node, Reader, Spec};
 use super::suggest;
 use super::value::{
-    check_name, parse_bind_address, parse_http_balance, parse_redirect, parse_server_address,
+    check_host_header, check_method, check_name, check_request_path, check_stats_uri,
+    parse_bind_address, parse_check_address, parse_http_balance, parse_redirect,
+    parse_server_address, parse_stats_bind, parse_status_range,
 };
 use crate::http::acl::{AclSet, Condition};
 use crate::http::cookie::{CookieError, CookieMode, CookieOptions, CookiePersistence};
@@ -64,12 +66,28 @@ pub const MAX_HEADERS: u32 = 1000;
 /// The status codes a `redirect` rule may use.
 pub const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 
-const CHECKS: &str = "health checks";
+/// Default `check.inter` (and so of `fastinter` and `downinter`).
+pub const DEFAULT_CHECK_INTER: Duration = Duration::from_secs(2);
+/// Default `check.rise`.
+pub const DEFAULT_CHECK_RISE: u32 = 2;
+/// Default `check.fall`.
+pub const DEFAULT_CHECK_FALL: u32 = 3;
+/// Default `check.error_limit`.
+pub const DEFAULT_CHECK_ERROR_LIMIT: u32 = 10;
+/// Default `check.expect_status`: 200-399.
+pub const DEFAULT_CHECK_EXPECT_STATUS: (u16, u16) = (200, 399);
+/// How much of a check response's body `expect_body` is looked for in (16 KiB): a longer
+/// `expect_body` could never match.
+pub const CHECK_BODY_WINDOW: usize = 16 * 1024;
+/// Default `[stats] uri`.
+pub const DEFAULT_STATS_URI: &str = "/stats";
+/// Default `[stats] refresh`.
+pub const DEFAULT_STATS_REFRESH: Duration = Duration::from_secs(5);
 
 const ROOT: Spec = Spec {
     section: "at the top level",
-    keys: &["global", "defaults", "frontend", "backend"],
-    later: &[("stats", "the stats page"), ("vrrp", "VRRP")],
+    keys: &["global", "defaults", "frontend", "backend", "stats"],
+    later: &[("vrrp", "VRRP")],
 };
 const GLOBAL: Spec = Spec {
     section: "[global]",
@@ -157,17 +175,79 @@ const BACKEND: Spec = Spec {
         "http_reuse",
         "pool_max_idle",
         "pool_idle_timeout",
+        "check",
     ],
-    later: &[("check", CHECKS)],
+    later: &[],
 };
 const SERVER: Spec = Spec {
     section: "[[backend.NAME.server]]",
-    keys: &["name", "address", "weight", "backup", "disabled", "cookie"],
-    later: &[
-        ("check", CHECKS),
-        ("slowstart", "health checks (slow start)"),
-        ("maxconn", "per-server connection limits and queueing"),
+    keys: &[
+        "name",
+        "address",
+        "weight",
+        "backup",
+        "disabled",
+        "cookie",
+        "check",
+        "slowstart",
     ],
+    later: &[("maxconn", "per-server connection limits and queueing")],
+};
+/// The keys of a check table that only `type = "http"` checks accept.
+const HTTP_CHECK_KEYS: [&str; 5] = ["method", "path", "host", "expect_status", "expect_body"];
+/// `check = { ... }` of a backend or a server.
+const CHECK: Spec = Spec {
+    section: "in the check table",
+    keys: &[
+        "type",
+        "method",
+        "path",
+        "host",
+        "expect_status",
+        "expect_body",
+        "inter",
+        "fastinter",
+        "downinter",
+        "rise",
+        "fall",
+        "timeout",
+        "port",
+        "address",
+        "observe",
+        "error_limit",
+        "on_marked_down",
+    ],
+    later: &[],
+};
+/// The keys that exist only in a check table, so that one written straight in a backend
+/// or a server (HAProxy's `server web1 ... check inter 2s rise 2`) is told where it
+/// belongs. (Not every check key: `timeout`, `path`, `port`... are too common.)
+const CHECK_ONLY: Spec = Spec {
+    section: "in the check table",
+    keys: &[
+        "inter",
+        "fastinter",
+        "downinter",
+        "rise",
+        "fall",
+        "observe",
+        "error_limit",
+        "on_marked_down",
+        "expect_status",
+        "expect_body",
+    ],
+    later: &[],
+};
+const STATS: Spec = Spec {
+    section: "[stats]",
+    keys: &["bind", "uri", "auth", "admin", "refresh"],
+    later: &[],
+};
+/// `auth = { user, password }` of `[stats]` (not in [`ALL`]: `user` is a `[global]` key).
+const STATS_AUTH: Spec = Spec {
+    section: "in the stats auth table",
+    keys: &["user", "password"],
+    later: &[],
 };
 /// The actions of an `http_request` rule (exactly one per rule).
 const REQUEST_ACTIONS: [&str; 5] = ["redirect", "deny", "set_header", "add_header", "del_header"];
@@ -256,6 +336,24 @@ const ALL: &[&Spec] = &[
     &HTTP_REQUEST,
     &HTTP_RESPONSE,
     &USE_BACKEND,
+    &STATS,
+];
+/// [`ALL`] and the check-only keys: what a backend or server table's unknown keys are
+/// looked up in.
+const ALL_AND_CHECK: &[&Spec] = &[
+    &GLOBAL,
+    &DEFAULTS,
+    &DEFAULTS_TIMEOUTS,
+    &FRONTEND,
+    &FRONTEND_TIMEOUTS,
+    &BACKEND,
+    &BACKEND_TIMEOUTS,
+    &SERVER,
+    &HTTP_REQUEST,
+    &HTTP_RESPONSE,
+    &USE_BACKEND,
+    &STATS,
+    &CHECK_ONLY,
 ];
 
 /// Where a frontend's cross-checked keys are, for the checks run once all sections are read.
@@ -341,13 +439,21 @@ pub(super) fn build(root: &Table, r: &mut Reader<'_>, source: &Path) -> Config {
     frontends.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     cross_check(r, &mut frontends, &backends);
 
+    let mut stats_section = None;
+    if let Some((t, f)) = section(r, root, &top, "stats") {
+        if let Some((st, line, path)) = stats(r, t, &f) {
+            check_stats_bind(r, st.bind, line, &path, &frontends);
+            stats_section = Some(st);
+        }
+    }
+
     Config {
         source: PathBuf::from(source),
         global,
         defaults,
         frontends: frontends.into_iter().map(|(f, _)| f).collect(),
         backends,
-        stats: None,
+        stats: stats_section,
     }
 }
 
@@ -837,9 +943,21 @@ fn backend(
     f: &Field<'_>,
     defaults: &Defaults,
 ) -> Backend {
-    r.check_keys(t, f, &BACKEND, ALL);
+    r.check_keys(t, f, &BACKEND, ALL_AND_CHECK);
     let (mode, mode_known) = section_mode(r, t, f, defaults.mode);
-    let (servers, cookie_sites) = servers(r, t, f);
+    let timeouts = get(r, t, f, "timeouts", |r, f| {
+        Some(timeouts(r, f, defaults.timeouts, &BACKEND_TIMEOUTS))
+    })
+    .unwrap_or(defaults.timeouts);
+    let mut ctx = CheckContext {
+        backend: &name,
+        mode: mode_known.then_some(mode),
+        base: None,
+        timeout: timeouts.check,
+    };
+    ctx.base = get(r, t, f, "check", |r, f| backend_check(r, f, &ctx));
+    let check = ctx.base.as_ref().map(|k| k.resolve(ctx.timeout));
+    let (servers, cookie_sites) = servers(r, t, f, &ctx);
     let mut be = Backend {
         mode,
         balance: get(r, t, f, "balance", |r, f| balance(r, f, mode, &name))
@@ -853,11 +971,8 @@ fn backend(
         http_reuse: HttpReuse::Safe,
         pool_max_idle: DEFAULT_POOL_MAX_IDLE,
         pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
-        timeouts: get(r, t, f, "timeouts", |r, f| {
-            Some(timeouts(r, f, defaults.timeouts, &BACKEND_TIMEOUTS))
-        })
-        .unwrap_or(defaults.timeouts),
-        check: None,
+        timeouts,
+        check,
         servers,
         name,
     };
@@ -937,6 +1052,7 @@ fn servers(
     r: &mut Reader<'_>,
     t: &dyn TableLike,
     backend: &Field<'_>,
+    checks: &CheckContext<'_>,
 ) -> (Vec<Server>, CookieSites) {
     let path = join(&backend.path, "server");
     let header = format!("[[{path}]]");
@@ -964,7 +1080,7 @@ fn servers(
         let Some(table) = sf.as_table() else {
             continue;
         };
-        r.check_keys(table, &sf, &SERVER, ALL);
+        r.check_keys(table, &sf, &SERVER, ALL_AND_CHECK);
         let name = match r.child(table, &sf, "name") {
             Some(nf) => server_name(r, &nf, &mut seen),
             None => missing(r, table, &SERVER, &sf, "name", ""),
@@ -993,8 +1109,14 @@ fn servers(
             backup: get(r, table, &sf, "backup", |r, f| r.boolean(f)).unwrap_or(false),
             disabled: get(r, table, &sf, "disabled", |r, f| r.boolean(f)).unwrap_or(false),
             cookie: None,
-            check: None,
-            slowstart: None,
+            check: get(r, table, &sf, "check", |r, f| server_check(r, f, checks)),
+            slowstart: get(r, table, &sf, "slowstart", |r, f| {
+                positive_duration(
+                    r,
+                    f,
+                    "slowstart must be greater than zero (leave it out for full weight at once)",
+                )
+            }),
         };
         let mut site = None;
         if let Some(cf) = r.child(table, &sf, "cookie") {
@@ -1005,6 +1127,524 @@ fn servers(
         cookie_sites.push(site);
     }
     (out, cookie_sites)
+}
+
+/// A duration greater than zero; `zero` is the message for `"0s"`.
+fn positive_duration(r: &mut Reader<'_>, f: &Field<'_>, zero: &str) -> Option<Duration> {
+    let d = r.duration(f)?;
+    if d.is_zero() {
+        r.error(f.line, &f.path, zero);
+        return None;
+    }
+    Some(d)
+}
+
+/// A count of at least one (`rise`, `fall`, `error_limit`).
+fn count(r: &mut Reader<'_>, f: &Field<'_>, key: &str) -> Option<u32> {
+    let v = r.integer(f, i64::MIN, i64::from(u32::MAX))?;
+    if v < 1 {
+        r.error(
+            f.line,
+            &f.path,
+            format!("{key} must be at least 1, found {v}"),
+        );
+        return None;
+    }
+    Some(v as u32)
+}
+
+// ---------------------------------------------------------------- health checks
+
+/// The keys of one `check` table as read (`None` = not given), before defaults: a
+/// server's table is laid over its backend's ([`CheckKeys::over`]), then
+/// [`CheckKeys::resolve`] fills in what is still missing.
+#[derive(Debug, Clone, Default)]
+struct CheckKeys {
+    /// `type`: `Some(true)` = http.
+    http: Option<bool>,
+    method: Option<String>,
+    path: Option<String>,
+    host: Option<String>,
+    expect_status: Option<Vec<(u16, u16)>>,
+    expect_body: Option<String>,
+    inter: Option<Duration>,
+    fastinter: Option<Duration>,
+    downinter: Option<Duration>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+    timeout: Option<Duration>,
+    port: Option<u16>,
+    address: Option<IpAddr>,
+    observe: Option<Observe>,
+    error_limit: Option<u32>,
+    shutdown_sessions: Option<bool>,
+}
+
+impl CheckKeys {
+    /// These keys, and `base`'s where these have none.
+    fn over(self, base: &CheckKeys) -> CheckKeys {
+        CheckKeys {
+            http: self.http.or(base.http),
+            method: self.method.or_else(|| base.method.clone()),
+            path: self.path.or_else(|| base.path.clone()),
+            host: self.host.or_else(|| base.host.clone()),
+            expect_status: self.expect_status.or_else(|| base.expect_status.clone()),
+            expect_body: self.expect_body.or_else(|| base.expect_body.clone()),
+            inter: self.inter.or(base.inter),
+            fastinter: self.fastinter.or(base.fastinter),
+            downinter: self.downinter.or(base.downinter),
+            rise: self.rise.or(base.rise),
+            fall: self.fall.or(base.fall),
+            timeout: self.timeout.or(base.timeout),
+            port: self.port.or(base.port),
+            address: self.address.or(base.address),
+            observe: self.observe.or(base.observe),
+            error_limit: self.error_limit.or(base.error_limit),
+            shutdown_sessions: self.shutdown_sessions.or(base.shutdown_sessions),
+        }
+    }
+
+    /// The check, with the defaults where no key was given (`timeout`: the backend's
+    /// `timeouts.check`; `fastinter`, `downinter`: `inter`).
+    fn resolve(&self, timeout: Duration) -> Check {
+        let kind = if self.http == Some(true) {
+            CheckKind::Http(HttpCheck {
+                method: self.method.clone().unwrap_or_else(|| "GET".to_string()),
+                path: self.path.clone().unwrap_or_else(|| "/".to_string()),
+                host: self.host.clone(),
+                expect_status: self
+                    .expect_status
+                    .clone()
+                    .unwrap_or_else(|| vec![DEFAULT_CHECK_EXPECT_STATUS]),
+                expect_body: self.expect_body.clone(),
+            })
+        } else {
+            CheckKind::Tcp
+        };
+        let inter = self.inter.unwrap_or(DEFAULT_CHECK_INTER);
+        Check {
+            kind,
+            inter,
+            fastinter: self.fastinter.unwrap_or(inter),
+            downinter: self.downinter.unwrap_or(inter),
+            rise: self.rise.unwrap_or(DEFAULT_CHECK_RISE),
+            fall: self.fall.unwrap_or(DEFAULT_CHECK_FALL),
+            timeout: self.timeout.unwrap_or(timeout),
+            port: self.port,
+            address: self.address,
+            observe: self.observe,
+            error_limit: self.error_limit.unwrap_or(DEFAULT_CHECK_ERROR_LIMIT),
+            shutdown_sessions_on_down: self.shutdown_sessions.unwrap_or(false),
+        }
+    }
+}
+
+/// The check a server with `check = true` gets in a backend without `check`: every
+/// default (a TCP connect every 2 s, rise 2, fall 3), `timeout` = `timeouts.check`.
+pub fn default_check(timeout: Duration) -> Check {
+    CheckKeys::default().resolve(timeout)
+}
+
+/// What the check tables of one backend are read against.
+struct CheckContext<'a> {
+    /// The backend's name, for messages.
+    backend: &'a str,
+    /// The backend's mode; `None` when its `mode` is invalid (already reported).
+    mode: Option<Mode>,
+    /// The backend's `check` as read, which servers' checks start from.
+    base: Option<CheckKeys>,
+    /// The backend's `timeouts.check` (the default `timeout`).
+    timeout: Duration,
+}
+
+/// A backend's `check = { ... }`.
+fn backend_check(r: &mut Reader<'_>, f: &Field<'_>, ctx: &CheckContext<'_>) -> Option<CheckKeys> {
+    if f.as_table().is_none() {
+        let hint = if matches!(f.node, Node::Value(Value::Boolean(_))) {
+            ": a backend's check holds the settings; servers enable it with check = true"
+        } else {
+            ""
+        };
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "expected a table such as {{ type = \"http\", path = \"/health\" }}, found {}{hint}",
+                describe(f.node)
+            ),
+        );
+        return None;
+    }
+    Some(check_table(r, f, ctx, false))
+}
+
+/// A server's `check = true | false | { ... }`: the backend's check (or the default one),
+/// with the server's keys laid over it; `None` for `false`.
+fn server_check(r: &mut Reader<'_>, f: &Field<'_>, ctx: &CheckContext<'_>) -> Option<Check> {
+    let base = ctx.base.clone().unwrap_or_default();
+    if let Node::Value(Value::Boolean(b)) = f.node {
+        return b.value().then(|| base.resolve(ctx.timeout));
+    }
+    if f.as_table().is_none() {
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "expected true, false or a table of check keys such as {{ port = 8081 }}, found {}",
+                describe(f.node)
+            ),
+        );
+        return None;
+    }
+    let inherited_http = base.http == Some(true);
+    let keys = check_table(r, f, ctx, inherited_http);
+    Some(keys.over(&base).resolve(ctx.timeout))
+}
+
+/// The keys of a check table `f` (already known to be a table); `inherited_http` is the
+/// type when the table has no `type` (a server's table inherits its backend's).
+fn check_table(
+    r: &mut Reader<'_>,
+    f: &Field<'_>,
+    ctx: &CheckContext<'_>,
+    inherited_http: bool,
+) -> CheckKeys {
+    let Some(t) = f.as_table() else {
+        return CheckKeys::default();
+    };
+    r.check_keys(t, f, &CHECK, ALL);
+    let mut k = CheckKeys::default();
+    // `None`: `type` is invalid (reported), the HTTP keys are not held against it.
+    let http = match r.child(t, f, "type") {
+        None => Some(inherited_http),
+        Some(tf) => {
+            k.http = check_type(r, &tf);
+            k.http
+        }
+    };
+    for key in HTTP_CHECK_KEYS {
+        let Some(kf) = r.child(t, f, key) else {
+            continue;
+        };
+        if http == Some(false) {
+            r.error(
+                kf.line,
+                &kf.path,
+                format!(
+                    "\"{key}\" applies to http checks only, and this check is type \"tcp\" (set type = \"http\")"
+                ),
+            );
+            continue;
+        }
+        let checked = |r: &mut Reader<'_>, check: fn(&str) -> Result<(), String>| {
+            let s = r.string(&kf)?;
+            match check(s) {
+                Ok(()) => Some(s.to_string()),
+                Err(msg) => {
+                    r.error(kf.line, &kf.path, msg);
+                    None
+                }
+            }
+        };
+        match key {
+            "method" => k.method = checked(r, check_method),
+            "path" => k.path = checked(r, check_request_path),
+            "host" => k.host = checked(r, check_host_header),
+            "expect_status" => k.expect_status = expect_status(r, &kf),
+            _ => k.expect_body = expect_body(r, &kf),
+        }
+    }
+    for (key, slot) in [
+        ("inter", &mut k.inter),
+        ("fastinter", &mut k.fastinter),
+        ("downinter", &mut k.downinter),
+        ("timeout", &mut k.timeout),
+    ] {
+        *slot = get(r, t, f, key, |r, f| {
+            positive_duration(r, f, &format!("{key} must be greater than zero"))
+        });
+    }
+    k.rise = get(r, t, f, "rise", |r, f| count(r, f, "rise"));
+    k.fall = get(r, t, f, "fall", |r, f| count(r, f, "fall"));
+    k.error_limit = get(r, t, f, "error_limit", |r, f| count(r, f, "error_limit"));
+    k.port = get(r, t, f, "port", |r, f| r.u32_in(f, 1, 65535)).map(|p| p as u16);
+    k.address = get(r, t, f, "address", |r, f| {
+        let s = r.string(f)?;
+        parse_check_address(s)
+            .map_err(|msg| r.error(f.line, &f.path, msg))
+            .ok()
+    });
+    k.observe = get(r, t, f, "observe", |r, f| observe(r, f, ctx));
+    k.shutdown_sessions = get(r, t, f, "on_marked_down", on_marked_down);
+    k
+}
+
+/// `type = "tcp" | "http"`: `Some(true)` for http.
+fn check_type(r: &mut Reader<'_>, f: &Field<'_>) -> Option<bool> {
+    match r.string(f)? {
+        "tcp" => Some(false),
+        "http" => Some(true),
+        other => {
+            let hint = suggest::did_you_mean(other, ["tcp", "http"]);
+            r.error(
+                f.line,
+                &f.path,
+                format!("unknown check type \"{other}\"{hint}: expected \"tcp\" or \"http\""),
+            );
+            None
+        }
+    }
+}
+
+/// `expect_status = [200, "300-399"]` (a single status or range is accepted as well).
+fn expect_status(r: &mut Reader<'_>, f: &Field<'_>) -> Option<Vec<(u16, u16)>> {
+    let items = match f.node {
+        Node::Value(Value::Array(_)) => r.array(f, "an array of statuses")?,
+        _ => vec![f.clone()],
+    };
+    if items.is_empty() {
+        r.error(
+            f.line,
+            &f.path,
+            "expect_status is empty: give at least one status or range, e.g. [200, \"300-399\"]",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut valid = true;
+    for item in items {
+        let range = match item.node {
+            Node::Value(Value::Integer(i)) => {
+                let v = *i.value();
+                if (100..=599).contains(&v) {
+                    Ok((v as u16, v as u16))
+                } else {
+                    Err(format!("status {v} is out of range (expected 100..=599)"))
+                }
+            }
+            Node::Value(Value::String(s)) => parse_status_range(s.value()),
+            node => Err(format!(
+                "expected a status such as 200 or a range such as \"200-399\", found {}",
+                describe(node)
+            )),
+        };
+        match range {
+            Ok(range) => out.push(range),
+            Err(msg) => {
+                r.error(item.line, &item.path, msg);
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(out)
+}
+
+/// `expect_body = "ok"`: non-empty, and short enough to fit in the part of the body read.
+fn expect_body(r: &mut Reader<'_>, f: &Field<'_>) -> Option<String> {
+    let s = r.nonempty_string(f)?;
+    if s.len() > CHECK_BODY_WINDOW {
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "expect_body is {} bytes long, and only the first {CHECK_BODY_WINDOW} bytes of a response body are searched",
+                s.len()
+            ),
+        );
+        return None;
+    }
+    Some(s.to_string())
+}
+
+/// `observe = "layer4" | "layer7"` (layer7 only in an http backend).
+fn observe(r: &mut Reader<'_>, f: &Field<'_>, ctx: &CheckContext<'_>) -> Option<Observe> {
+    match r.string(f)? {
+        "layer4" => Some(Observe::Layer4),
+        "layer7" if ctx.mode == Some(Mode::Tcp) => {
+            r.error(
+                f.line,
+                &f.path,
+                format!(
+                    "observe = \"layer7\" needs mode http (it watches HTTP responses), and backend \"{}\" is mode tcp: use \"layer4\"",
+                    ctx.backend
+                ),
+            );
+            None
+        }
+        "layer7" => Some(Observe::Layer7),
+        other => {
+            let hint = suggest::did_you_mean(other, ["layer4", "layer7"]);
+            r.error(
+                f.line,
+                &f.path,
+                format!("unknown observe \"{other}\"{hint}: expected \"layer4\" or \"layer7\""),
+            );
+            None
+        }
+    }
+}
+
+/// `on_marked_down = "shutdown-sessions"`.
+fn on_marked_down(r: &mut Reader<'_>, f: &Field<'_>) -> Option<bool> {
+    match r.string(f)? {
+        "shutdown-sessions" => Some(true),
+        other => {
+            let hint = suggest::did_you_mean(other, ["shutdown-sessions"]);
+            r.error(
+                f.line,
+                &f.path,
+                format!(
+                    "unknown on_marked_down \"{other}\"{hint}: the only value is \"shutdown-sessions\" (leave the key out to let connections finish)"
+                ),
+            );
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------- stats
+
+/// `[stats]`, with the line and path of its `bind` (for [`check_stats_bind`]); `None`
+/// when `bind` is missing or invalid (reported).
+fn stats(r: &mut Reader<'_>, t: &dyn TableLike, f: &Field<'_>) -> Option<(Stats, usize, String)> {
+    r.check_keys(t, f, &STATS, ALL);
+    let bind = match r.child(t, f, "bind") {
+        Some(bf) => {
+            let addr = match bf.node {
+                Node::Value(Value::Array(_)) => {
+                    r.error(
+                        bf.line,
+                        &bf.path,
+                        "expected one address such as \"127.0.0.1:8404\" (a string), found an array: the stats page listens on one address",
+                    );
+                    None
+                }
+                _ => r.string(&bf).and_then(|s| {
+                    parse_stats_bind(s)
+                        .map_err(|msg| r.error(bf.line, &bf.path, msg))
+                        .ok()
+                }),
+            };
+            addr.map(|a| (a, bf.line, bf.path.clone()))
+        }
+        None => missing(
+            r,
+            t,
+            &STATS,
+            f,
+            "bind",
+            ": give the address of the stats page, e.g. bind = \"127.0.0.1:8404\"",
+        ),
+    };
+    let uri = get(r, t, f, "uri", |r, f| {
+        let s = r.string(f)?;
+        check_stats_uri(s)
+            .map_err(|msg| r.error(f.line, &f.path, msg))
+            .ok()
+            .map(|()| s.to_string())
+    })
+    .unwrap_or_else(|| DEFAULT_STATS_URI.to_string());
+    let auth = get(r, t, f, "auth", stats_auth);
+    let admin = match r.child(t, f, "admin") {
+        Some(af) => {
+            let admin = r.boolean(&af).unwrap_or(false);
+            if admin && !t.contains_key("auth") {
+                r.error(
+                    af.line,
+                    &af.path,
+                    "admin = true needs auth: add auth = { user = \"...\", password = \"...\" } (admin actions change servers' state)",
+                );
+            }
+            admin
+        }
+        None => false,
+    };
+    let refresh = get(r, t, f, "refresh", |r, f| {
+        positive_duration(r, f, "refresh must be greater than zero")
+    })
+    .unwrap_or(DEFAULT_STATS_REFRESH);
+    let (bind, line, path) = bind?;
+    let stats = Stats {
+        bind,
+        uri,
+        auth,
+        admin,
+        refresh,
+    };
+    Some((stats, line, path))
+}
+
+/// `auth = { user = "...", password = "..." }`.
+fn stats_auth(r: &mut Reader<'_>, f: &Field<'_>) -> Option<StatsAuth> {
+    let Some(t) = f.as_table() else {
+        r.error(
+            f.line,
+            &f.path,
+            format!(
+                "expected a table such as {{ user = \"admin\", password = \"...\" }}, found {}",
+                describe(f.node)
+            ),
+        );
+        return None;
+    };
+    r.check_keys(t, f, &STATS_AUTH, ALL);
+    let user = match r.child(t, f, "user") {
+        Some(uf) => r.nonempty_string(&uf).and_then(|u| {
+            if u.contains(':') {
+                r.error(
+                    uf.line,
+                    &uf.path,
+                    format!("user \"{u}\" contains ':', which separates the user from the password in HTTP basic authentication"),
+                );
+                return None;
+            }
+            Some(u.to_string())
+        }),
+        None => missing(r, t, &STATS_AUTH, f, "user", ", e.g. user = \"admin\""),
+    };
+    let password = match r.child(t, f, "password") {
+        Some(pf) => r.nonempty_string(&pf).map(str::to_string),
+        None => missing(r, t, &STATS_AUTH, f, "password", ""),
+    };
+    Some(StatsAuth {
+        user: user?,
+        password: password?,
+    })
+}
+
+/// Reports a stats address that a frontend also listens on: the same address, or the
+/// same port with a wildcard address (`0.0.0.0` / `[::]`) on either side.
+fn check_stats_bind(
+    r: &mut Reader<'_>,
+    addr: SocketAddr,
+    line: usize,
+    path: &str,
+    frontends: &[(Frontend, FrontendSite)],
+) {
+    let clash = frontends.iter().find_map(|(fe, site)| {
+        site.binds
+            .iter()
+            .find(|(a, _, _)| {
+                *a == addr
+                    || (a.port() == addr.port()
+                        && a.is_ipv4() == addr.is_ipv4()
+                        && (a.ip().is_unspecified() || addr.ip().is_unspecified()))
+            })
+            .map(|(a, l, _)| (fe.name.as_str(), *a, *l))
+    });
+    let Some((fe, other, other_line)) = clash else {
+        return;
+    };
+    let msg = if other == addr {
+        format!(
+            "{addr} is already bound by frontend \"{fe}\" (line {other_line}): the stats page needs an address of its own"
+        )
+    } else {
+        format!(
+            "{addr} overlaps {other} of frontend \"{fe}\" (line {other_line}): the stats page needs a port of its own"
+        )
+    };
+    r.error(line, path, msg);
 }
 
 /// A server's name, checked for its characters and for uniqueness against `seen`

@@ -225,7 +225,8 @@ impl<'a> Reader<'a> {
                 .iter()
                 .filter(|s| s.section != spec.section && s.knows(key))
                 .filter(|s| is_timeouts(s) || !is_timeouts(spec))
-                .map(|s| s.section)
+                // `in the check table` → `it belongs in the check table`.
+                .map(|s| s.section.strip_prefix("in ").unwrap_or(s.section))
                 .collect();
             let hint = if !elsewhere.is_empty() {
                 format!(" (it belongs in {})", elsewhere.join(" or "))

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::build::{mode_name, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE};
+use super::build::{default_check, mode_name, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE};
 use super::model::*;
 use super::value::format_duration;
 use crate::http::acl::AclSet;
@@ -11,9 +11,14 @@ use crate::http::cookie::CookieMode;
 use crate::http::errors::{ErrorPages, STATUSES};
 use crate::http::Limits;
 
-/// A one-screen summary of `cfg`: the global settings, then each frontend → its backend
-/// → the servers (address, weight, backup/disabled flags), the balance algorithm, and
-/// the timeouts that differ from their defaults. Ends with a newline.
+/// A one-screen summary of `cfg`: the global settings (and the stats page), then each
+/// frontend → its backend → the servers (address, weight, backup/disabled flags), the
+/// balance algorithm, and the timeouts that differ from their defaults. Ends with a
+/// newline.
+///
+/// A backend with a health check (or with checked servers) gets a `check` line: how it
+/// checks and how many of its servers are checked; a checked server is flagged `check`,
+/// followed by what its own `check = { ... }` changes, and `slowstart` when set.
 ///
 /// An http frontend also gets a line counting its ACLs and rules (with the forwarding
 /// headers and limits that are set), one line per `use_backend` rule, and then every
@@ -25,12 +30,14 @@ use crate::http::Limits;
 ///
 /// global    shards auto, control_core auto, maxconn 20000, log stderr, hard_stop_after 30s, maxpipes 1024
 /// defaults  mode tcp, retries 3, redispatch on, timeouts connect 3s
+/// stats     bind 127.0.0.1:8404, uri /stats, auth admin, admin on, refresh 5s
 ///
 /// frontend mysql  tcp  bind 10.0.0.100:3306  maxconn 4000  backlog 4000  timeouts client 8h
 ///   -> backend mysql  balance leastconn  retries 3  redispatch on  timeouts server 8h
+///        check  tcp every 2s rise 2 fall 3 timeout 2s  (2 of 2 servers)
 ///        SERVER      ADDRESS         WEIGHT  FLAGS
-///        db1         10.0.1.21:3306      10
-///        db-standby  10.0.1.23:3306       1  backup
+///        db1         10.0.1.21:3306      10  check, slowstart 30s
+///        db-standby  10.0.1.23:3306       1  backup, check (port 3307)
 /// ```
 pub fn summary(cfg: &Config) -> String {
     let mut out = String::new();
@@ -46,6 +53,9 @@ pub fn summary(cfg: &Config) -> String {
     out.push('\n');
     let _ = writeln!(out, "global    {}", global_line(&cfg.global));
     let _ = writeln!(out, "defaults  {}", defaults_line(&cfg.defaults));
+    if let Some(st) = &cfg.stats {
+        let _ = writeln!(out, "stats     {}", stats_line(st));
+    }
 
     // Column widths shared by every server table, so that they line up.
     let name_w = cfg
@@ -111,6 +121,9 @@ pub fn summary(cfg: &Config) -> String {
             }
             shown[index] = true;
             let _ = writeln!(out, "{line}");
+            if let Some(check) = check_line(be) {
+                let _ = writeln!(out, "       check  {check}");
+            }
             let _ = writeln!(
                 out,
                 "       {:name_w$}  {:addr_w$}  WEIGHT  FLAGS",
@@ -122,7 +135,7 @@ pub fn summary(cfg: &Config) -> String {
                     s.name,
                     s.address.to_string(),
                     s.weight,
-                    server_flags(s)
+                    server_flags(s, be)
                 );
                 let _ = writeln!(out, "{}", row.trim_end());
             }
@@ -426,7 +439,141 @@ fn backend_line(be: &Backend, defaults: &Defaults) -> String {
     parts.join("  ")
 }
 
-fn server_flags(s: &Server) -> String {
+/// `bind 127.0.0.1:8404, uri /stats, auth admin, admin on, refresh 5s`.
+fn stats_line(st: &Stats) -> String {
+    let auth = match &st.auth {
+        Some(a) => format!("auth {}", a.user),
+        None => "no auth".to_string(),
+    };
+    format!(
+        "bind {}, uri {}, {auth}, admin {}, refresh {}",
+        st.bind,
+        st.uri,
+        on_off(st.admin),
+        format_duration(st.refresh)
+    )
+}
+
+/// The check servers of `be` start from: its `check`, or the default one.
+fn base_check(be: &Backend) -> Check {
+    be.check
+        .clone()
+        .unwrap_or_else(|| default_check(be.timeouts.check))
+}
+
+/// `tcp every 2s rise 2 fall 3 timeout 2s  (1 of 2 servers)`, when `be` has a check or
+/// checked servers.
+fn check_line(be: &Backend) -> Option<String> {
+    let checked = be.servers.iter().filter(|s| s.check.is_some()).count();
+    if be.check.is_none() && checked == 0 {
+        return None;
+    }
+    let words: Vec<String> = check_words(&base_check(be))
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect();
+    let note = match (&be.check, checked) {
+        (Some(_), 0) => "(no server has check = true)".to_string(),
+        (Some(_), n) => format!("({n} of {} servers)", be.servers.len()),
+        (None, n) => format!(
+            "(defaults, no check table; {n} of {} servers)",
+            be.servers.len()
+        ),
+    };
+    Some(format!("{}  {note}", words.join(" ")))
+}
+
+/// A check as `(key, words)` pairs, in display order; keys at their default (or equal
+/// to what they default to) are left out.
+fn check_words(c: &Check) -> Vec<(&'static str, String)> {
+    let mut w = Vec::new();
+    match &c.kind {
+        CheckKind::Tcp => w.push(("type", "tcp".to_string())),
+        CheckKind::Http(h) => {
+            w.push(("type", format!("http {} {}", h.method, h.path)));
+            if let Some(host) = &h.host {
+                w.push(("host", format!("host {host}")));
+            }
+            let ranges: Vec<String> = h
+                .expect_status
+                .iter()
+                .map(|&(lo, hi)| {
+                    if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo}-{hi}")
+                    }
+                })
+                .collect();
+            w.push(("expect_status", format!("expect {}", ranges.join(","))));
+            if let Some(body) = &h.expect_body {
+                w.push(("expect_body", format!("body {body:?}")));
+            }
+        }
+    }
+    w.push(("inter", format!("every {}", format_duration(c.inter))));
+    if c.fastinter != c.inter {
+        w.push((
+            "fastinter",
+            format!("fastinter {}", format_duration(c.fastinter)),
+        ));
+    }
+    if c.downinter != c.inter {
+        w.push((
+            "downinter",
+            format!("downinter {}", format_duration(c.downinter)),
+        ));
+    }
+    w.push(("rise", format!("rise {}", c.rise)));
+    w.push(("fall", format!("fall {}", c.fall)));
+    w.push(("timeout", format!("timeout {}", format_duration(c.timeout))));
+    if let Some(a) = c.address {
+        w.push(("address", format!("address {a}")));
+    }
+    if let Some(p) = c.port {
+        w.push(("port", format!("port {p}")));
+    }
+    if let Some(o) = c.observe {
+        let layer = match o {
+            Observe::Layer4 => "layer4",
+            Observe::Layer7 => "layer7",
+        };
+        w.push((
+            "observe",
+            format!("observe {layer} error_limit {}", c.error_limit),
+        ));
+    }
+    if c.shutdown_sessions_on_down {
+        w.push((
+            "on_marked_down",
+            "on_marked_down shutdown-sessions".to_string(),
+        ));
+    }
+    w
+}
+
+/// `check` when `s` is checked exactly as its backend says, else `check (port 8081 every
+/// 1s)` with what differs.
+fn server_check_flag(c: &Check, be: &Backend) -> String {
+    let base = base_check(be);
+    if *c == base {
+        return "check".to_string();
+    }
+    let base = check_words(&base);
+    let words = check_words(c);
+    let mut diff: Vec<&str> = words
+        .iter()
+        .filter(|piece| !base.contains(piece))
+        .map(|(_, w)| w.as_str())
+        .collect();
+    if diff.is_empty() {
+        // A key set back to what it defaults to (e.g. fastinter = inter): say it all.
+        diff = words.iter().map(|(_, w)| w.as_str()).collect();
+    }
+    format!("check ({})", diff.join(" "))
+}
+
+fn server_flags(s: &Server, be: &Backend) -> String {
     let mut flags = Vec::new();
     if s.backup {
         flags.push("backup".to_string());
@@ -439,6 +586,12 @@ fn server_flags(s: &Server) -> String {
     }
     if let Some(c) = &s.cookie {
         flags.push(format!("cookie {c}"));
+    }
+    if let Some(c) = &s.check {
+        flags.push(server_check_flag(c, be));
+    }
+    if let Some(d) = s.slowstart {
+        flags.push(format!("slowstart {}", format_duration(d)));
     }
     flags.join(", ")
 }

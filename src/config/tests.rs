@@ -113,6 +113,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(be.http_reuse, HttpReuse::Safe);
     assert_eq!(be.pool_max_idle, 64);
     assert_eq!(be.pool_idle_timeout, Duration::from_secs(30));
+    assert_eq!(be.check, None);
+    assert_eq!(cfg.stats, None);
     assert_eq!(
         be.servers,
         vec![Server {
@@ -184,6 +186,29 @@ address = "[2001:db8::22]:3306"
 weight = 0
 backup = true
 disabled = true
+check = { port = 3307 }
+slowstart = "1m"
+
+[backend.mysql.check]
+type = "tcp"
+inter = "3s"
+fastinter = "1s"
+downinter = "10s"
+rise = 4
+fall = 5
+timeout = "750ms"
+port = 9200
+address = "10.0.0.99"
+observe = "layer4"
+error_limit = 20
+on_marked_down = "shutdown-sessions"
+
+[stats]
+bind = "127.0.0.1:8404"
+uri = "/haproxy-stats"
+auth = { user = "admin", password = "s3cret" }
+admin = true
+refresh = "10s"
 "#);
     let g = &cfg.global;
     assert_eq!(g.shards, ShardCount::Fixed(2));
@@ -244,6 +269,46 @@ disabled = true
     let db2 = &be.servers[1];
     assert_eq!(db2.address, addr("[2001:db8::22]:3306"));
     assert_eq!((db2.weight, db2.backup, db2.disabled), (0, true, true));
+
+    let check = Check {
+        kind: CheckKind::Tcp,
+        inter: Duration::from_secs(3),
+        fastinter: Duration::from_secs(1),
+        downinter: Duration::from_secs(10),
+        rise: 4,
+        fall: 5,
+        timeout: Duration::from_millis(750),
+        port: Some(9200),
+        address: Some("10.0.0.99".parse().unwrap()),
+        observe: Some(Observe::Layer4),
+        error_limit: 20,
+        shutdown_sessions_on_down: true,
+    };
+    assert_eq!(be.check.as_ref(), Some(&check));
+    assert_eq!(be.servers[0].check, None);
+    assert_eq!(be.servers[0].slowstart, None);
+    assert_eq!(
+        db2.check,
+        Some(Check {
+            port: Some(3307),
+            ..check
+        })
+    );
+    assert_eq!(db2.slowstart, Some(Duration::from_secs(60)));
+
+    assert_eq!(
+        cfg.stats,
+        Some(Stats {
+            bind: addr("127.0.0.1:8404"),
+            uri: "/haproxy-stats".into(),
+            auth: Some(StatsAuth {
+                user: "admin".into(),
+                password: "s3cret".into(),
+            }),
+            admin: true,
+            refresh: Duration::from_secs(10),
+        })
+    );
 }
 
 #[test]
@@ -445,34 +510,10 @@ fn later_features_are_not_supported_yet() {
             "\"tls\" is not supported yet (arrives with TLS termination)",
         ),
         (
-            be("check = { type = \"tcp\" }"),
-            7,
-            "backend.be.check",
-            "\"check\" is not supported yet (arrives with health checks)",
-        ),
-        (
-            srv("check = true"),
-            9,
-            "backend.be.server[0].check",
-            "\"check\" is not supported yet (arrives with health checks)",
-        ),
-        (
-            srv("slowstart = \"30s\""),
-            9,
-            "backend.be.server[0].slowstart",
-            "not supported yet",
-        ),
-        (
             srv("maxconn = 500"),
             9,
             "backend.be.server[0].maxconn",
             "\"maxconn\" is not supported yet",
-        ),
-        (
-            format!("{MINIMAL}\n[stats]\nbind = \"127.0.0.1:8404\"\n"),
-            11,
-            "stats",
-            "\"stats\" is not supported yet (arrives with the stats page)",
         ),
         (
             format!("{MINIMAL}\n[vrrp.R1]\npriority = 100\n"),
@@ -490,6 +531,10 @@ fn later_features_are_not_supported_yet() {
     for (text, line, key, phrase) in cases {
         rejects(&text, line, key, phrase);
     }
+    // Health checks, slow start and the stats page are no longer "later".
+    ok(&be("check = { type = \"tcp\" }"));
+    ok(&srv("check = true\nslowstart = \"30s\""));
+    ok(&format!("{MINIMAL}\n[stats]\nbind = \"127.0.0.1:8404\"\n"));
 }
 
 #[test]
@@ -1064,6 +1109,625 @@ fn load_reads_files_and_reports_unreadable_ones() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+// ---------------------------------------------------------------- health checks
+
+/// [`MINIMAL`] with `extra` lines in the backend (from line 7).
+fn tcp_be(extra: &str) -> String {
+    MINIMAL.replace("[backend.be]\n", &format!("[backend.be]\n{extra}\n"))
+}
+
+/// [`MINIMAL`] with `extra` lines in the server (from line 9, after `name`).
+fn tcp_srv(extra: &str) -> String {
+    MINIMAL.replace("name = \"s1\"\n", &format!("name = \"s1\"\n{extra}\n"))
+}
+
+/// The default check: a TCP connect every 2 s, rise 2, fall 3, timeout 2 s.
+fn default_tcp_check() -> Check {
+    Check {
+        kind: CheckKind::Tcp,
+        inter: Duration::from_secs(2),
+        fastinter: Duration::from_secs(2),
+        downinter: Duration::from_secs(2),
+        rise: 2,
+        fall: 3,
+        timeout: Duration::from_secs(2),
+        port: None,
+        address: None,
+        observe: None,
+        error_limit: 10,
+        shutdown_sessions_on_down: false,
+    }
+}
+
+#[test]
+fn check_defaults() {
+    // `check = true` without a backend check: every default.
+    let cfg = ok(&tcp_srv("check = true"));
+    assert_eq!(cfg.backends[0].check, None);
+    assert_eq!(cfg.backends[0].servers[0].check, Some(default_tcp_check()));
+    assert_eq!(cfg.backends[0].servers[0].slowstart, None);
+    // An empty backend check is the default check too; servers without `check` (or with
+    // `check = false`) are not checked.
+    let cfg = ok(&format!(
+        "{}[[backend.be.server]]\nname = \"s2\"\naddress = \"127.0.0.1:9001\"\ncheck = false\n",
+        tcp_be("check = {}")
+    ));
+    let be = &cfg.backends[0];
+    assert_eq!(be.check, Some(default_tcp_check()));
+    assert_eq!((&be.servers[0].check, &be.servers[1].check), (&None, &None));
+    // An http check gets GET / expecting 200-399.
+    let cfg = ok(&tcp_be("check = { type = \"http\" }"));
+    assert_eq!(
+        cfg.backends[0].check.as_ref().unwrap().kind,
+        CheckKind::Http(HttpCheck {
+            method: "GET".into(),
+            path: "/".into(),
+            host: None,
+            expect_status: vec![(200, 399)],
+            expect_body: None,
+        })
+    );
+    // fastinter and downinter follow inter; timeout follows the merged timeouts.check.
+    let cfg = ok(&format!(
+        "[defaults.timeouts]\ncheck = \"3s\"\n{}",
+        tcp_be("check = { inter = \"10s\" }")
+    ));
+    let c = cfg.backends[0].check.clone().unwrap();
+    assert_eq!(
+        (c.inter, c.fastinter, c.downinter, c.timeout),
+        (
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            Duration::from_secs(3)
+        )
+    );
+    let cfg = ok(&tcp_be(
+        "timeouts = { check = \"500ms\" }\n[backend.be.check]\ntype = \"tcp\"",
+    ));
+    assert_eq!(
+        cfg.backends[0].check.as_ref().unwrap().timeout,
+        Duration::from_millis(500)
+    );
+    let cfg = ok(&tcp_be(
+        "timeouts = { check = \"500ms\" }\ncheck = { timeout = \"4s\" }",
+    ));
+    assert_eq!(
+        cfg.backends[0].check.as_ref().unwrap().timeout,
+        Duration::from_secs(4)
+    );
+}
+
+#[test]
+fn http_check_every_key_is_read() {
+    let cfg = ok(&http_be(
+        r#"check = { type = "http", method = "HEAD", path = "/health?full=1", host = "app.example", expect_status = [204, "300-302"], expect_body = "ok", inter = "2s", fastinter = "500ms", downinter = "5s", rise = 1, fall = 2, timeout = "1s", port = 8081, address = "[::1]", observe = "layer7", error_limit = 3, on_marked_down = "shutdown-sessions" }"#,
+    ));
+    let c = cfg.backends[0].check.clone().unwrap();
+    let http = HttpCheck {
+        method: "HEAD".into(),
+        path: "/health?full=1".into(),
+        host: Some("app.example".into()),
+        expect_status: vec![(204, 204), (300, 302)],
+        expect_body: Some("ok".into()),
+    };
+    assert!(http.status_ok(204) && http.status_ok(301) && !http.status_ok(200));
+    assert_eq!(
+        c,
+        Check {
+            kind: CheckKind::Http(http),
+            inter: Duration::from_secs(2),
+            fastinter: Duration::from_millis(500),
+            downinter: Duration::from_secs(5),
+            rise: 1,
+            fall: 2,
+            timeout: Duration::from_secs(1),
+            port: Some(8081),
+            address: Some("::1".parse().unwrap()),
+            observe: Some(Observe::Layer7),
+            error_limit: 3,
+            shutdown_sessions_on_down: true,
+        }
+    );
+    assert_eq!(c.target(addr("127.0.0.1:9000")), addr("[::1]:8081"));
+    // A single status or range is accepted without the array.
+    let cfg = ok(&http_be(
+        "check = { type = \"http\", expect_status = \"200-299\" }",
+    ));
+    let CheckKind::Http(h) = &cfg.backends[0].check.as_ref().unwrap().kind else {
+        panic!("an http check");
+    };
+    assert_eq!(h.expect_status, [(200, 299)]);
+    let cfg = ok(&http_be("check = { type = \"http\", expect_status = 200 }"));
+    let CheckKind::Http(h) = &cfg.backends[0].check.as_ref().unwrap().kind else {
+        panic!("an http check");
+    };
+    assert_eq!(h.expect_status, [(200, 200)]);
+}
+
+#[test]
+fn server_check_tables_override_the_backend() {
+    let text = r#"
+[frontend.fe]
+bind = ["127.0.0.1:8000"]
+default_backend = "be"
+
+[backend.be]
+check = { type = "http", path = "/health", inter = "2s", fastinter = "1s", rise = 3 }
+[[backend.be.server]]
+name = "same"
+address = "127.0.0.1:9000"
+check = true
+[[backend.be.server]]
+name = "faster"
+address = "127.0.0.1:9001"
+check = { inter = "500ms", port = 8081, path = "/ready", observe = "layer4" }
+[[backend.be.server]]
+name = "tcp"
+address = "127.0.0.1:9002"
+check = { type = "tcp" }
+[[backend.be.server]]
+name = "off"
+address = "127.0.0.1:9003"
+check = false
+slowstart = "30s"
+"#;
+    let cfg = ok(text);
+    let be = &cfg.backends[0];
+    let base = be.check.clone().unwrap();
+    assert_eq!(base.inter, Duration::from_secs(2));
+    assert_eq!(base.fastinter, Duration::from_secs(1));
+    assert_eq!(base.downinter, Duration::from_secs(2));
+    assert_eq!(base.rise, 3);
+    assert_eq!(be.servers[0].check.as_ref(), Some(&base));
+
+    let faster = be.servers[1].check.clone().unwrap();
+    let CheckKind::Http(h) = &faster.kind else {
+        panic!("the type is inherited");
+    };
+    assert_eq!(h.path, "/ready");
+    assert_eq!(faster.inter, Duration::from_millis(500));
+    // fastinter is the backend's; downinter follows the server's inter.
+    assert_eq!(faster.fastinter, Duration::from_secs(1));
+    assert_eq!(faster.downinter, Duration::from_millis(500));
+    assert_eq!((faster.rise, faster.port), (3, Some(8081)));
+    assert_eq!(faster.observe, Some(Observe::Layer4));
+
+    let tcp = be.servers[2].check.clone().unwrap();
+    assert_eq!(tcp.kind, CheckKind::Tcp);
+    assert_eq!((tcp.inter, tcp.rise), (Duration::from_secs(2), 3));
+
+    assert_eq!(be.servers[3].check, None);
+    assert_eq!(be.servers[3].slowstart, Some(Duration::from_secs(30)));
+
+    // A server may turn a tcp check (or none) into an http one.
+    let cfg = ok(&tcp_srv("check = { type = \"http\", path = \"/x\" }"));
+    let CheckKind::Http(h) = &cfg.backends[0].servers[0].check.as_ref().unwrap().kind else {
+        panic!("an http check");
+    };
+    assert_eq!((h.method.as_str(), h.path.as_str()), ("GET", "/x"));
+}
+
+#[test]
+fn check_errors() {
+    for (extra, key, phrase) in [
+        (
+            "check = true",
+            "backend.be.check",
+            "expected a table such as { type = \"http\", path = \"/health\" }, found a boolean (true): a backend's check holds the settings; servers enable it with check = true",
+        ),
+        (
+            "check = { typ = \"http\" }",
+            "backend.be.check.typ",
+            "unknown key \"typ\" in the check table (did you mean \"type\"?)",
+        ),
+        (
+            "check = { type = \"htttp\" }",
+            "backend.be.check.type",
+            "unknown check type \"htttp\" (did you mean \"http\"?): expected \"tcp\" or \"http\"",
+        ),
+        (
+            "check = { path = \"/health\" }",
+            "backend.be.check.path",
+            "\"path\" applies to http checks only, and this check is type \"tcp\" (set type = \"http\")",
+        ),
+        (
+            "check = { type = \"tcp\", expect_status = [200] }",
+            "backend.be.check.expect_status",
+            "\"expect_status\" applies to http checks only",
+        ),
+        (
+            "check = { rise = 0 }",
+            "backend.be.check.rise",
+            "rise must be at least 1, found 0",
+        ),
+        (
+            "check = { fall = -2 }",
+            "backend.be.check.fall",
+            "fall must be at least 1, found -2",
+        ),
+        (
+            "check = { error_limit = 0 }",
+            "backend.be.check.error_limit",
+            "error_limit must be at least 1",
+        ),
+        (
+            "check = { inter = \"0s\" }",
+            "backend.be.check.inter",
+            "inter must be greater than zero",
+        ),
+        (
+            "check = { timeout = 2 }",
+            "backend.be.check.timeout",
+            "write \"2s\"",
+        ),
+        (
+            "check = { port = 0 }",
+            "backend.be.check.port",
+            "0 is out of range (expected 1..=65535)",
+        ),
+        (
+            "check = { address = \"10.0.0.1:8080\" }",
+            "backend.be.check.address",
+            "write address = \"10.0.0.1\" and port = 8080",
+        ),
+        (
+            "check = { address = \"health.local\" }",
+            "backend.be.check.address",
+            "hostnames are not resolved",
+        ),
+        (
+            "check = { observe = \"layer7\" }",
+            "backend.be.check.observe",
+            "observe = \"layer7\" needs mode http (it watches HTTP responses), and backend \"be\" is mode tcp: use \"layer4\"",
+        ),
+        (
+            "check = { observe = \"layer3\" }",
+            "backend.be.check.observe",
+            "unknown observe \"layer3\"",
+        ),
+        (
+            "check = { on_marked_down = \"shutdown-session\" }",
+            "backend.be.check.on_marked_down",
+            "unknown on_marked_down \"shutdown-session\" (did you mean \"shutdown-sessions\"?): the only value is \"shutdown-sessions\"",
+        ),
+        (
+            "check = { on_marked_down = \"drain\" }",
+            "backend.be.check.on_marked_down",
+            "the only value is \"shutdown-sessions\"",
+        ),
+        (
+            "inter = \"2s\"",
+            "backend.be.inter",
+            "unknown key \"inter\" in [backend.NAME] (it belongs in the check table)",
+        ),
+    ] {
+        rejects(&tcp_be(extra), 7, key, phrase);
+    }
+    for (extra, key, phrase) in [
+        (
+            "check = { type = \"http\", expect_status = [] }",
+            "backend.be.check.expect_status",
+            "expect_status is empty: give at least one status or range",
+        ),
+        (
+            "check = { type = \"http\", expect_status = [200, 600] }",
+            "backend.be.check.expect_status[1]",
+            "status 600 is out of range (expected 100..=599)",
+        ),
+        (
+            "check = { type = \"http\", expect_status = [\"399-200\"] }",
+            "backend.be.check.expect_status[0]",
+            "\"399-200\": the range is empty (399 is above 200): write \"200-399\"",
+        ),
+        (
+            "check = { type = \"http\", expect_status = [\"2xx\"] }",
+            "backend.be.check.expect_status[0]",
+            "\"2xx\": expected a status such as 200 or a range",
+        ),
+        (
+            "check = { type = \"http\", expect_status = [true] }",
+            "backend.be.check.expect_status[0]",
+            "found a boolean (true)",
+        ),
+        (
+            "check = { type = \"http\", method = \"get\" }",
+            "backend.be.check.method",
+            "methods are case-sensitive, write \"GET\"",
+        ),
+        (
+            "check = { type = \"http\", method = \"GET /\" }",
+            "backend.be.check.method",
+            "a method is a token",
+        ),
+        (
+            "check = { type = \"http\", path = \"health\" }",
+            "backend.be.check.path",
+            "path \"health\" must start with '/'",
+        ),
+        (
+            "check = { type = \"http\", path = \"/a b\" }",
+            "backend.be.check.path",
+            "spaces, control characters and non-ASCII characters are not allowed",
+        ),
+        (
+            "check = { type = \"http\", host = \"a\\r\\nX-Admin: 1\" }",
+            "backend.be.check.host",
+            "a Host header may not contain spaces, CR, LF",
+        ),
+        (
+            "check = { type = \"http\", expect_body = \"\" }",
+            "backend.be.check.expect_body",
+            "must not be empty",
+        ),
+        (
+            "check = { type = \"http\", observe = \"layr7\" }",
+            "backend.be.check.observe",
+            "unknown observe \"layr7\" (did you mean \"layer7\"?): expected \"layer4\" or \"layer7\"",
+        ),
+    ] {
+        rejects(&http_be(extra), 10, key, phrase);
+    }
+    let long = "x".repeat(16 * 1024 + 1);
+    rejects(
+        &http_be(&format!(
+            "check = {{ type = \"http\", expect_body = \"{long}\" }}"
+        )),
+        10,
+        "backend.be.check.expect_body",
+        "only the first 16384 bytes of a response body are searched",
+    );
+    // layer7 observation is fine in an http backend, whatever the check type.
+    ok(&http_be("check = { type = \"tcp\", observe = \"layer7\" }"));
+
+    for (extra, key, phrase) in [
+        (
+            "check = \"yes\"",
+            "backend.be.server[0].check",
+            "expected true, false or a table of check keys such as { port = 8081 }, found a string (\"yes\")",
+        ),
+        (
+            "check = { prot = 8081 }",
+            "backend.be.server[0].check.prot",
+            "did you mean \"port\"?",
+        ),
+        (
+            "check = { path = \"/health\" }",
+            "backend.be.server[0].check.path",
+            "\"path\" applies to http checks only, and this check is type \"tcp\"",
+        ),
+        (
+            "check = { observe = \"layer7\" }",
+            "backend.be.server[0].check.observe",
+            "and backend \"be\" is mode tcp",
+        ),
+        (
+            "slowstart = \"0s\"",
+            "backend.be.server[0].slowstart",
+            "slowstart must be greater than zero",
+        ),
+        (
+            "slowstart = 30",
+            "backend.be.server[0].slowstart",
+            "write \"30s\"",
+        ),
+        (
+            "rise = 2",
+            "backend.be.server[0].rise",
+            "unknown key \"rise\" in [[backend.NAME.server]] (it belongs in the check table)",
+        ),
+        (
+            "check = { weight = 2 }",
+            "backend.be.server[0].check.weight",
+            "unknown key \"weight\" in the check table (it belongs in [[backend.NAME.server]])",
+        ),
+    ] {
+        rejects(&tcp_srv(extra), 9, key, phrase);
+    }
+    // A server's http key is checked against the type it inherits.
+    rejects(
+        &tcp_be("check = { type = \"http\" }").replace(
+            "name = \"s1\"\n",
+            "name = \"s1\"\ncheck = { type = \"tcp\", host = \"x\" }\n",
+        ),
+        10,
+        "backend.be.server[0].check.host",
+        "\"host\" applies to http checks only",
+    );
+    ok(&tcp_be("check = { type = \"http\" }").replace(
+        "name = \"s1\"\n",
+        "name = \"s1\"\ncheck = { host = \"x\" }\n",
+    ));
+    // A check table as a [section] reports at its keys' lines.
+    rejects(
+        &tcp_be("[backend.be.check]\ntype = \"http\"\nrise = 0"),
+        9,
+        "backend.be.check.rise",
+        "rise must be at least 1",
+    );
+}
+
+// ---------------------------------------------------------------- stats
+
+/// [`MINIMAL`] followed by a `[stats]` section with `body` (its keys from line 12).
+fn with_stats(body: &str) -> String {
+    format!("{MINIMAL}\n[stats]\n{body}\n")
+}
+
+#[test]
+fn stats_defaults_and_keys() {
+    let cfg = ok(&with_stats("bind = \"127.0.0.1:8404\""));
+    assert_eq!(
+        cfg.stats,
+        Some(Stats {
+            bind: addr("127.0.0.1:8404"),
+            uri: "/stats".into(),
+            auth: None,
+            admin: false,
+            refresh: Duration::from_secs(5),
+        })
+    );
+    let cfg = ok(&with_stats(
+        "bind = \"[::1]:8404\"\nuri = \"/\"\nauth = { user = \"ops\", password = \"p:w\" }\nadmin = false\nrefresh = \"1m\"",
+    ));
+    let st = cfg.stats.unwrap();
+    assert_eq!(st.bind, addr("[::1]:8404"));
+    assert_eq!(st.uri, "/");
+    assert_eq!(st.auth.unwrap().password, "p:w");
+    assert_eq!(st.refresh, Duration::from_secs(60));
+    // Another port on the frontend's address is fine.
+    ok(&with_stats("bind = \"127.0.0.1:8001\""));
+}
+
+#[test]
+fn stats_errors() {
+    for (body, line, key, phrase) in [
+        (
+            "uri = \"/s\"",
+            11,
+            "stats.bind",
+            "missing required key \"bind\": give the address of the stats page, e.g. bind = \"127.0.0.1:8404\"",
+        ),
+        (
+            "bind = \":8404\"",
+            12,
+            "stats.bind",
+            "the stats page listens on one address: write \"127.0.0.1:8404\" to keep it local",
+        ),
+        (
+            "bind = [\"127.0.0.1:8404\"]",
+            12,
+            "stats.bind",
+            "expected one address such as \"127.0.0.1:8404\" (a string), found an array",
+        ),
+        (
+            "bind = \"stats.local:8404\"",
+            12,
+            "stats.bind",
+            "hostnames are not resolved",
+        ),
+        (
+            "bind = \"127.0.0.1:8000\"",
+            12,
+            "stats.bind",
+            "127.0.0.1:8000 is already bound by frontend \"fe\" (line 3): the stats page needs an address of its own",
+        ),
+        (
+            "bind = \"0.0.0.0:8000\"",
+            12,
+            "stats.bind",
+            "0.0.0.0:8000 overlaps 127.0.0.1:8000 of frontend \"fe\" (line 3): the stats page needs a port of its own",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nuri = \"/metrics\"",
+            13,
+            "stats.uri",
+            "uri \"/metrics\" is reserved",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nuri = \"stats\"",
+            13,
+            "stats.uri",
+            "uri \"stats\" must start with '/'",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nuri = \"/stats;csv\"",
+            13,
+            "stats.uri",
+            "contains ';'",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nuri = \"/stats?x=1\"",
+            13,
+            "stats.uri",
+            "contains '?'",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nadmin = true",
+            13,
+            "stats.admin",
+            "admin = true needs auth: add auth = { user = \"...\", password = \"...\" }",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nadmin = \"yes\"",
+            13,
+            "stats.admin",
+            "expected a boolean",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nrefresh = \"0s\"",
+            13,
+            "stats.refresh",
+            "refresh must be greater than zero",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nrefresh = 5",
+            13,
+            "stats.refresh",
+            "write \"5s\"",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nrefrsh = \"5s\"",
+            13,
+            "stats.refrsh",
+            "unknown key \"refrsh\" in [stats] (did you mean \"refresh\"?)",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nauth = \"admin:pw\"",
+            13,
+            "stats.auth",
+            "expected a table such as { user = \"admin\", password = \"...\" }, found a string",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nauth = { user = \"a:b\", password = \"x\" }",
+            13,
+            "stats.auth.user",
+            "user \"a:b\" contains ':'",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nauth = { user = \"\", password = \"x\" }",
+            13,
+            "stats.auth.user",
+            "must not be empty",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nauth = { user = \"a\", password = \"\" }",
+            13,
+            "stats.auth.password",
+            "must not be empty",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nauth = { user = \"a\" }",
+            13,
+            "stats.auth.password",
+            "missing required key \"password\"",
+        ),
+        (
+            "bind = \"127.0.0.1:8404\"\nauth = { usr = \"a\", password = \"x\" }",
+            13,
+            "stats.auth.usr",
+            "unknown key \"usr\" in the stats auth table (did you mean \"user\"?)",
+        ),
+    ] {
+        rejects(&with_stats(body), line, key, phrase);
+    }
+    // An invalid auth does not also report "admin needs auth".
+    let text = with_stats("bind = \"127.0.0.1:8404\"\nauth = { user = \"a\" }\nadmin = true");
+    assert_eq!(errors(&text).len(), 1);
+    rejects(
+        &format!("stats = true\n{MINIMAL}"),
+        1,
+        "stats",
+        "expected a table, found a boolean (true)",
+    );
+    rejects(
+        &MINIMAL.replace("[backend.be]", "[backend.be]\nuri = \"/stats\""),
+        7,
+        "backend.be.uri",
+        "unknown key \"uri\" in [backend.NAME] (it belongs in [stats])",
+    );
+}
+
 // ---------------------------------------------------------------- summary
 
 #[test]
@@ -1136,6 +1800,68 @@ server = [{ name = "x", address = "10.0.0.9:1", weight = 0 }]
         s.contains("backends not used by any frontend: spare"),
         "{s}"
     );
+}
+
+#[test]
+fn summary_shows_checks_and_stats() {
+    let cfg = ok(r#"
+[defaults]
+mode = "http"
+
+[stats]
+bind = "127.0.0.1:8404"
+auth = { user = "ops", password = "x" }
+admin = true
+
+[frontend.web]
+bind = ["127.0.0.1:8080"]
+default_backend = "app"
+[[frontend.web.use_backend]]
+backend = "plain"
+if = "TRUE"
+[[frontend.web.use_backend]]
+backend = "unchecked"
+if = "TRUE"
+
+[backend.app]
+check = { type = "http", path = "/health", expect_status = [200, "300-302"], fastinter = "500ms", observe = "layer7", on_marked_down = "shutdown-sessions" }
+[[backend.app.server]]
+name = "web1"
+address = "10.0.0.11:80"
+check = true
+slowstart = "30s"
+[[backend.app.server]]
+name = "web2"
+address = "10.0.0.12:80"
+check = { port = 8081, inter = "1s" }
+[[backend.app.server]]
+name = "web3"
+address = "10.0.0.13:80"
+
+[backend.plain]
+server = [{ name = "p1", address = "10.0.0.21:80", check = true }]
+
+[backend.unchecked]
+check = { rise = 5 }
+server = [{ name = "u1", address = "10.0.0.31:80" }]
+"#);
+    let s = summary(&cfg);
+    for expected in [
+        "stats     bind 127.0.0.1:8404, uri /stats, auth ops, admin on, refresh 5s\n",
+        "       check  http GET /health expect 200,300-302 every 2s fastinter 500ms rise 2 fall 3 timeout 2s observe layer7 error_limit 10 on_marked_down shutdown-sessions  (2 of 3 servers)\n",
+        "10.0.0.11:80       1  check, slowstart 30s\n",
+        "10.0.0.12:80       1  check (every 1s port 8081)\n",
+        "       check  tcp every 2s rise 2 fall 3 timeout 2s  (defaults, no check table; 1 of 1 servers)\n",
+        "10.0.0.21:80       1  check\n",
+        "       check  tcp every 2s rise 5 fall 3 timeout 2s  (no server has check = true)\n",
+    ] {
+        assert!(s.contains(expected), "missing {expected:?} in:\n{s}");
+    }
+    let web3 = s.lines().find(|l| l.contains("10.0.0.13:80")).unwrap();
+    assert!(web3.ends_with("10.0.0.13:80       1"), "{s}");
+    // No stats line, no check line without checks.
+    let s = summary(&ok(MINIMAL));
+    assert!(!s.contains("stats") && !s.contains("check"), "{s}");
 }
 
 // ---------------------------------------------------------------- mode http

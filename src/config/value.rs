@@ -428,6 +428,171 @@ pub fn parse_redirect(text: &str) -> Result<RedirectKind, String> {
     })
 }
 
+/// Parses one `expect_status` range string `"LOW-HIGH"` (both 100..=599, LOW <= HIGH).
+pub fn parse_status_range(text: &str) -> Result<(u16, u16), String> {
+    let form = "expected a status such as 200 or a range \"LOW-HIGH\" such as \"200-399\"";
+    let Some((lo, hi)) = text.split_once('-') else {
+        if text.trim().parse::<u16>().is_ok() {
+            return Err(format!(
+                "\"{text}\": write a single status as an integer ({}), or a range \"LOW-HIGH\"",
+                text.trim()
+            ));
+        }
+        return Err(format!("\"{text}\": {form}"));
+    };
+    let status = |part: &str| -> Result<u16, String> {
+        let v: u16 = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("\"{text}\": \"{part}\" is not a status: {form}"))?;
+        if !(100..=599).contains(&v) {
+            return Err(format!(
+                "\"{text}\": status {v} is out of range (expected 100..=599)"
+            ));
+        }
+        Ok(v)
+    };
+    let (lo, hi) = (status(lo)?, status(hi)?);
+    if lo > hi {
+        return Err(format!(
+            "\"{text}\": the range is empty ({lo} is above {hi}): write \"{hi}-{lo}\""
+        ));
+    }
+    Ok((lo, hi))
+}
+
+/// The methods an HTTP check may name in lower case by mistake (methods are case-sensitive).
+const KNOWN_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+
+/// Checks the `method` of an HTTP check: an HTTP token (RFC 9110 §5.6.2), at most 32
+/// characters; a standard method written in lower case is refused with the right spelling.
+pub fn check_method(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("empty method: write e.g. \"GET\" or \"HEAD\"".to_string());
+    }
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if let Some(c) = text.chars().find(|c| !c.is_ascii() || !token(*c as u8)) {
+        return Err(format!(
+            "method {text:?} contains {c:?}: a method is a token (letters, digits and !#$%&'*+-.^_`|~), e.g. \"GET\""
+        ));
+    }
+    if text.len() > 32 {
+        return Err(format!("method \"{text}\" is longer than 32 characters"));
+    }
+    let upper = text.to_ascii_uppercase();
+    if upper != text && KNOWN_METHODS.contains(&upper.as_str()) {
+        return Err(format!(
+            "method \"{text}\": methods are case-sensitive, write \"{upper}\""
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the `path` of an HTTP check: an origin-form request target (`/` then visible
+/// ASCII: no spaces, control or non-ASCII characters).
+pub fn check_request_path(text: &str) -> Result<(), String> {
+    if !text.starts_with('/') {
+        return Err(format!(
+            "path \"{text}\" must start with '/', e.g. \"/health\""
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "path {text:?} contains {c:?}: spaces, control characters and non-ASCII characters are not allowed (percent-encode them, e.g. %20)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the `host` of an HTTP check (the `Host` header value): visible ASCII, no spaces.
+pub fn check_host_header(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("must not be empty (leave host out to send the checked address)".to_string());
+    }
+    if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "host {text:?} contains {c:?}: a Host header may not contain spaces, CR, LF or other control characters (write a name such as \"app.example.com\", IDNs in punycode)"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses the `address` of a check: an IP address alone (the port is `port`); `[v6]` is
+/// accepted. Hostnames are not resolved; the unspecified addresses are refused.
+pub fn parse_check_address(text: &str) -> Result<IpAddr, String> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        if ip.is_unspecified() {
+            return Err(format!(
+                "\"{text}\": cannot check the unspecified address {ip}: write an IP address, or leave address out to check the server's"
+            ));
+        }
+        return Ok(ip);
+    }
+    if let Ok(sa) = text.parse::<SocketAddr>() {
+        return Err(format!(
+            "\"{text}\": address is an IP address without a port: write address = \"{}\" and port = {}",
+            sa.ip(),
+            sa.port()
+        ));
+    }
+    if looks_like_hostname(text) {
+        return Err(format!(
+            "\"{text}\" is a hostname, not an IP address: hostnames are not resolved, write an IP address"
+        ));
+    }
+    if text.is_empty() {
+        return Err("empty address: write an IP address such as \"10.0.0.11\"".to_string());
+    }
+    Err(format!("\"{text}\" is not a valid IP address"))
+}
+
+/// Parses the `[stats]` listen address: exactly one `ip:port` or `[ipv6]:port`. The
+/// `":port"` form (two listeners) is refused with the forms to write instead.
+pub fn parse_stats_bind(text: &str) -> Result<SocketAddr, String> {
+    if let Some(port) = text.strip_prefix(':') {
+        return Err(format!(
+            "\"{text}\": the stats page listens on one address: write \"127.0.0.1:{port}\" to keep it local, or \"0.0.0.0:{port}\" / \"[::]:{port}\" for every address"
+        ));
+    }
+    match parse_bind_address(text)?.as_slice() {
+        [addr] => Ok(*addr),
+        _ => Err(format!(
+            "\"{text}\": expected one address such as \"127.0.0.1:8404\""
+        )),
+    }
+}
+
+/// Checks the `[stats]` `uri`: a path starting with `/`, without `;` or `?` (the page
+/// adds `;csv`, `;json`), not `/metrics` (always served), visible ASCII only.
+pub fn check_stats_uri(text: &str) -> Result<(), String> {
+    if !text.starts_with('/') {
+        return Err(format!(
+            "uri \"{text}\" must start with '/', e.g. \"/stats\""
+        ));
+    }
+    if text == "/metrics" {
+        return Err(
+            "uri \"/metrics\" is reserved: /metrics always serves the Prometheus metrics; choose another path, e.g. \"/stats\""
+                .to_string(),
+        );
+    }
+    if let Some(c) = text.chars().find(|c| matches!(c, ';' | '?')) {
+        return Err(format!(
+            "uri \"{text}\" contains {c:?}: write the path alone (\";csv\" and \";json\" are added to it, a query string is not allowed)"
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "uri {text:?} contains {c:?}: spaces, control characters and non-ASCII characters are not allowed"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,6 +773,79 @@ mod tests {
             ("locaton /x", "did you mean \"location\""),
         ] {
             let err = parse_redirect(text).unwrap_err();
+            assert!(err.contains(phrase), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn check_values() {
+        assert_eq!(parse_status_range("200-399"), Ok((200, 399)));
+        assert_eq!(parse_status_range("204-204"), Ok((204, 204)));
+        for (text, phrase) in [
+            ("200", "as an integer (200)"),
+            ("399-200", "write \"200-399\""),
+            ("99-200", "status 99 is out of range"),
+            ("200-600", "status 600 is out of range"),
+            ("2xx", "expected a status"),
+            ("a-b", "\"a\" is not a status"),
+        ] {
+            let err = parse_status_range(text).unwrap_err();
+            assert!(err.contains(phrase), "{text:?}: {err}");
+        }
+        assert!(check_method("GET").is_ok());
+        assert!(check_method("PROPFIND").is_ok());
+        assert!(check_method("get").unwrap_err().contains("write \"GET\""));
+        assert!(check_method("G ET").unwrap_err().contains("' '"));
+        assert!(check_method("GET\r\n").unwrap_err().contains("'\\r'"));
+        assert!(check_method("").unwrap_err().contains("empty"));
+        assert!(check_request_path("/health?full=1").is_ok());
+        assert!(check_request_path("health")
+            .unwrap_err()
+            .contains("start with '/'"));
+        assert!(check_request_path("/a b").unwrap_err().contains("' '"));
+        assert!(check_host_header("app.example:8080").is_ok());
+        assert!(check_host_header("a\r\nX: y")
+            .unwrap_err()
+            .contains("'\\r'"));
+        assert!(check_host_header("a b").unwrap_err().contains("' '"));
+        assert_eq!(
+            parse_check_address("10.0.0.1"),
+            Ok("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(parse_check_address("[::1]"), Ok("::1".parse().unwrap()));
+        for (text, phrase) in [
+            ("10.0.0.1:80", "port = 80"),
+            ("0.0.0.0", "unspecified"),
+            ("db.example.com", "hostname"),
+            ("1.2.3", "not a valid IP address"),
+        ] {
+            let err = parse_check_address(text).unwrap_err();
+            assert!(err.contains(phrase), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn stats_values() {
+        assert_eq!(
+            parse_stats_bind("127.0.0.1:8404"),
+            Ok("127.0.0.1:8404".parse().unwrap())
+        );
+        assert!(parse_stats_bind(":8404")
+            .unwrap_err()
+            .contains("\"127.0.0.1:8404\""));
+        assert!(parse_stats_bind("localhost:8404")
+            .unwrap_err()
+            .contains("hostname"));
+        assert!(check_stats_uri("/haproxy-stats").is_ok());
+        assert!(check_stats_uri("/").is_ok());
+        for (text, phrase) in [
+            ("stats", "must start with '/'"),
+            ("/metrics", "reserved"),
+            ("/stats;csv", "';'"),
+            ("/stats?x", "'?'"),
+            ("/st ats", "' '"),
+        ] {
+            let err = check_stats_uri(text).unwrap_err();
             assert!(err.contains(phrase), "{text:?}: {err}");
         }
     }

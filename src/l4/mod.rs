@@ -115,17 +115,23 @@ impl<T: fmt::Display> fmt::Display for OrDash<T> {
     }
 }
 
-/// Serve one accepted client connection of frontend `frontend_index` to its end.
+/// Serve one accepted client connection of frontend `frontend_name` to its end (on the
+/// snapshot in force when it starts).
 pub async fn serve(
     client: Socket,
     peer: Option<SocketAddr>,
     shard: Rc<Shard>,
-    frontend_index: usize,
+    frontend_name: Rc<str>,
 ) {
     let started = Instant::now();
     let view = shard.view();
+    let Some(frontend_index) = view.snapshot.frontend_index(&frontend_name) else {
+        return;
+    };
     let config = &view.snapshot.config;
     let frontend = &config.frontends[frontend_index];
+    let frontend_slot = view.snapshot.frontend_stats[frontend_index];
+    let backend_slot = |b: usize| view.snapshot.backends[b].stats;
     // A tcp frontend always has one (the configuration checks it).
     let backend_index = frontend
         .default_backend_index
@@ -133,6 +139,7 @@ pub async fn serve(
     let backend = &config.backends[backend_index];
     // TCP_NODELAY: inherited from the listener (see runtime::listener).
     let (ticket, tracked) = shard.connections.register(client.fd());
+    shard.stats.session_started(frontend_slot);
 
     let mut record = Record {
         client: peer,
@@ -150,7 +157,7 @@ pub async fn serve(
         client_ip: peer.map(|a| a.ip()),
         ..Default::default()
     };
-    match connect(&view, backend_index, backend, &ctx).await {
+    match connect(&shard, &view, backend_index, backend, &ctx).await {
         Err((end, retries)) => {
             record.end = end;
             record.retries = retries;
@@ -158,7 +165,12 @@ pub async fn serve(
         Ok((server, server_index, retries)) => {
             record.server = &backend.servers[server_index].name;
             record.retries = retries;
-            shard.connections.attach_server(&tracked, server.fd());
+            let server_slot = Shard::server_slot(&view, backend_index, server_index);
+            shard
+                .connections
+                .attach_server(&tracked, server.fd(), server_slot);
+            shard.stats.session_started(backend_slot(backend_index));
+            shard.stats.session_started(server_slot);
             view.balancer(backend_index)
                 .connection_started(server_index);
             let idle = IdleLimits {
@@ -175,11 +187,23 @@ pub async fn serve(
             let (end, bytes_in, bytes_out) =
                 forward(&shard, &tracked.idle, &client, &server, idle).await;
             shard.connection_ended(&view, backend_index, server_index);
+            for slot in [backend_slot(backend_index), server_slot] {
+                shard.stats.session_ended(slot);
+                shard.stats.update(slot, |c| {
+                    c.bytes_in += bytes_in;
+                    c.bytes_out += bytes_out;
+                });
+            }
             record.end = end;
             record.bytes_in = bytes_in;
             record.bytes_out = bytes_out;
         }
     }
+    shard.stats.session_ended(frontend_slot);
+    shard.stats.update(frontend_slot, |c| {
+        c.bytes_in += record.bytes_in;
+        c.bytes_out += record.bytes_out;
+    });
     // Connections still open at the hard stop were cut by it: their sockets were shut
     // down, which both directions see as an ordinary end of stream.
     if shard.hard_stopping() {
@@ -190,8 +214,11 @@ pub async fn serve(
 }
 
 /// Pick and connect a server, retrying per the backend's `retries` and `redispatch`.
-/// Returns the stream, the server's index and the number of retries used.
+/// Returns the stream, the server's index and the number of retries used. Connection
+/// errors, retries and redispatches are counted in the shard's stats, and observed
+/// (`observe`).
 async fn connect(
+    shard: &Shard,
     view: &ShardView,
     backend_index: usize,
     backend: &Backend,
@@ -227,9 +254,31 @@ async fn connect(
             return Err((end, retries));
         };
         let address = backend.servers[index].address;
+        if retries > 0 {
+            let redispatched = last != Some(index);
+            for slot in [
+                view.snapshot.backends[backend_index].stats,
+                Shard::server_slot(view, backend_index, index),
+            ] {
+                shard.stats.update(slot, |c| {
+                    c.retries += 1;
+                    c.redispatches += u64::from(redispatched);
+                });
+            }
+        }
         match connect_one(address, backend.timeouts.connect).await {
-            Ok(stream) => return Ok((stream, index, retries)),
+            Ok(stream) => {
+                shard.observe(view, backend_index, index, false, false);
+                return Ok((stream, index, retries));
+            }
             Err(e) => {
+                for slot in [
+                    view.snapshot.backends[backend_index].stats,
+                    Shard::server_slot(view, backend_index, index),
+                ] {
+                    shard.stats.update(slot, |c| c.connection_errors += 1);
+                }
+                shard.observe(view, backend_index, index, true, false);
                 tracing::debug!(
                     "backend {} server {} ({}): connect failed: {}",
                     backend.name,

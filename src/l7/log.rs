@@ -110,6 +110,10 @@ pub struct Record<'a> {
     pub end: Outcome,
     /// `METHOD target HTTP/1.x`, captured only when the access log is enabled.
     pub request: String,
+    /// Index of the backend chosen (in the request's snapshot), for the stats.
+    pub backend_index: Option<usize>,
+    /// Index of the server that got the request, for the stats.
+    pub server_index: Option<usize>,
 }
 
 impl<'a> Record<'a> {
@@ -131,6 +135,8 @@ impl<'a> Record<'a> {
             retries: 0,
             end: Outcome::Done,
             request: String::new(),
+            backend_index: None,
+            server_index: None,
         }
     }
 

@@ -36,6 +36,8 @@ use crate::l4::idle::{Deadline, Side};
 use crate::l4::socket::Socket;
 use crate::l4::{connect_one, End};
 use crate::runtime::shard::{Shard, ShardView, Tracked, COPY_BUFFER};
+use crate::stats::collect::status_class;
+use crate::stats::report::Counters;
 use crate::sys;
 use exchange::{BodyLeft, Download, DownloadError, Downloaded, Upload, UploadError};
 use facts::Facts;
@@ -72,14 +74,17 @@ enum Head {
     Failed(u16, Outcome, Instant),
 }
 
-/// Serve one accepted client connection of `mode http` frontend `frontend_index`.
+/// Serve one accepted client connection of `mode http` frontend `frontend_name`. Each
+/// request uses the snapshot in force when it starts (a reload applies to the next
+/// request); the connection closes if a reload removed its frontend.
 pub async fn serve(
     client: Socket,
     peer: Option<SocketAddr>,
     shard: Rc<Shard>,
-    frontend_index: usize,
+    frontend_name: Rc<str>,
 ) {
     let (ticket, tracked) = shard.connections.register_http(client.fd());
+    let mut frontend_slot = None;
     let mut conn = Conn {
         shard: &shard,
         tracked: &tracked,
@@ -96,10 +101,18 @@ pub async fn serve(
     let mut first = true;
     loop {
         let view = shard.view();
+        let Some(frontend_index) = view.snapshot.frontend_index(&frontend_name) else {
+            break;
+        };
         let frontend = &view.snapshot.config.frontends[frontend_index];
         let Some(http) = frontend.http.as_deref() else {
             break;
         };
+        let slot = view.snapshot.frontend_stats[frontend_index];
+        if frontend_slot.is_none() {
+            frontend_slot = Some(slot);
+            shard.stats.session_started(slot);
+        }
         let head = conn.read_head(frontend, http, first).await;
         first = false;
         let keep = match head {
@@ -109,10 +122,14 @@ pub async fn serve(
                 record.end = outcome;
                 conn.answer_error(http, frontend.timeouts.client, status, &mut record)
                     .await;
+                conn.account(&view, slot, &record);
                 record.log();
                 false
             }
-            Head::Ready(head, started) => conn.handle(&view, frontend, http, head, started).await,
+            Head::Ready(head, started) => {
+                conn.handle(&view, frontend, slot, http, head, started)
+                    .await
+            }
         };
         if !keep || shard.stopping() || tracked.idle.expired().is_some() {
             break;
@@ -120,6 +137,9 @@ pub async fn serve(
     }
     conn.buf.discard(&shard);
     shard.connections.unregister(ticket);
+    if let Some(slot) = frontend_slot {
+        shard.stats.session_ended(slot);
+    }
 }
 
 impl Conn<'_> {
@@ -220,6 +240,7 @@ impl Conn<'_> {
         &mut self,
         view: &ShardView,
         frontend: &Frontend,
+        frontend_slot: usize,
         http: &HttpFrontend,
         head: RequestHead,
         started: Instant,
@@ -238,8 +259,58 @@ impl Conn<'_> {
                 _ => Outcome::Shutdown,
             };
         }
+        self.account(view, frontend_slot, &record);
         record.log();
         keep
+    }
+
+    /// Count a finished request in the shard's stats (frontend, backend, server), and
+    /// observe the server's answer (`observe = "layer7"`).
+    fn account(&self, view: &ShardView, frontend_slot: usize, record: &Record<'_>) {
+        let stats = &self.shard.stats;
+        let class = record.status.map(status_class);
+        let count = |c: &mut Counters| {
+            c.http_requests += 1;
+            c.bytes_in += record.bytes_in;
+            c.bytes_out += record.bytes_out;
+            if let Some(k) = class {
+                c.http_responses[k] += 1;
+            }
+        };
+        stats.update(frontend_slot, |c| {
+            count(c);
+            match record.end {
+                Outcome::Denied => c.denied += 1,
+                Outcome::BadRequest
+                | Outcome::BadBody
+                | Outcome::RequestTimeout
+                | Outcome::MethodRefused => c.request_errors += 1,
+                _ => {}
+            }
+        });
+        let Some(b) = record.backend_index else {
+            return;
+        };
+        let response_error = matches!(
+            record.end,
+            Outcome::BadResponse | Outcome::ServerError | Outcome::ServerTimeout
+        );
+        let backend_slot = view.snapshot.backends[b].stats;
+        let server_slot = record.server_index.map(|s| Shard::server_slot(view, b, s));
+        for slot in std::iter::once(backend_slot).chain(server_slot) {
+            stats.update(slot, |c| {
+                count(c);
+                c.response_errors += u64::from(response_error);
+            });
+            if server_slot.is_some() {
+                stats.session_ended(slot);
+            }
+        }
+        if let Some(s) = record.server_index {
+            let server_failed = response_error
+                || (record.response_head.is_some() && record.status.is_some_and(|st| st >= 500));
+            self.shard.observe(view, b, s, server_failed, true);
+        }
     }
 
     /// Fail the request with an error page; the connection closes.
@@ -369,6 +440,7 @@ impl Conn<'_> {
         };
         let backend = &config.backends[backend_index];
         record.backend = &backend.name;
+        record.backend_index = Some(backend_index);
 
         // What is already here of the body must be well-formed before anything is sent.
         let mut left = match framing {
@@ -434,6 +506,13 @@ impl Conn<'_> {
         record.retries = server.retries;
         record.connected = Some(Instant::now());
         record.server = &backend.servers[server_index].name;
+        record.server_index = Some(server_index);
+        self.shard
+            .stats
+            .session_started(view.snapshot.backends[backend_index].stats);
+        self.shard
+            .stats
+            .session_started(Shard::server_slot(view, backend_index, server_index));
 
         // The head to send, and as much of the body as is already here.
         let pooling = !backend.http_server_close
@@ -552,7 +631,11 @@ impl Conn<'_> {
                 },
             );
         };
-        shard_attach(self, &server);
+        shard_attach(
+            self,
+            &server,
+            Shard::server_slot(view, backend_index, server_index),
+        );
         let capacity = (http.limits.max_head + 1).max(COPY_BUFFER);
         let mut server_buf = Buffer::default();
         let outcome = loop {
@@ -858,6 +941,18 @@ async fn choose_and_connect(
             return Err((outcome, retries));
         };
         let address = backend.servers[index].address;
+        if retries > 0 {
+            let redispatched = last != Some(index);
+            for slot in [
+                view.snapshot.backends[backend_index].stats,
+                Shard::server_slot(view, backend_index, index),
+            ] {
+                shard.stats.update(slot, |c| {
+                    c.retries += 1;
+                    c.redispatches += u64::from(redispatched);
+                });
+            }
+        }
         if pool.reuse {
             if let Some(socket) = shard.server_pool.borrow_mut().take(address, pool.probe) {
                 view.balancer(backend_index).connection_started(index);
@@ -878,6 +973,14 @@ async fn choose_and_connect(
                     address,
                     e
                 );
+                for slot in [
+                    view.snapshot.backends[backend_index].stats,
+                    Shard::server_slot(view, backend_index, index),
+                ] {
+                    shard.stats.update(slot, |c| c.connection_errors += 1);
+                }
+                // Only errors here: with `observe = "layer7"` the answer decides success.
+                shard.observe(view, backend_index, index, true, false);
                 if !tried.contains(&index) {
                     tried.push(index);
                 }
@@ -903,17 +1006,17 @@ async fn reconnect(
         Ok(socket) => {
             let _ = sys::set_nodelay(socket.fd());
             *server = socket;
-            shard_attach(conn, server);
+            shard_attach(conn, server, conn.tracked.server_slot());
             Ok(())
         }
         Err(_) => Err(Outcome::ConnectFailed),
     }
 }
 
-fn shard_attach(conn: &Conn<'_>, server: &Socket) {
+fn shard_attach(conn: &Conn<'_>, server: &Socket, server_slot: usize) {
     conn.shard
         .connections
-        .attach_server(conn.tracked, server.fd());
+        .attach_server(conn.tracked, server.fd(), server_slot);
 }
 
 /// The exchange with `server_index` is over: update the balancer, and park the

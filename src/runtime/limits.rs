@@ -31,7 +31,7 @@ pub enum LimitError {
         hard: u64,
     },
     /// RLIMIT_MEMLOCK cannot hold the io_uring rings.
-    #[error("locked-memory limit too low: {shards} shard(s) need {needed_kib} KiB but RLIMIT_MEMLOCK is {soft_kib} KiB — raise it (`ulimit -l {needed_kib}`, or LimitMEMLOCK=infinity in the systemd unit)")]
+    #[error("locked-memory limit too low: {shards} shard(s) and the control thread need {needed_kib} KiB but RLIMIT_MEMLOCK is {soft_kib} KiB — raise it (`ulimit -l {needed_kib}`, or LimitMEMLOCK=infinity in the systemd unit)")]
     LockedMemory {
         /// Shards to start.
         shards: usize,
@@ -88,7 +88,8 @@ pub fn prepare(
         });
     }
     let memlock = sys::get_limit(Resource::LockedMemory)?;
-    let needed_mem = MIN_MEMLOCK_PER_SHARD * shards as u64;
+    // One executor per shard, plus the control thread's.
+    let needed_mem = MIN_MEMLOCK_PER_SHARD * (shards as u64 + 1);
     if memlock.soft < needed_mem {
         // Try to raise it (works as root or when the hard limit allows).
         let raised = needed_mem.max(memlock.soft);

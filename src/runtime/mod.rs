@@ -1,10 +1,13 @@
 //! The process: shards (one pinned glommio executor per core) plus the control thread.
 //!
 //! [`run`] checks everything that can fail early (CPU placement, resource limits, every
-//! listen address) before starting anything, then starts the shards, publishes the first
-//! snapshot, and turns the calling thread into the control thread: it waits for
-//! SIGTERM/SIGINT, tells the shards to stop accepting, lets connections drain for up to
-//! `global.hard_stop_after`, then has the shards cut what is left.
+//! listen address, the stats listener and the admin socket) before starting anything,
+//! then starts the shards, publishes the first snapshot, and turns the calling thread
+//! into the control thread: a glommio executor (pinned to the control core, or unbound)
+//! that runs the health checks, the stats page, the admin socket and reloads, and
+//! supervises the process: on SIGTERM/SIGINT it tells the shards to stop accepting, lets
+//! connections drain for up to `global.hard_stop_after`, then has the shards cut what is
+//! left. SIGHUP reloads the configuration file.
 
 pub mod identity;
 pub mod limits;
@@ -13,6 +16,10 @@ pub mod pinning;
 pub mod reactor;
 pub mod shard;
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -23,8 +30,9 @@ use glommio::{LocalExecutorBuilder, Placement as GlommioPlacement};
 use socket2::Socket;
 
 use crate::config::Config;
-use crate::snapshot::{Snapshot, SnapshotCell};
-use shard::Shard;
+use crate::control::Control;
+use crate::stats::collect::StatsHub;
+use shard::{ControlLinks, Shard};
 
 /// io_uring registered-buffer memory per shard. Kept small: halb does network I/O with
 /// its own buffers, and this memory counts against RLIMIT_MEMLOCK.
@@ -84,14 +92,76 @@ pub enum RuntimeError {
     /// Signal handling could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The stats listener could not be bound.
+    #[error("stats listener {address}: {source}")]
+    Stats {
+        /// `stats.bind`.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The admin socket could not be created.
+    #[error("admin socket {path}: {source}")]
+    AdminSocket {
+        /// `global.admin_socket`.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The control thread's executor could not start.
+    #[error("control thread: {0}")]
+    Control(String),
+}
+
+/// A listener's identity over reloads: frontend name and address.
+pub type ListenerKey = (String, SocketAddr);
+
+/// What the control thread tells a shard besides publishing snapshots.
+pub enum ShardCommand {
+    /// Start accepting on this new listener (a frontend added or rebound by a reload).
+    Listen(ListenerKey, Socket),
+    /// Stop accepting on this listener and close it (its connections finish).
+    Close(ListenerKey),
 }
 
 /// Everything checked and prepared before any thread starts.
 struct Prepared {
     placement: pinning::Placement,
     budget: limits::Budget,
-    /// Per shard: (frontend index, bound listener).
-    listeners: Vec<Vec<(usize, Socket)>>,
+    /// Per shard: the bound listeners.
+    listeners: Vec<Vec<(ListenerKey, Socket)>>,
+    /// The `[stats]` listener.
+    stats: Option<OwnedFd>,
+    /// The admin socket.
+    admin: Option<OwnedFd>,
+}
+
+/// The listeners `config` asks for.
+fn listener_keys(config: &Config) -> Vec<ListenerKey> {
+    let mut keys = Vec::new();
+    for frontend in &config.frontends {
+        for &address in &frontend.bind {
+            keys.push((frontend.name.clone(), address));
+        }
+    }
+    keys
+}
+
+/// Bind one listener per shard for `key`.
+fn bind_for_shards(
+    config: &Config,
+    key: &ListenerKey,
+    shards: usize,
+) -> Result<Vec<Socket>, listener::ListenError> {
+    let backlog = config
+        .frontends
+        .iter()
+        .find(|f| f.name == key.0)
+        .map(|f| f.backlog)
+        .unwrap_or(1024);
+    (0..shards)
+        .map(|_| listener::bind(&key.0, key.1, backlog))
+        .collect()
 }
 
 fn prepare(config: &Config) -> Result<Prepared, RuntimeError> {
@@ -120,23 +190,40 @@ fn prepare(config: &Config) -> Result<Prepared, RuntimeError> {
             listener::probe(&frontend.name, address)?;
         }
     }
-    let mut listeners = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        let mut mine = Vec::new();
-        for (index, frontend) in config.frontends.iter().enumerate() {
-            for &address in &frontend.bind {
-                mine.push((
-                    index,
-                    listener::bind(&frontend.name, address, frontend.backlog)?,
-                ));
-            }
+    let mut listeners: Vec<Vec<(ListenerKey, Socket)>> = (0..shards).map(|_| Vec::new()).collect();
+    for key in listener_keys(config) {
+        for (shard, socket) in bind_for_shards(config, &key, shards)?
+            .into_iter()
+            .enumerate()
+        {
+            listeners[shard].push((key.clone(), socket));
         }
-        listeners.push(mine);
     }
+    let stats =
+        match &config.stats {
+            Some(stats) => Some(crate::control::stats_server::bind(stats.bind).map_err(
+                |source| RuntimeError::Stats {
+                    address: stats.bind,
+                    source,
+                },
+            )?),
+            None => None,
+        };
+    let admin = match &config.global.admin_socket {
+        Some(path) => Some(OwnedFd::from(crate::control::admin::bind(path).map_err(
+            |source| RuntimeError::AdminSocket {
+                path: path.display().to_string(),
+                source,
+            },
+        )?)),
+        None => None,
+    };
     Ok(Prepared {
         placement,
         budget,
         listeners,
+        stats,
+        admin,
     })
 }
 
@@ -153,13 +240,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
     if let Some(who) = identity::drop_privileges(&config.global)? {
         tracing::info!("running as {who}");
     }
-    if let Some(path) = &config.global.admin_socket {
-        tracing::warn!(
-            "global.admin_socket = {}: the admin API is not implemented yet; no socket is created",
-            path.display()
-        );
-    }
-    let mut signals = signal_hook::iterator::Signals::new([
+    let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
@@ -170,15 +251,14 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
     let maxpipes = prepared.budget.maxpipes as usize;
     let pipesize = config.global.pipesize;
     let global_share = per_shard(prepared.budget.maxconn, shards);
-    let frontend_shares: Vec<u64> = config
-        .frontends
-        .iter()
-        .map(|f| per_shard(f.maxconn as u64, shards))
-        .collect();
-    let snapshots = Arc::new(SnapshotCell::new(Snapshot::initial(Arc::new(config))));
-    let control = Arc::new(RunControl::default());
+    let hub = Arc::new(StatsHub::new(shards));
+    let control = Control::new(Arc::new(config), Arc::clone(&hub), shards);
+    let snapshots = Arc::clone(control.snapshots());
+    let run_control = Arc::new(RunControl::default());
+    let (observed_tx, observed_rx) = mpsc::channel();
 
     let (events_tx, events) = mpsc::channel::<Event>();
+    let mut shard_commands = Vec::with_capacity(shards);
     for (id, (core, listeners)) in prepared
         .placement
         .shard_cores
@@ -188,21 +268,39 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
         .enumerate()
     {
         let snapshots = Arc::clone(&snapshots);
-        let control = Arc::clone(&control);
-        let frontend_shares = frontend_shares.clone();
+        let stop = Arc::clone(&run_control);
         let started = events_tx.clone();
-        let handle = LocalExecutorBuilder::new(GlommioPlacement::Fixed(core))
+        let links = ControlLinks {
+            hub: Arc::clone(&hub),
+            observed: observed_tx.clone(),
+        };
+        let (commands_tx, commands) = mpsc::channel::<ShardCommand>();
+        shard_commands.push(commands_tx);
+        let spawned = LocalExecutorBuilder::new(GlommioPlacement::Fixed(core))
             .name(&format!("halb-shard-{id}"))
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
-                let shard = Rc::new(Shard::new(id, snapshots, maxpipes, pipesize, global_share));
-                shard_main(shard, listeners, frontend_shares, control, started).await;
-            })
-            .map_err(|e| RuntimeError::Shard {
-                shard: id,
-                core,
-                reason: e.to_string(),
-            })?;
+                let shard = Rc::new(Shard::new(
+                    id,
+                    snapshots,
+                    maxpipes,
+                    pipesize,
+                    global_share,
+                    links,
+                ));
+                shard_main(shard, shards, listeners, commands, stop, started).await;
+            });
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(e) => {
+                abort(&run_control);
+                return Err(RuntimeError::Shard {
+                    shard: id,
+                    core,
+                    reason: e.to_string(),
+                });
+            }
+        };
         // glommio builds the executor (io_uring rings) inside the new thread: a failure
         // there, or a panic later, shows up only when the thread is joined.
         let exited = events_tx.clone();
@@ -214,6 +312,8 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
             })
             .expect("spawn a shard watcher thread");
     }
+    drop(observed_tx);
+    let mut signals = signals;
     let signal_handle = signals.handle();
     let signal_events = events_tx.clone();
     let signal_thread = std::thread::Builder::new()
@@ -227,26 +327,224 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
         })
         .expect("spawn the signal thread");
     drop(events_tx);
-    if let Some(core) = prepared.placement.control_core {
-        core_affinity::set_for_current(core_affinity::CoreId { id: core });
-    }
-    let outcome = supervise(&events, shards, &control, hard_stop_after, || {
-        tracing::info!(
-            "shards on cores {:?}, control thread {}",
-            prepared.placement.shard_cores,
-            match prepared.placement.control_core {
-                Some(c) => format!("on core {c}"),
-                None => "sharing cores".to_string(),
-            }
-        );
-        on_ready(shards);
-    });
+
+    // This thread becomes the control thread: its own executor, on the control core.
+    let placement = match prepared.placement.control_core {
+        Some(core) => GlommioPlacement::Fixed(core),
+        None => GlommioPlacement::Unbound,
+    };
+    let executor = LocalExecutorBuilder::new(placement)
+        .name("halb-control")
+        .io_memory(IO_MEMORY)
+        .make();
+    let outcome = match executor {
+        Err(e) => {
+            abort(&run_control);
+            Err(RuntimeError::Control(e.to_string()))
+        }
+        Ok(executor) => {
+            let parts = ControlParts {
+                control,
+                events,
+                shards,
+                run_control: Arc::clone(&run_control),
+                hard_stop_after,
+                shard_commands,
+                observed: observed_rx,
+                stats: prepared.stats,
+                admin: prepared.admin,
+                control_core: prepared.placement.control_core,
+                shard_cores: prepared.placement.shard_cores.clone(),
+            };
+            executor.run(control_main(parts, on_ready))
+        }
+    };
     signal_handle.close();
     let _ = signal_thread.join();
     if outcome.is_ok() {
         tracing::info!("stopped");
     }
     outcome
+}
+
+/// Stop accepting and cut everything now (a fatal error).
+fn abort(control: &RunControl) {
+    control.stopping.store(true, Ordering::Release);
+    control.hard_stop.store(true, Ordering::Release);
+}
+
+/// What the control thread starts with.
+struct ControlParts {
+    control: Control,
+    events: mpsc::Receiver<Event>,
+    shards: usize,
+    run_control: Arc<RunControl>,
+    hard_stop_after: Duration,
+    shard_commands: Vec<mpsc::Sender<ShardCommand>>,
+    observed: mpsc::Receiver<crate::control::ObservedErrors>,
+    stats: Option<OwnedFd>,
+    admin: Option<OwnedFd>,
+    control_core: Option<usize>,
+    shard_cores: Vec<usize>,
+}
+
+/// The control thread's life: health checks, stats, admin socket and supervision.
+async fn control_main(
+    parts: ControlParts,
+    on_ready: impl FnOnce(usize),
+) -> Result<(), RuntimeError> {
+    let ControlParts {
+        control,
+        events,
+        shards,
+        run_control,
+        hard_stop_after,
+        shard_commands,
+        observed,
+        stats,
+        admin,
+        control_core,
+        shard_cores,
+    } = parts;
+    let listening: HashSet<ListenerKey> = listener_keys(control.config()).into_iter().collect();
+    let control = Rc::new(RefCell::new(control));
+    let reloader = Rc::new(Reloader {
+        control: Rc::clone(&control),
+        shard_commands,
+        listening: RefCell::new(listening),
+    });
+    let reload: Rc<dyn Fn() -> Result<String, String>> = {
+        let reloader = Rc::clone(&reloader);
+        Rc::new(move || reloader.reload())
+    };
+    // The reactor of this thread (epoll), for health checks and the control listeners.
+    drop(reactor::current());
+    crate::control::health::spawn_checks(&control);
+    glommio::spawn_local(crate::control::health::slowstart_loop(Rc::clone(&control))).detach();
+    glommio::spawn_local(crate::control::health::observe_loop(
+        Rc::clone(&control),
+        observed,
+    ))
+    .detach();
+    if let Some(listener) = stats {
+        glommio::spawn_local(crate::control::stats_server::serve(
+            listener,
+            Rc::clone(&control),
+        ))
+        .detach();
+    }
+    if let Some(listener) = admin {
+        glommio::spawn_local(crate::control::admin::serve(
+            listener,
+            Rc::clone(&control),
+            Rc::clone(&reload),
+        ))
+        .detach();
+    }
+    let outcome = supervise(
+        &events,
+        shards,
+        &run_control,
+        hard_stop_after,
+        &reload,
+        || {
+            tracing::info!(
+                "shards on cores {:?}, control thread {}",
+                shard_cores,
+                match control_core {
+                    Some(c) => format!("on core {c}"),
+                    None => "sharing cores".to_string(),
+                }
+            );
+            on_ready(shards);
+        },
+    )
+    .await;
+    if let Some(path) = &control.borrow().config().global.admin_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    outcome
+}
+
+/// Reloads: reread the file, bind what is new, publish, tell the shards.
+struct Reloader {
+    control: Rc<RefCell<Control>>,
+    shard_commands: Vec<mpsc::Sender<ShardCommand>>,
+    listening: RefCell<HashSet<ListenerKey>>,
+}
+
+impl Reloader {
+    fn reload(&self) -> Result<String, String> {
+        let path = self.control.borrow().config().source.clone();
+        let generation = self.control.borrow().generation();
+        if !path.is_file() {
+            let message = format!(
+                "reload refused: {} is not a configuration file (the demo cannot be reloaded); still running generation {generation}",
+                path.display()
+            );
+            tracing::error!("{message}");
+            return Err(message);
+        }
+        let config = match crate::config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!(
+                    "reload failed, keeping the running configuration (generation {generation}): {e}"
+                );
+                tracing::error!("{message}");
+                return Err(message);
+            }
+        };
+        let shards = self.shard_commands.len();
+        let wanted: HashSet<ListenerKey> = listener_keys(&config).into_iter().collect();
+        let mut added = Vec::new();
+        {
+            let listening = self.listening.borrow();
+            let mut new_keys: Vec<&ListenerKey> = wanted.difference(&listening).collect();
+            new_keys.sort();
+            for key in new_keys {
+                match bind_for_shards(&config, key, shards) {
+                    Ok(sockets) => added.push((key.clone(), sockets)),
+                    Err(e) => {
+                        let message = format!(
+                            "reload failed, keeping the running configuration (generation {generation}): {e}"
+                        );
+                        tracing::error!("{message}");
+                        return Err(message);
+                    }
+                }
+            }
+        }
+        let notes = self.control.borrow_mut().reload(Arc::new(config));
+        let mut removed: Vec<ListenerKey> = self
+            .listening
+            .borrow()
+            .difference(&wanted)
+            .cloned()
+            .collect();
+        removed.sort();
+        for (key, sockets) in added {
+            for (commands, socket) in self.shard_commands.iter().zip(sockets) {
+                let _ = commands.send(ShardCommand::Listen(key.clone(), socket));
+            }
+        }
+        for key in &removed {
+            for commands in &self.shard_commands {
+                let _ = commands.send(ShardCommand::Close(key.clone()));
+            }
+        }
+        *self.listening.borrow_mut() = wanted;
+        crate::control::health::spawn_checks(&self.control);
+        let generation = self.control.borrow().generation();
+        let mut message = format!("reloaded {}: generation {generation}", path.display());
+        for note in notes {
+            tracing::warn!("reload: {note}");
+            message.push_str("; ");
+            message.push_str(&note);
+        }
+        tracing::info!("{message}");
+        Ok(message)
+    }
 }
 
 /// What the control thread hears about.
@@ -259,27 +557,49 @@ enum Event {
     Signal(i32),
 }
 
+/// How often the control thread looks for shard and signal events.
+const EVENT_POLL: Duration = Duration::from_millis(20);
+
+/// The next event, waiting up to `limit` (polled: the control thread's executor also
+/// runs the health checks and the admin listeners meanwhile).
+async fn next_event(
+    events: &mpsc::Receiver<Event>,
+    limit: Option<Duration>,
+) -> Result<Event, mpsc::RecvTimeoutError> {
+    let deadline = limit.map(|l| std::time::Instant::now() + l);
+    loop {
+        match events.try_recv() {
+            Ok(event) => return Ok(event),
+            Err(mpsc::TryRecvError::Disconnected) => {
+                return Err(mpsc::RecvTimeoutError::Disconnected)
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(mpsc::RecvTimeoutError::Timeout);
+        }
+        glommio::timer::sleep(EVENT_POLL).await;
+    }
+}
+
 /// Startup until every shard runs, then the process's life: wait for SIGTERM/SIGINT,
-/// drain for up to `hard_stop_after`, then cut. A shard that fails to start or dies
-/// later stops the whole process with an error (a supervisor restarts it) rather than
-/// leaving it to serve on fewer cores.
-fn supervise(
+/// reload on SIGHUP, drain for up to `hard_stop_after`, then cut. A shard that fails to
+/// start or dies later stops the whole process with an error (a supervisor restarts it)
+/// rather than leaving it to serve on fewer cores.
+async fn supervise(
     events: &mpsc::Receiver<Event>,
     shards: usize,
     control: &RunControl,
     hard_stop_after: Duration,
+    reload: &Rc<dyn Fn() -> Result<String, String>>,
     on_ready: impl FnOnce(),
 ) -> Result<(), RuntimeError> {
     let mut exited = 0usize;
-    let abort = |control: &RunControl| {
-        control.stopping.store(true, Ordering::Release);
-        control.hard_stop.store(true, Ordering::Release);
-    };
     // 1. Startup.
     let mut started = 0usize;
     let mut stop_requested = false;
     while started < shards && !stop_requested {
-        match events.recv_timeout(SHARD_START_TIMEOUT) {
+        match next_event(events, Some(SHARD_START_TIMEOUT)).await {
             Ok(Event::ShardStarted(shard)) => {
                 tracing::debug!("shard {shard} accepting");
                 started += 1;
@@ -313,9 +633,11 @@ fn supervise(
     }
     // 2. Running.
     while !stop_requested {
-        match events.recv() {
+        match next_event(events, None).await {
             Ok(Event::Signal(sig)) if sig == signal_hook::consts::SIGHUP => {
-                tracing::warn!("SIGHUP received: reload is not implemented yet; ignoring it (use SIGTERM and restart)");
+                tracing::info!("SIGHUP received: reloading the configuration");
+                // The outcome is logged by the reload itself.
+                let _ = reload();
             }
             Ok(Event::Signal(sig)) => {
                 tracing::info!(
@@ -347,7 +669,7 @@ fn supervise(
     let mut cutting = false;
     while exited < shards {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match events.recv_timeout(left) {
+        match next_event(events, Some(left)).await {
             Ok(Event::ShardExited(..)) => exited += 1,
             Ok(Event::Signal(sig)) if sig != signal_hook::consts::SIGHUP && !cutting => {
                 tracing::warn!("second signal: cutting remaining connections now");
@@ -368,53 +690,111 @@ fn supervise(
     Ok(())
 }
 
+/// A shard's listeners: one accept task per listener, by key.
+struct Accepting {
+    shard: Rc<Shard>,
+    shards: usize,
+    tasks: HashMap<ListenerKey, glommio::Task<()>>,
+    /// Per frontend name: this shard's share of the frontend's `maxconn`.
+    slots: HashMap<String, Rc<Semaphore>>,
+}
+
+impl Accepting {
+    fn listen(&mut self, key: ListenerKey, socket: Socket) {
+        let listener = match crate::l4::socket::Socket::accepted(OwnedFd::from(socket)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("shard {}: cannot watch a listener: {}", self.shard.id, e);
+                return;
+            }
+        };
+        let name = key.0.clone();
+        let slots = match self.slots.get(&name) {
+            Some(s) => Rc::clone(s),
+            None => {
+                let view = self.shard.view();
+                let maxconn = view
+                    .snapshot
+                    .frontend_index(&name)
+                    .map(|i| view.snapshot.config.frontends[i].maxconn)
+                    .unwrap_or(1);
+                let s = Rc::new(Semaphore::new(per_shard(maxconn as u64, self.shards)));
+                self.slots.insert(name.clone(), Rc::clone(&s));
+                s
+            }
+        };
+        let task = glommio::spawn_local(accept_loop(
+            listener,
+            Rc::from(name.as_str()),
+            Rc::clone(&self.shard),
+            slots,
+        ));
+        // Replacing a task drops (cancels) the old one, closing its listener.
+        self.tasks.insert(key, task);
+    }
+
+    fn apply(&mut self, command: ShardCommand) {
+        match command {
+            ShardCommand::Listen(key, socket) => self.listen(key, socket),
+            ShardCommand::Close(key) => {
+                if self.tasks.remove(&key).is_some() {
+                    tracing::info!(
+                        "shard {}: frontend {} no longer listens on {}",
+                        self.shard.id,
+                        key.0,
+                        key.1
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// A shard's life: accept on its listeners until told to stop, then drain.
 async fn shard_main(
     shard: Rc<Shard>,
-    listeners: Vec<(usize, Socket)>,
-    frontend_shares: Vec<u64>,
+    shards: usize,
+    listeners: Vec<(ListenerKey, Socket)>,
+    commands: mpsc::Receiver<ShardCommand>,
     control: Arc<RunControl>,
     started: mpsc::Sender<Event>,
 ) {
-    let frontend_slots: Vec<Rc<Semaphore>> = frontend_shares
-        .iter()
-        .map(|&n| Rc::new(Semaphore::new(n)))
-        .collect();
     // The shard's readiness reactor (epoll), created now rather than at the first wait.
     drop(reactor::current());
-    let mut accept_tasks = Vec::with_capacity(listeners.len());
-    for (frontend, socket) in listeners {
-        let listener = match crate::l4::socket::Socket::accepted(std::os::fd::OwnedFd::from(socket))
-        {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::error!("shard {}: cannot watch a listener: {}", shard.id, e);
-                continue;
-            }
-        };
-        let shard = Rc::clone(&shard);
-        let slots = Rc::clone(&frontend_slots[frontend]);
-        accept_tasks.push(glommio::spawn_local(accept_loop(
-            listener, frontend, shard, slots,
-        )));
+    let mut accepting = Accepting {
+        shard: Rc::clone(&shard),
+        shards,
+        tasks: HashMap::new(),
+        slots: HashMap::new(),
+    };
+    for (key, socket) in listeners {
+        accepting.listen(key, socket);
     }
     let _ = started.send(Event::ShardStarted(shard.id));
     drop(started);
-    shard.run_until_stop(&control).await;
+    let accepting = RefCell::new(accepting);
+    shard
+        .run_until_stop(&control, || {
+            while let Ok(command) = commands.try_recv() {
+                accepting.borrow_mut().apply(command);
+            }
+        })
+        .await;
     // Dropping the tasks cancels the accept loops and closes the listeners.
-    drop(accept_tasks);
+    drop(accepting);
     shard.drain(&control).await;
 }
 
-/// Accept connections of one listener while this shard has connection slots left (when
-/// it has none, new connections wait in the kernel's accept backlog).
+/// Accept connections of one listener of frontend `frontend` while this shard has
+/// connection slots left (when it has none, new connections wait in the kernel's accept
+/// backlog). The frontend is looked up by name in the snapshot in force for each
+/// connection, so a reload's changes apply to the next connection.
 async fn accept_loop(
     listener: crate::l4::socket::Socket,
-    frontend: usize,
+    frontend: Rc<str>,
     shard: Rc<Shard>,
     frontend_slots: Rc<Semaphore>,
 ) {
-    let http = shard.view().snapshot.config.frontends[frontend].mode == crate::config::Mode::Http;
     loop {
         let Ok(global) = shard.global_slots.acquire_static_permit(1).await else {
             return;
@@ -435,6 +815,14 @@ async fn accept_loop(
         };
         match accepted {
             Ok((fd, peer)) => {
+                let view = shard.view();
+                let Some(index) = view.snapshot.frontend_index(&frontend) else {
+                    // Removed by a reload an instant ago; its listener closes at the
+                    // shard's next tick.
+                    drop((fd, global, local));
+                    continue;
+                };
+                let http = view.snapshot.config.frontends[index].mode == crate::config::Mode::Http;
                 let stream = match crate::l4::socket::Socket::accepted(fd) {
                     Ok(stream) => stream,
                     Err(e) => {
@@ -444,6 +832,7 @@ async fn accept_loop(
                     }
                 };
                 let shard = Rc::clone(&shard);
+                let frontend = Rc::clone(&frontend);
                 glommio::spawn_local(async move {
                     if http {
                         crate::l7::serve(stream, peer, shard, frontend).await;

@@ -15,11 +15,14 @@ use glommio::sync::Semaphore;
 
 use super::RunControl;
 use crate::balance::Balancer;
+use crate::config::Observe;
+use crate::control::{observation, ObservedErrors};
 use crate::l4::idle::{IdleWatch, SWEEP_INTERVAL};
 use crate::l4::pipes::PipePool;
 use crate::l4::End;
 use crate::l7::pool::ServerPool;
 use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::stats::collect::{ShardStats, StatsHub};
 use crate::sys::{self, Pipe};
 
 /// The shard's view of one snapshot: the snapshot plus the balancers built from it.
@@ -59,12 +62,37 @@ impl ShardView {
     }
 }
 
+/// Stats slots of servers whose `shutdown_epoch` grew from `old` to `new`.
+fn shutdown_servers(old: &Snapshot, new: &Snapshot) -> Vec<usize> {
+    let mut before = std::collections::HashMap::new();
+    for backend in &old.backends {
+        for live in &backend.live {
+            before.insert(live.stats, live.shutdown_epoch);
+        }
+    }
+    let mut cut = Vec::new();
+    for backend in &new.backends {
+        for live in &backend.live {
+            if before
+                .get(&live.stats)
+                .is_some_and(|&epoch| live.shutdown_epoch > epoch)
+            {
+                cut.push(live.stats);
+            }
+        }
+    }
+    cut
+}
+
 /// What the shard tracks of one live connection: its sockets (so a hard stop or an idle
 /// timeout can cut them) and its idle state (checked by the shard's sweep).
 #[derive(Debug)]
 pub struct Tracked {
     client_fd: RawFd,
     server_fd: Cell<RawFd>,
+    /// Stats slot of the server `server_fd` goes to (`usize::MAX`: none), so that
+    /// `on_marked_down = "shutdown-sessions"` can find its connections.
+    server_slot: Cell<usize>,
     /// An HTTP connection: some timeouts must leave the client side writable so the
     /// proxy can still answer (408, 504), see [`Tracked::cut_expired`].
     http: bool,
@@ -102,6 +130,11 @@ impl Tracked {
         }
     }
 
+    /// Stats slot of the server the connection is attached to (`usize::MAX`: none).
+    pub fn server_slot(&self) -> usize {
+        self.server_slot.get()
+    }
+
     /// HTTP: mark whether the connection is waiting for its next request.
     pub fn set_between_requests(&self, idle: bool) {
         self.between_requests.set(idle);
@@ -136,6 +169,7 @@ impl ConnectionRegistry {
         let tracked = Rc::new(Tracked {
             client_fd,
             server_fd: Cell::new(-1),
+            server_slot: Cell::new(usize::MAX),
             http,
             between_requests: Cell::new(false),
             idle: IdleWatch::new(),
@@ -154,14 +188,26 @@ impl ConnectionRegistry {
         (Ticket(index), tracked)
     }
 
-    /// Record the server side of a connection.
-    pub fn attach_server(&self, tracked: &Tracked, server_fd: RawFd) {
+    /// Record the server side of a connection: its socket and the server's stats slot.
+    pub fn attach_server(&self, tracked: &Tracked, server_fd: RawFd, server_slot: usize) {
         tracked.server_fd.set(server_fd);
+        tracked.server_slot.set(server_slot);
     }
 
     /// Forget the server side of a connection (HTTP: it went back to the pool or closed).
     pub fn detach_server(&self, tracked: &Tracked) {
         tracked.server_fd.set(-1);
+        tracked.server_slot.set(usize::MAX);
+    }
+
+    /// Cut every connection whose server side goes to one of `slots` (a server marked
+    /// DOWN with `on_marked_down = "shutdown-sessions"`).
+    fn cut_servers(&self, slots: &[usize]) {
+        for tracked in self.slots.borrow().iter().flatten() {
+            if slots.contains(&tracked.server_slot.get()) {
+                tracked.cut();
+            }
+        }
     }
 
     /// Forget a connection (its sockets are about to close).
@@ -225,6 +271,20 @@ pub struct Shard {
     pub global_slots: Rc<Semaphore>,
     /// HTTP: idle keep-alive connections to servers, reused by later requests.
     pub server_pool: RefCell<ServerPool>,
+    /// This shard's counters (see [`crate::stats::collect`]).
+    pub stats: ShardStats,
+    links: ControlLinks,
+    /// The last stats request answered.
+    answered: Cell<u64>,
+}
+
+/// How a shard talks to the control thread (besides the snapshot it reads).
+#[derive(Debug, Clone)]
+pub struct ControlLinks {
+    /// Where the shard answers stats requests.
+    pub hub: Arc<StatsHub>,
+    /// Where the shard reports servers failing on live traffic (`observe`).
+    pub observed: std::sync::mpsc::Sender<ObservedErrors>,
 }
 
 impl Shard {
@@ -235,6 +295,7 @@ impl Shard {
         maxpipes: usize,
         pipesize: Option<u32>,
         global_maxconn: u64,
+        links: ControlLinks,
     ) -> Shard {
         let first = snapshots.load_full();
         Shard {
@@ -248,6 +309,9 @@ impl Shard {
             stopping: Cell::new(false),
             global_slots: Rc::new(Semaphore::new(global_maxconn)),
             server_pool: RefCell::new(ServerPool::default()),
+            stats: ShardStats::default(),
+            links,
+            answered: Cell::new(0),
         }
     }
 
@@ -261,7 +325,55 @@ impl Shard {
         }
         let fresh = Rc::new(ShardView::build(Arc::clone(&current), Some(&cached)));
         *self.view.borrow_mut() = Rc::clone(&fresh);
+        let shut_down = shutdown_servers(&cached.snapshot, &fresh.snapshot);
+        if !shut_down.is_empty() {
+            self.connections.cut_servers(&shut_down);
+        }
         fresh
+    }
+
+    /// Live-traffic observation of server `server` of backend `backend` (indexed as in
+    /// `view`): an error (connection failure; with `layer7`, also an invalid or 5xx
+    /// response) or a success. Reports the server to the control thread when its
+    /// `error_limit` is reached.
+    pub fn observe(
+        &self,
+        view: &ShardView,
+        backend: usize,
+        server: usize,
+        error: bool,
+        layer7: bool,
+    ) {
+        let config = &view.snapshot.config.backends[backend].servers[server];
+        let Some((mode, limit)) = observation(config.check.as_ref()) else {
+            return;
+        };
+        if layer7 && mode == Observe::Layer4 {
+            return;
+        }
+        let slot = view.snapshot.backends[backend].live[server].stats;
+        if self.stats.observe(slot, error, limit) {
+            let _ = self
+                .links
+                .observed
+                .send(ObservedErrors { slot, count: limit });
+        }
+    }
+
+    /// Stats slot of server `server` of backend `backend` in `view`.
+    pub fn server_slot(view: &ShardView, backend: usize, server: usize) -> usize {
+        view.snapshot.backends[backend].live[server].stats
+    }
+
+    /// Housekeeping with the control thread: answer a pending stats request, and pick up
+    /// a new snapshot even when no traffic asks for it (so `shutdown-sessions` applies).
+    fn talk_to_control(&self) {
+        let wanted = self.links.hub.wanted();
+        if wanted > self.answered.get() {
+            self.links.hub.publish(self.id, wanted, &self.stats);
+            self.answered.set(wanted);
+        }
+        drop(self.view());
     }
 
     /// A connection to server `server` of backend `backend` (as indexed in `started_on`)
@@ -328,13 +440,16 @@ impl Shard {
     }
 
     /// The shard's housekeeping until it should stop accepting: every [`SWEEP_INTERVAL`],
-    /// cut idle connections and look at the process-wide run state.
-    pub async fn run_until_stop(&self, control: &RunControl) {
+    /// cut idle connections, answer the control thread, run `each_tick` (listener
+    /// changes after a reload) and look at the process-wide run state.
+    pub async fn run_until_stop(&self, control: &RunControl, mut each_tick: impl FnMut()) {
         while !control.stopping.load(Ordering::Acquire) {
             glommio::timer::sleep(SWEEP_INTERVAL).await;
             let now = Instant::now();
             self.connections.sweep_idle(now);
             self.server_pool.borrow_mut().purge(now);
+            self.talk_to_control();
+            each_tick();
         }
     }
 
@@ -351,6 +466,7 @@ impl Shard {
             }
             glommio::timer::sleep(SWEEP_INTERVAL.min(Duration::from_millis(20))).await;
             self.connections.sweep_idle(Instant::now());
+            self.talk_to_control();
         }
     }
 }

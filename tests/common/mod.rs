@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+pub mod control;
 pub mod http;
 
 /// Read/write timeout of every test socket: a proxy that hangs fails the test after this.
