@@ -3,8 +3,11 @@
 //!
 //! Ports: `port` is the HTTP frontend (mode http: a path ACL routes `/static/…` to a
 //! `uri`-hashed backend, everything else goes round robin with cookie persistence),
-//! `port + 1 ..= port + 3` are the backends `web1..web3`, and `port + 4` is a plain TCP
-//! frontend (mode tcp) over the same backends.
+//! `port + 1 ..= port + 3` are the backends `web1..web3`, `port + 4` is a plain TCP
+//! frontend (mode tcp) over the same backends, and `port + 5` is the stats page (user
+//! `admin`, password `demo`; `/metrics` for Prometheus). The servers are health-checked
+//! (HTTP for the web backends, TCP for the tcp one), and the admin socket is
+//! `/tmp/halb-demo-PORT.sock` (`halb ctl -s /tmp/halb-demo-PORT.sock show servers`).
 //!
 //! Each backend speaks HTTP/1.1 with keep-alive (answering `hello from webN` plus the
 //! path it was asked for), or, when the client does not speak HTTP, answers one line with
@@ -20,12 +23,18 @@ use crate::config::{self, Config};
 /// Names of the demo backends, in port order after the proxy's port.
 pub const BACKENDS: [&str; 3] = ["web1", "web2", "web3"];
 
-/// Ports the demo uses from `port` on: HTTP frontend, three backends, TCP frontend.
-pub const PORTS_USED: u16 = 5;
+/// Ports the demo uses from `port` on: HTTP frontend, three backends, TCP frontend,
+/// stats page.
+pub const PORTS_USED: u16 = 6;
+
+/// The demo's admin socket for `port`.
+pub fn admin_socket(port: u16) -> String {
+    format!("/tmp/halb-demo-{port}.sock")
+}
 
 /// Start the backends (background threads) and return the demo configuration, with the
-/// HTTP frontend on `127.0.0.1:port`, the backends on the three following ports and the
-/// TCP frontend on `port + 4`.
+/// HTTP frontend on `127.0.0.1:port`, the backends on the three following ports, the
+/// TCP frontend on `port + 4` and the stats page on `port + 5`.
 pub fn start(port: u16) -> io::Result<Config> {
     let last = u16::MAX - (PORTS_USED - 1);
     if port == 0 || port > last {
@@ -52,13 +61,15 @@ pub fn start(port: u16) -> io::Result<Config> {
     let text = demo_config(port);
     let cfg = config::parse(&text, Path::new("<demo>"))
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    let tcp = port + PORTS_USED - 1;
+    let tcp = port + 4;
+    let stats = port + 5;
+    let socket = admin_socket(port);
     println!(
         "halb demo: three backends answering with their name\n{}",
         lines.join("\n")
     );
     println!(
-        "halb on 127.0.0.1:{port} (mode http) and 127.0.0.1:{tcp} (mode tcp), configuration:\n"
+        "halb on 127.0.0.1:{port} (mode http) and 127.0.0.1:{tcp} (mode tcp), stats on http://127.0.0.1:{stats}/stats (admin / demo), configuration:\n"
     );
     for line in text.lines() {
         println!("    {line}");
@@ -72,6 +83,9 @@ pub fn start(port: u16) -> io::Result<Config> {
         "    curl http://127.0.0.1:{port}/admin             # denied (403) by an http_request rule"
     );
     println!("    echo hi | nc -q1 127.0.0.1 {tcp}              # plain TCP through the mode tcp frontend");
+    println!("    open http://admin:demo@127.0.0.1:{stats}/stats  # the stats page (also ;csv, ;json, /metrics)");
+    println!("    halb ctl -s {socket} show servers         # the admin API");
+    println!("    halb ctl -s {socket} set server web/web2 state drain");
     println!("Ctrl-C stops halb (connections in flight are drained first).\n");
     Ok(cfg)
 }
@@ -88,18 +102,22 @@ pub fn demo_config(port: u16) -> String {
             if cookies {
                 out.push_str(&format!("cookie = \"{name}\"\n"));
             }
+            out.push_str("check = true\n");
         }
         out
     };
     let web = servers("web", true);
     let assets = servers("assets", false);
     let tcp = servers("tcp", false);
-    let tcp_port = port + PORTS_USED - 1;
+    let tcp_port = port + 4;
+    let stats_port = port + 5;
+    let socket = admin_socket(port);
     format!(
         r#"[global]
 shards = "auto"
 maxconn = 1000
 hard_stop_after = "5s"
+admin_socket = "{socket}"
 
 [defaults]
 mode = "http"
@@ -133,9 +151,11 @@ if = "is_static"
 [backend.web]
 balance = "roundrobin"
 cookie = {{ name = "HALBSRV", mode = "insert", indirect = true, nocache = true }}
+check = {{ type = "http", path = "/health", expect_status = [200], inter = "2s", rise = 2, fall = 3 }}
 {web}
 [backend.assets]
 balance = "uri"
+check = {{ type = "http", path = "/health", inter = "2s" }}
 {assets}
 [frontend.tcp]
 mode = "tcp"
@@ -145,7 +165,14 @@ default_backend = "tcp"
 [backend.tcp]
 mode = "tcp"
 balance = "roundrobin"
-{tcp}"#
+check = {{ type = "tcp", inter = "2s" }}
+{tcp}
+[stats]
+bind = "127.0.0.1:{stats_port}"
+uri = "/stats"
+auth = {{ user = "admin", password = "demo" }}
+admin = true
+refresh = "5s""#
     )
 }
 
@@ -224,10 +251,10 @@ mod tests {
 
     #[test]
     fn ports_that_do_not_leave_room_for_the_backends_are_refused() {
-        for port in [0, 65532, 65535] {
+        for port in [0, 65531, 65535] {
             let err = start(port).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{port}");
-            assert!(err.to_string().contains("1..=65531"), "{err}");
+            assert!(err.to_string().contains("1..=65530"), "{err}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! `halb demo` — the README's first command — really runs: three built-in backends
-//! answer through halb in round-robin order, over HTTP (curl-style) and plain TCP, and
-//! Ctrl-C (SIGINT) stops it cleanly.
+//! answer through halb in round-robin order, over HTTP (curl-style) and plain TCP, its
+//! stats page and admin socket answer, and Ctrl-C (SIGINT) stops it cleanly.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,8 +20,8 @@ fn ask(port: u16, request: &[u8]) -> String {
 
 #[test]
 fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
-    // A port range of our own (demo uses port..port+3).
-    let port = 18_600 + (std::process::id() % 200) as u16 * 5;
+    // A port range of our own (demo uses port..=port+5).
+    let port = 18_600 + (std::process::id() % 200) as u16 * 6;
     let mut child = Command::new(HALB)
         .args(["demo", "--port", &port.to_string()])
         .stdout(Stdio::piped())
@@ -108,6 +108,35 @@ fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
     // Plain TCP works too, on the mode tcp frontend.
     let plain = ask(port + 4, b"hi\n");
     assert!(plain.starts_with("hello from web"), "{plain}");
+
+    // The stats page (basic auth admin/demo) and the admin socket.
+    let refused = ask(
+        port + 5,
+        b"GET /stats;json HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+    );
+    assert!(refused.starts_with("HTTP/1.1 401 "), "{refused}");
+    let stats = ask(
+        port + 5,
+        b"GET /stats;json HTTP/1.1\r\nHost: demo\r\nAuthorization: Basic YWRtaW46ZGVtbw==\r\nConnection: close\r\n\r\n",
+    );
+    assert!(stats.starts_with("HTTP/1.1 200 "), "{stats}");
+    for name in ["\"web\"", "\"assets\"", "\"tcp\"", "\"web1\"", "\"web3\""] {
+        assert!(stats.contains(name), "{name} missing from {stats}");
+    }
+    let ctl = Command::new(HALB)
+        .args([
+            "ctl",
+            "--socket",
+            &format!("/tmp/halb-demo-{port}.sock"),
+            "show",
+            "servers",
+            "web",
+        ])
+        .output()
+        .expect("run halb ctl");
+    let table = String::from_utf8_lossy(&ctl.stdout);
+    assert!(ctl.status.success(), "{table}");
+    assert_eq!(table.lines().filter(|l| l.starts_with("web ")).count(), 3, "{table}");
 
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -136,8 +136,20 @@ fn counters_equal_what_was_sent() {
     assert_eq!(report["info"]["pid"], halb.pid(), "{:#}", report["info"]);
 }
 
+/// The value of the sample `series` (name and labels exactly as written) in Prometheus
+/// text, if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        rest.starts_with(' ')
+            .then(|| rest.split_whitespace().next()?.parse().ok())
+            .flatten()
+    })
+}
+
 /// `/metrics` is valid Prometheus text (checked by `halb::stats::prom_check::validate`)
-/// with series for the frontend, the backend and each server.
+/// with the frontend's, the backend's and each server's series, values matching what
+/// was sent and the servers' states.
 #[test]
 fn metrics_are_valid_prometheus_text() {
     let s1 = KillableBackend::start("s1");
@@ -154,6 +166,8 @@ fn metrics_are_valid_prometheus_text() {
     wait_until("the frontend counts 6 requests", WAIT, || {
         counter(&stats.frontend("fe"), "http_requests") == 6
     });
+    ctl.ctl_ok(&["set", "server", "be/s2", "state", "maint"]);
+    stats.wait_state("be", "s2", "MAINT");
     let r = stats.get("/metrics");
     assert_eq!(r.status, 200, "{r}");
     let ct = r.header("content-type").unwrap_or_default();
@@ -162,35 +176,49 @@ fn metrics_are_valid_prometheus_text() {
     let n = halb::stats::prom_check::validate(&text)
         .unwrap_or_else(|e| panic!("/metrics is not valid Prometheus text: {e}\n{text}"));
     assert!(n > 0, "no samples in /metrics:\n{text}");
-    let samples: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .collect();
-    for label in [
-        "frontend=\"fe\"",
-        "backend=\"be\"",
-        "server=\"s1\"",
-        "server=\"s2\"",
-    ] {
-        assert!(
-            samples.iter().any(|l| l.contains(label)),
-            "no series with {label} in /metrics:\n{text}"
-        );
-    }
     assert!(
-        samples.iter().all(|l| l.starts_with("halb_")),
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .all(|l| l.starts_with("halb_")),
         "every series should be named halb_*:\n{text}"
     );
-    // The frontend's request counter says 6.
-    assert!(
-        samples.iter().any(|l| l.contains("http_requests")
-            && l.contains("frontend=\"fe\"")
-            && l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<f64>().ok())
-                == Some(6.0)),
-        "no http_requests series of frontend fe with value 6:\n{text}"
+    let want = |series: &str, value: f64| {
+        assert_eq!(
+            sample(&text, series),
+            Some(value),
+            "{series} in /metrics:\n{text}"
+        );
+    };
+    want("halb_frontend_http_requests_total{proxy=\"fe\"}", 6.0);
+    want("halb_frontend_sessions_total{proxy=\"fe\"}", 6.0);
+    want(
+        "halb_frontend_http_responses_total{proxy=\"fe\",code=\"2xx\"}",
+        6.0,
     );
+    want("halb_backend_http_requests_total{proxy=\"be\"}", 6.0);
+    want(
+        "halb_server_http_requests_total{proxy=\"be\",server=\"s1\"}",
+        s1.served() as f64,
+    );
+    want(
+        "halb_server_http_requests_total{proxy=\"be\",server=\"s2\"}",
+        s2.served() as f64,
+    );
+    assert_eq!(s1.served() + s2.served(), 6);
+    want(
+        "halb_server_status{proxy=\"be\",server=\"s1\",state=\"UP\"}",
+        1.0,
+    );
+    want(
+        "halb_server_status{proxy=\"be\",server=\"s2\",state=\"MAINT\"}",
+        1.0,
+    );
+    want(
+        "halb_server_status{proxy=\"be\",server=\"s2\",state=\"UP\"}",
+        0.0,
+    );
+    let generation = stats.json()["info"]["generation"].as_f64().unwrap();
+    want("halb_process_generation", generation);
 }
 
 /// With `auth`, every stats path answers 401 (with `WWW-Authenticate`) without or with

@@ -40,6 +40,11 @@
 //! | `... .weight` | 0..=256 | 1 |
 //! | `... .backup`, `... .disabled` | bool | `false` |
 //! | `... .cookie` | cookie value (needs the backend's `cookie`) | unset |
+//! | `backend.NAME.check` | `{ type = "tcp" \| "http", method, path, host, expect_status, expect_body, inter, fastinter, downinter, rise, fall, timeout, port, address, observe, error_limit, on_marked_down }` (see `docs/control.md`) | unset |
+//! | `... .check` (server) | `true`, `false` or a table overriding keys of the backend's check | unset (not checked) |
+//! | `... .slowstart` (server) | duration > 0 | unset |
+//! | `stats.bind` | one `"ip:port"` | required in `[stats]` |
+//! | `stats.uri`, `.auth`, `.admin`, `.refresh` | path (not `/metrics`), `{ user, password }`, bool (needs `auth`), duration | `"/stats"`, none, `false`, `"5s"` |
 //!
 //! Only in `mode = "http"` (elsewhere an error "allowed only in mode http"; see
 //! `docs/http.md`):
@@ -66,9 +71,9 @@
 //!
 //! Frontend, backend and server names are ASCII letters, digits, `-`, `_` and `.`.
 //! Durations are strings with units `ms`, `s`, `m`, `h`, `d` (`"1m30s"`); a bare number is
-//! an error. Keys of later features (`tls`, `check`, `slowstart`, server `maxconn`,
-//! cookie `maxidle`/`maxlife`, `[stats]`, `[vrrp.*]`, `log = "syslog"`) are rejected as
-//! "not supported yet", never ignored.
+//! an error. Keys of later features (`tls`, server `maxconn`, cookie
+//! `maxidle`/`maxlife`, `[vrrp.*]`, `log = "syslog"`) are rejected as "not supported
+//! yet", never ignored.
 
 mod build;
 mod error;

@@ -59,7 +59,7 @@ pub fn escape_into(out: &mut String, s: &str) {
     }
 }
 
-/// `s` HTML-escaped (see [`escape_into`]).
+/// `s` HTML-escaped (`&`, `<`, `>`, `"`, `'`).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     escape_into(&mut out, s);
