@@ -147,7 +147,9 @@ fn ctl(
         eprintln!("halb ctl: {}: {e}", path.display());
         return ExitCode::FAILURE;
     }
-    let failed = answer.starts_with("error: ") || answer.starts_with("{\"ok\":false");
+    let failed = answer.starts_with("error: ")
+        || serde_json::from_str::<serde_json::Value>(&answer)
+            .is_ok_and(|v| v.get("ok") == Some(&serde_json::Value::Bool(false)));
     if failed {
         eprint!("{answer}");
         ExitCode::FAILURE

@@ -127,8 +127,22 @@ pub async fn serve(
                 false
             }
             Head::Ready(head, started) => {
-                conn.handle(&view, frontend, slot, http, head, started)
-                    .await
+                // The head may have waited a long time (keep-alive): decide on the
+                // snapshot in force now, not the one the wait started with.
+                let now = shard.view();
+                let fresh = now.snapshot.frontend_index(&frontend_name).and_then(|i| {
+                    let f = &now.snapshot.config.frontends[i];
+                    f.http.as_deref().map(|h| (f, h))
+                });
+                match fresh {
+                    Some((frontend, http)) if !Rc::ptr_eq(&now, &view) => {
+                        conn.handle(&now, frontend, slot, http, head, started).await
+                    }
+                    _ => {
+                        conn.handle(&view, frontend, slot, http, head, started)
+                            .await
+                    }
+                }
             }
         };
         if !keep || shard.stopping() || tracked.idle.expired().is_some() {
@@ -470,11 +484,12 @@ impl Conn<'_> {
             .cookie
             .as_ref()
             .and_then(|c| c.request_server(head.headers.values(buf, "cookie")));
+        // UP or DRAIN: a draining server keeps its persistent clients.
         let pinned_usable = pinned.filter(|&i| {
-            view.balancer(backend_index)
-                .servers()
+            view.snapshot.backends[backend_index]
+                .live
                 .get(i)
-                .is_some_and(|s| s.usable)
+                .is_some_and(|s| s.pinnable)
         });
         let ctx = PickContext {
             client_ip,
@@ -494,6 +509,7 @@ impl Conn<'_> {
                 reuse,
                 probe: !replayable,
             },
+            &[],
         )
         .await;
         let (server, server_index, reused) = match connected {
@@ -513,6 +529,9 @@ impl Conn<'_> {
         self.shard
             .stats
             .session_started(Shard::server_slot(view, backend_index, server_index));
+        // The server in use: a stale pooled connection whose server then refuses may move
+        // the request to another one (see `reconnect`).
+        let chosen = Cell::new(server_index);
 
         // The head to send, and as much of the body as is already here.
         let pooling = !backend.http_server_close
@@ -607,7 +626,7 @@ impl Conn<'_> {
             extra.clear();
             if let Some(c) = cookie.filter(|_| h.status >= 200) {
                 if let Some(insert) =
-                    c.on_response(server_index, pinned, h.headers.values(b, "cache-control"))
+                    c.on_response(chosen.get(), pinned, h.headers.values(b, "cache-control"))
                 {
                     extra.extend_from_slice(insert.set_cookie);
                     if insert.cache_private {
@@ -616,7 +635,7 @@ impl Conn<'_> {
                 }
             }
             let set_cookie_hook = field_hook(|v| match cookie {
-                Some(c) => c.rewrite_set_cookie(server_index, pinned, v),
+                Some(c) => c.rewrite_set_cookie(chosen.get(), pinned, v),
                 None => Some(std::borrow::Cow::Borrowed(v)),
             });
             write_response(
@@ -644,7 +663,18 @@ impl Conn<'_> {
                 write_all(&server, &self.req_out, watch, server_wait(Side::Upstream)).await
             {
                 if reused && replayable {
-                    match reconnect(self, backend, server_index, &mut server).await {
+                    match reconnect(
+                        self,
+                        view,
+                        backend_index,
+                        backend,
+                        &chosen,
+                        &mut server,
+                        client_ip,
+                        record,
+                    )
+                    .await
+                    {
                         Ok(()) => {
                             reused = false;
                             continue;
@@ -694,7 +724,18 @@ impl Conn<'_> {
                         && joined.upload.as_ref().map_or(true, |u| u.is_ok()) =>
                 {
                     server_buf.discard(self.shard);
-                    match reconnect(self, backend, server_index, &mut server).await {
+                    match reconnect(
+                        self,
+                        view,
+                        backend_index,
+                        backend,
+                        &chosen,
+                        &mut server,
+                        client_ip,
+                        record,
+                    )
+                    .await
+                    {
                         Ok(()) => {
                             reused = false;
                             continue;
@@ -713,7 +754,7 @@ impl Conn<'_> {
             Err((status, outcome)) => {
                 server_buf.discard(self.shard);
                 self.shard.connections.detach_server(self.tracked);
-                drop_server(self.shard, view, backend_index, server_index, None);
+                drop_server(self.shard, view, backend_index, chosen.get(), None);
                 return self.fail(ctx_fail, status, outcome, record).await;
             }
             Ok(r) => r,
@@ -737,7 +778,7 @@ impl Conn<'_> {
                     self.shard,
                     view,
                     backend_index,
-                    server_index,
+                    chosen.get(),
                     park.map(|b| (b, server)),
                 );
                 return client_keep && upload_done;
@@ -795,13 +836,13 @@ impl Conn<'_> {
                     record.end = Outcome::ClientError;
                 }
                 self.shard.connections.detach_server(self.tracked);
-                drop_server(self.shard, view, backend_index, server_index, None);
+                drop_server(self.shard, view, backend_index, chosen.get(), None);
                 false
             }
             Err(e) => {
                 server_buf.discard(self.shard);
                 self.shard.connections.detach_server(self.tracked);
-                drop_server(self.shard, view, backend_index, server_index, None);
+                drop_server(self.shard, view, backend_index, chosen.get(), None);
                 // A server timeout before the response: 504, whichever side noticed.
                 if self.tracked.idle.expired() == Some(End::ServerTimeout) {
                     if bytes_out.get() == 0 {
@@ -904,7 +945,9 @@ struct Connected {
 /// Pick a server and get a connection to it: an idle pooled one when `pool.reuse`, else
 /// a new one, retrying per the backend's `retries` and `redispatch`. `pool.probe`: check
 /// that a pooled connection is still open before using it (one `recv`); requests that
-/// can be replayed skip it and rely on the replay instead.
+/// can be replayed skip it and rely on the replay instead. Servers in `avoid` count as
+/// already tried.
+#[allow(clippy::too_many_arguments)]
 async fn choose_and_connect(
     shard: &Shard,
     view: &ShardView,
@@ -913,8 +956,9 @@ async fn choose_and_connect(
     ctx: &PickContext<'_>,
     pinned: Option<usize>,
     pool: PoolUse,
+    avoid: &[usize],
 ) -> Result<(Connected, usize, bool), (Outcome, u32)> {
-    let mut tried: Vec<usize> = Vec::new();
+    let mut tried: Vec<usize> = avoid.to_vec();
     let mut retries = 0u32;
     let mut last: Option<usize> = None;
     loop {
@@ -994,23 +1038,98 @@ async fn choose_and_connect(
     }
 }
 
-/// Replace a stale reused connection with a fresh one to the same server.
-async fn reconnect(
+/// Replace a stale reused connection with a fresh one: to the same server first; if that
+/// server refuses (it died while its connection sat in the pool), move the request to
+/// another server per the backend's `retries` and `redispatch`, as for any failed connect.
+#[allow(clippy::too_many_arguments)]
+async fn reconnect<'v>(
     conn: &Conn<'_>,
-    backend: &Backend,
-    server_index: usize,
+    view: &'v ShardView,
+    backend_index: usize,
+    backend: &'v Backend,
+    chosen: &Cell<usize>,
     server: &mut Socket,
+    client_ip: Option<IpAddr>,
+    record: &mut Record<'v>,
 ) -> Result<(), Outcome> {
-    let address = backend.servers[server_index].address;
+    let shard = conn.shard;
+    let index = chosen.get();
+    let address = backend.servers[index].address;
     match connect_one(address, backend.timeouts.connect).await {
         Ok(socket) => {
             let _ = sys::set_nodelay(socket.fd());
             *server = socket;
             shard_attach(conn, server, conn.tracked.server_slot());
-            Ok(())
+            return Ok(());
         }
-        Err(_) => Err(Outcome::ConnectFailed),
+        Err(e) => {
+            tracing::debug!(
+                "backend {} server {} ({}): reconnect failed: {}",
+                backend.name,
+                backend.servers[index].name,
+                address,
+                e
+            );
+            for slot in [
+                view.snapshot.backends[backend_index].stats,
+                Shard::server_slot(view, backend_index, index),
+            ] {
+                shard.stats.update(slot, |c| c.connection_errors += 1);
+            }
+            shard.observe(view, backend_index, index, true, false);
+        }
     }
+    if !backend.redispatch || backend.retries == 0 {
+        return Err(Outcome::ConnectFailed);
+    }
+    // The request's balancing key is gone with its head: balance on the client address
+    // (hashing algorithms fall back to round robin).
+    let ctx = PickContext {
+        client_ip,
+        ..Default::default()
+    };
+    let pool = PoolUse {
+        reuse: false,
+        probe: false,
+    };
+    let (connected, next, _) = choose_and_connect(
+        shard,
+        view,
+        backend_index,
+        backend,
+        &ctx,
+        None,
+        pool,
+        &[index],
+    )
+    .await
+    .map_err(|(outcome, _)| outcome)?;
+    // Move the request's accounting from the refused server to the new one (the
+    // balancer count of the new one was taken by `choose_and_connect`).
+    shard.connection_ended(view, backend_index, index);
+    shard
+        .stats
+        .session_ended(Shard::server_slot(view, backend_index, index));
+    let slot = Shard::server_slot(view, backend_index, next);
+    shard.stats.session_started(slot);
+    shard.stats.update(slot, |c| {
+        c.retries += 1;
+        c.redispatches += 1;
+    });
+    shard
+        .stats
+        .update(view.snapshot.backends[backend_index].stats, |c| {
+            c.retries += 1;
+            c.redispatches += 1;
+        });
+    record.server = &backend.servers[next].name;
+    record.server_index = Some(next);
+    record.retries += 1 + connected.retries;
+    chosen.set(next);
+    let _ = sys::set_nodelay(connected.socket.fd());
+    *server = connected.socket;
+    shard_attach(conn, server, slot);
+    Ok(())
 }
 
 fn shard_attach(conn: &Conn<'_>, server: &Socket, server_slot: usize) {

@@ -1,0 +1,148 @@
+# shellcheck shell=bash
+# Configurations of the control-thread benchmark: nginx (the app server and the 1,000-server
+# farm, on 127.0.0.0/8 only), halb (variants nochecks / http / tcp) and the HAProxy
+# reference (haproxy-http / haproxy-tcp).
+#
+# Farm addresses: FARM_ADDRS loopback addresses 127.0.1.1 .. 127.0.1.FARM_ADDRS, each with
+# FARM_PORTS ports FARM_BASE_PORT .. FARM_BASE_PORT+FARM_PORTS-1: every farm server has its
+# own (address, port), and nginx listens on each of them explicitly (no wildcard listener).
+
+# farm_servers -> "name address" lines, FARM_ADDRS x FARM_PORTS of them
+farm_servers() {
+  local a p
+  for ((a = 1; a <= FARM_ADDRS; a++)); do
+    for ((p = 0; p < FARM_PORTS; p++)); do
+      echo "f$a-$p 127.0.1.$a:$((FARM_BASE_PORT + p))"
+    done
+  done
+}
+
+# nginx_config RUNDIR CORE -> nginx.conf on stdout
+#   APP (127.0.0.1:APP_PORT): /  -> "hello\n"; /health -> "ok\n"; /nginx_status -> stub_status
+#   farm listeners (same server block): /health -> 200 "ok\n"
+nginx_config() {
+  local rundir=$1 core=$2 name addr
+  cat <<NGX
+daemon off;
+master_process on;
+worker_processes 1;
+worker_cpu_affinity $(printf '%d' $((10 ** core)));
+worker_rlimit_nofile 20000;
+pid $rundir/nginx.pid;
+error_log $rundir/nginx-error.log warn;
+events { worker_connections 10000; use epoll; multi_accept on; }
+http {
+    access_log off;
+    default_type text/plain;
+    tcp_nodelay on;
+    keepalive_timeout 60s;
+    keepalive_requests 10000000;
+    client_body_temp_path $rundir/tmp_body;
+    proxy_temp_path $rundir/tmp_proxy;
+    fastcgi_temp_path $rundir/tmp_fcgi;
+    uwsgi_temp_path $rundir/tmp_uwsgi;
+    scgi_temp_path $rundir/tmp_scgi;
+    server {
+        listen 127.0.0.1:$APP_PORT backlog=4096;
+NGX
+  while read -r name addr; do
+    echo "        listen $addr backlog=1024;   # $name"
+  done < <(farm_servers)
+  cat <<NGX
+        location = /health { return 200 "ok\n"; }
+        location = /nginx_status { stub_status; }
+        location / { return 200 "hello\n"; }
+    }
+}
+NGX
+}
+
+# halb_config VARIANT RUNDIR -> halb.toml on stdout. VARIANT: nochecks | http | tcp
+halb_config() {
+  local variant=$1 rundir=$2 name addr check=""
+  case $variant in
+    http) check='check = { type = "http", path = "/health", inter = "1s", rise = 2, fall = 3, timeout = "1s" }' ;;
+    tcp) check='check = { type = "tcp", inter = "1s", rise = 2, fall = 3, timeout = "1s" }' ;;
+    nochecks) ;;
+    *) echo "configs.sh: unknown halb variant $variant" >&2; return 1 ;;
+  esac
+  cat <<EOF
+# halb, variant "$variant": frontend fe -> backend app (1 server, not checked);
+# backend farm: $((FARM_ADDRS * FARM_PORTS)) servers$([[ -n $check ]] && echo ", each checked" || echo ", none checked") (no frontend uses it).
+[global]
+shards = 1
+control_core = $CONTROL_CORE
+maxconn = 4000
+log = "file:$rundir/halb.log"
+admin_socket = "$rundir/admin.sock"
+
+[defaults]
+mode = "http"
+
+[defaults.timeouts]
+connect = "2s"
+client = "30s"
+server = "30s"
+http_request = "10s"
+http_keep_alive = "30s"
+
+[stats]
+bind = "127.0.0.1:$STATS_PORT"
+
+[frontend.fe]
+bind = ["127.0.0.1:$FE_PORT"]
+default_backend = "app"
+
+[backend.app]
+http_reuse = "always"
+pool_max_idle = 256
+
+[[backend.app.server]]
+name = "s1"
+address = "127.0.0.1:$APP_PORT"
+
+[backend.farm]
+# No idle-connection pool: halb's descriptor budget counts pool_max_idle (default 64) per
+# server, i.e. 64,000 descriptors for 1,000 servers, above this machine's RLIMIT_NOFILE.
+pool_max_idle = 0
+EOF
+  if [[ -n $check ]]; then echo "$check"; fi
+  while read -r name addr; do
+    printf '\n[[backend.farm.server]]\nname = "%s"\naddress = "%s"\n' "$name" "$addr"
+    if [[ -n $check ]]; then echo "check = true"; fi
+  done < <(farm_servers)
+}
+
+# haproxy_config VARIANT RUNDIR -> haproxy.cfg on stdout. VARIANT: haproxy-http | haproxy-tcp
+# The reference: the same farm and checks (inter 1s, rise 2, fall 3, 1 s timeout), on one
+# thread pinned to the control core, no traffic.
+haproxy_config() {
+  local variant=$1 rundir=$2 name addr chk=""
+  [[ $variant == haproxy-http ]] && chk=$'\n    option httpchk GET /health'
+  cat <<EOF
+global
+    nbthread 1
+    cpu-map 1/1 $CONTROL_CORE
+    maxconn 4000
+    stats socket $rundir/haproxy.sock mode 600 level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client  30s
+    timeout server  30s
+    timeout check   1s
+
+frontend fe
+    bind 127.0.0.1:$FE_PORT
+    default_backend app
+
+backend app
+    server s1 127.0.0.1:$APP_PORT
+
+backend farm$chk
+EOF
+  while read -r name addr; do
+    echo "    server $name $addr check inter 1s rise 2 fall 3"
+  done < <(farm_servers)
+}

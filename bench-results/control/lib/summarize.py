@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Summarize a control-benchmark run: OUTDIR/windows.jsonl + states.jsonl + env.txt ->
+OUTDIR/results.json (written) and summary.md (printed on stdout).
+
+usage: summarize.py OUTDIR
+"""
+import json
+import os
+import statistics
+import sys
+
+LIMIT_PCT = 5.0  # the issue's budget for the control core
+
+
+def load_jsonl(path):
+    out = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    out.append(json.loads(line))
+    return out
+
+
+def stats(values):
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return None
+    med = statistics.median(values)
+    return {
+        "n": len(values),
+        "median": round(med, 4),
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+        "mean": round(statistics.fmean(values), 4),
+        "stdev": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+        "spread_pct": round(100.0 * (max(values) - min(values)) / med, 2) if med else None,
+        "values": [round(v, 4) for v in values],
+    }
+
+
+def fmt(s, digits=2, unit=""):
+    if not s:
+        return "—"
+    d = digits
+    if s["n"] == 1:
+        return f"{s['median']:.{d}f}{unit}"
+    return f"{s['median']:.{d}f}{unit} [{s['min']:.{d}f}..{s['max']:.{d}f}]"
+
+
+def main():
+    outdir = sys.argv[1]
+    windows = load_jsonl(os.path.join(outdir, "windows.jsonl"))
+    states = load_jsonl(os.path.join(outdir, "states.jsonl"))
+    env = {}
+    envtxt = ""
+    if os.path.exists(os.path.join(outdir, "env.txt")):
+        envtxt = open(os.path.join(outdir, "env.txt"), encoding="utf-8").read()
+        for line in envtxt.splitlines():
+            k, _, v = line.partition("=")
+            env[k] = v
+    variants = []
+    for w in windows:
+        if w["variant"] not in variants:
+            variants.append(w["variant"])
+    halb_variants = [v for v in ("nochecks", "http", "tcp") if v in variants]
+    ref_variants = [v for v in ("haproxy-http", "haproxy-tcp") if v in variants]
+
+    idle = {v: [w for w in windows if w["kind"] == "idle" and w["variant"] == v] for v in variants}
+    load = {v: [w for w in windows if w["kind"] == "load" and w["variant"] == v] for v in variants}
+
+    summary = {"control": {}, "shard": {}, "ratios": {}, "reference": {}, "farm": {}}
+    for v in halb_variants + ref_variants:
+        ws = idle.get(v, [])
+        key = "main_pct" if v in halb_variants else "proc_pct"
+        per_check = []
+        for w in ws:
+            checks = w.get("backend_conns_per_s", 0) * w["wall_s"]
+            ticks = w["main_ticks"] if v in halb_variants else w["proc_ticks"]
+            if checks > 0 and v not in ("nochecks",):
+                per_check.append(1e6 * ticks / w["hz"] / checks)
+        block = {
+            "control_pct": stats([w.get(key) for w in ws]),
+            "control_sched_pct": stats([w.get("main_sched_pct") for w in ws]),
+            "other_threads_pct": stats([w.get("other_pct") for w in ws]) if v in halb_variants else None,
+            "shard_idle_pct": stats([w.get("shard_pct") for w in ws]) if v in halb_variants else None,
+            "process_pct": stats([w.get("proc_pct") for w in ws]),
+            "nginx_pct": stats([w.get("nginx_pct") for w in ws]),
+            "checks_per_s": stats([w.get("backend_conns_per_s") for w in ws]),
+            "control_us_per_check": stats(per_check),
+            "noisy_windows": [f"rep {w['rep']}: {w['noisy']}" for w in ws if w.get("noisy")],
+        }
+        (summary["control"] if v in halb_variants else summary["reference"])[v] = block
+    for v in halb_variants:
+        ws = load.get(v, [])
+        summary["shard"][v] = {
+            "shard_us_per_req": stats([w.get("shard_us_per_req") for w in ws]),
+            "shard_sched_us_per_req": stats([w.get("shard_sched_us_per_req") for w in ws]),
+            "process_us_per_req": stats([w.get("proc_us_per_req") for w in ws]),
+            "req_per_s": stats([w.get("req_per_s") for w in ws]),
+            "control_pct_under_load": stats([w.get("main_pct") for w in ws]),
+            "checks_per_s_under_load": stats([w.get("backend_conns_per_s") for w in ws]),
+            "wrk_errors": sum(w.get("wrk_errors", 0) for w in ws),
+            "foreign_requests": sum((w.get("fe_requests_delta") or 0) - (w.get("requests") or 0) for w in ws),
+            "noisy_windows": [f"rep {w['rep']}: {w['noisy']}" for w in ws if w.get("noisy")],
+        }
+    base = {w["rep"]: w for w in load.get("nochecks", [])}
+    for v in ("http", "tcp"):
+        if v not in halb_variants or not base:
+            continue
+        for metric in ("shard_us_per_req", "shard_sched_us_per_req"):
+            ratios = [w[metric] / base[w["rep"]][metric] for w in load[v]
+                      if w["rep"] in base and w.get(metric) and base[w["rep"]].get(metric)]
+            summary["ratios"].setdefault(v, {})[metric] = stats(ratios)
+        b, c = summary["shard"]["nochecks"]["shard_us_per_req"], summary["shard"][v]["shard_us_per_req"]
+        if b and c:
+            summary["ratios"][v]["ratio_of_medians"] = round(c["median"] / b["median"], 4)
+    for v in variants:
+        ss = [s for s in states if s.get("variant") == v]
+        summary["farm"][v] = {
+            "servers": max((s.get("servers") or 0) for s in ss) if ss else None,
+            "min_up": min((s.get("by_state", {}).get("UP", 0)) for s in ss) if ss else None,
+            "not_up": sorted({k for s in ss for k in s.get("by_state", {}) if k != "UP"}),
+            "check_failures_max": max((s.get("check_failures") or 0) for s in ss) if ss else None,
+            "down_transitions_max": max((s.get("down_transitions") or 0) for s in ss) if ss else None,
+            "last_check_max_ms": max((s.get("last_check_max_ms") or 0) for s in ss) if ss else None,
+            "last_checks_seen": sorted({k for s in ss for k in (s.get("last_checks") or {})}),
+            "errors": sorted({s["error"] for s in ss if s.get("error")}),
+        }
+
+    # verdicts
+    verdicts = {}
+    base_ctl = summary["control"].get("nochecks", {}).get("control_pct")
+    for v in ("http", "tcp"):
+        c = summary["control"].get(v, {}).get("control_pct")
+        if c:
+            verdicts[f"control_{v}"] = {
+                "median_pct": c["median"],
+                "max_pct": c["max"],
+                "net_of_nochecks_pct": round(c["median"] - (base_ctl["median"] if base_ctl else 0), 3),
+                "under_5_pct": c["median"] < LIMIT_PCT,
+                "every_window_under_5_pct": c["max"] < LIMIT_PCT,
+            }
+        r = summary["ratios"].get(v, {}).get("shard_us_per_req")
+        b = summary["shard"].get("nochecks", {}).get("shard_us_per_req")
+        if r and b:
+            noise = b["spread_pct"] or 0.0
+            change = 100.0 * (summary["ratios"][v]["ratio_of_medians"] - 1.0)
+            within = r["min"] <= 1.0 <= r["max"] or abs(change) <= noise
+            verdicts[f"shard_{v}"] = {
+                "change_pct_of_medians": round(change, 2),
+                "per_rep_ratio_median": r["median"],
+                "per_rep_ratio_min": r["min"],
+                "per_rep_ratio_max": r["max"],
+                "nochecks_spread_pct": noise,
+                "within_noise": within,
+            }
+    summary["verdicts"] = verdicts
+
+    result = {"env": env, "summary": summary, "windows": windows, "states": states}
+    with open(os.path.join(outdir, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+
+    # ------------------------------------------------------------------ markdown
+    p = print
+    quick = "QUICK=1" in env.get("knobs", "")
+    p(f"# Control thread: health checks of {summary['farm'].get('http', summary['farm'].get('tcp', {})).get('servers', '?')} servers at inter = 1s")
+    p()
+    p(f"Run {env.get('date_utc', '?')}{' — **QUICK=1 smoke run** (short windows, 1 repetition): indicative only' if quick else ''}. "
+      f"{env.get('cpu_model', '')} ({env.get('ncpu', '')}), {env.get('kernel', '')}; halb {env.get('git_head', '?')}.")
+    p()
+    p(f"Load average at start: {env.get('load_start', '?')} (waited {env.get('load_wait_s', '0')} s for the 1-min load to fall below "
+      f"{env.get('load_max', '?')}: {'reached' if env.get('load_ok') == '1' else '**not reached, measured anyway**'}); "
+      f"at end: {env.get('load_end', '?').split(' rustc')[0]}.")
+    p()
+    p("## Results (medians [min..max] over the repetitions)")
+    p()
+    p("### Control core, idle (no traffic)")
+    p()
+    p("| variant | control thread % of a core | (schedstat) | µs CPU per check | checks/s (nginx accepts) | other halb threads % | nginx % | under 5 %? |")
+    p("|---|---|---|---|---|---|---|---|")
+    for v in halb_variants:
+        c = summary["control"][v]
+        ok = ""
+        if v in ("http", "tcp"):
+            vd = verdicts.get(f"control_{v}", {})
+            ok = "**yes**" if vd.get("under_5_pct") else "**NO**"
+        p(f"| halb {v} | {fmt(c['control_pct'])} | {fmt(c['control_sched_pct'])} | {fmt(c['control_us_per_check'], 1)} | "
+          f"{fmt(c['checks_per_s'], 0)} | {fmt(c['other_threads_pct'])} | {fmt(c['nginx_pct'])} | {ok} |")
+    for v in ref_variants:
+        c = summary["reference"][v]
+        p(f"| {v} (reference, whole process) | {fmt(c['control_pct'])} | {fmt(c['control_sched_pct'])} | {fmt(c['control_us_per_check'], 1)} | "
+          f"{fmt(c['checks_per_s'], 0)} | — | {fmt(c['nginx_pct'])} | |")
+    p()
+    p("### Shard CPU per request under load (wrk against the frontend, checks running)")
+    p()
+    p("| variant | shard µs CPU / request | (schedstat) | req/s | control thread % during load | checks/s during load | wrk errors |")
+    p("|---|---|---|---|---|---|---|")
+    for v in halb_variants:
+        s = summary["shard"][v]
+        p(f"| halb {v} | {fmt(s['shard_us_per_req'], 3)} | {fmt(s['shard_sched_us_per_req'], 3)} | {fmt(s['req_per_s'], 0)} | "
+          f"{fmt(s['control_pct_under_load'])} | {fmt(s['checks_per_s_under_load'], 0)} | {s['wrk_errors']} |")
+    p()
+    for v in ("http", "tcp"):
+        r = summary["ratios"].get(v)
+        if not r:
+            continue
+        vd = verdicts.get(f"shard_{v}", {})
+        p(f"- **{v} checks / nochecks, shard µs per request**: per-repetition ratio {fmt(r['shard_us_per_req'], 3)}, "
+          f"ratio of medians {r.get('ratio_of_medians', '—')} ({vd.get('change_pct_of_medians', 0):+.1f} %); "
+          f"schedstat ratio {fmt(r['shard_sched_us_per_req'], 3)}; run-to-run spread of nochecks alone "
+          f"{vd.get('nochecks_spread_pct', '—')} % → "
+          + ("**no measurable change** (within run-to-run noise)" if vd.get("within_noise") else "**measurable change**"))
+    p()
+    p("### Verdict")
+    p()
+    for v in ("http", "tcp"):
+        vd = verdicts.get(f"control_{v}")
+        if vd:
+            p(f"- {v} checks, 1,000 servers × 1 s: control thread **{vd['median_pct']:.2f} %** of a core (median; "
+              f"max {vd['max_pct']:.2f} %; {vd['net_of_nochecks_pct']:.2f} % net of the nochecks baseline) → "
+              + ("**under** the 5 % budget" if vd["under_5_pct"] else "**ABOVE** the 5 % budget"))
+    p()
+    p("## Farm state (stats JSON, before and after each halb window pair)")
+    p()
+    p("| variant | servers | fewest UP | other states seen | check_failures (max) | down transitions (max) | slowest last check | last-check texts |")
+    p("|---|---|---|---|---|---|---|---|")
+    for v in variants:
+        f = summary["farm"][v]
+        p(f"| {v} | {f['servers']} | {f['min_up']} | {', '.join(f['not_up']) or '—'} | {f['check_failures_max']} | "
+          f"{f['down_transitions_max']} | {f['last_check_max_ms']} ms | {'; '.join(f['last_checks_seen'])[:160]} |")
+    errs = [e for v in variants for e in summary["farm"][v]["errors"]]
+    if errs:
+        p()
+        p("State errors: " + "; ".join(sorted(set(errs))))
+    p()
+    p("## Quietness")
+    p()
+    noisy = [(v, n) for v in halb_variants + ref_variants
+             for n in (summary["control"].get(v) or summary["reference"].get(v) or {}).get("noisy_windows", [])]
+    noisy += [(v, n) for v in halb_variants for n in summary["shard"][v]["noisy_windows"]]
+    foreign = sum(summary["shard"][v]["foreign_requests"] for v in halb_variants)
+    others = [w["others_pct_of_machine"] for w in windows]
+    p(f"- Other processes during the windows: median {statistics.median(others) if others else 0:.1f} %, "
+      f"max {max(others) if others else 0:.1f} % of the machine.")
+    p(f"- Noisy windows (quiet gate failed, rustc running, or others > {windows[0].get('noise_max_pct', 10) if windows else 10} %): "
+      + ("none" if not noisy else "; ".join(f"{v} {n}" for v, n in noisy)))
+    p(f"- Requests the frontend counted beyond wrk's (foreign traffic): {foreign}")
+    p(f"- Placement: {env.get('placement_ok', '?')} {'(control thread on core 0, shard threads on core 1 in every start)' if env.get('placement_ok', '').startswith('1') else ''}")
+    p()
+    p("## Environment")
+    p()
+    p("```")
+    p(envtxt.rstrip())
+    p("```")
+    cmds = os.path.join(outdir, "commands.txt")
+    if os.path.exists(cmds):
+        p()
+        p("## Commands")
+        p()
+        p("```")
+        p(open(cmds, encoding="utf-8").read().rstrip())
+        p("```")
+    tfiles = sorted(os.listdir(os.path.join(outdir, "raw", "threads"))) if os.path.isdir(os.path.join(outdir, "raw", "threads")) else []
+    if tfiles:
+        p()
+        p(f"## halb threads (raw/threads/{tfiles[0]})")
+        p()
+        p("```")
+        p(open(os.path.join(outdir, "raw", "threads", tfiles[0]), encoding="utf-8").read().rstrip())
+        p("```")
+    fails = os.path.join(outdir, "raw", "failures.txt")
+    if os.path.exists(fails):
+        p()
+        p("## Failures")
+        p()
+        p("```")
+        p(open(fails, encoding="utf-8").read().rstrip())
+        p("```")
+
+
+if __name__ == "__main__":
+    main()
