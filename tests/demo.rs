@@ -136,7 +136,11 @@ fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
         .expect("run halb ctl");
     let table = String::from_utf8_lossy(&ctl.stdout);
     assert!(ctl.status.success(), "{table}");
-    assert_eq!(table.lines().filter(|l| l.starts_with("web ")).count(), 3, "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("web ")).count(),
+        3,
+        "{table}"
+    );
 
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
