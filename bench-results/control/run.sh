@@ -149,6 +149,7 @@ if ((LOAD_WAIT > 0)) && load_high; then
   if load_high; then LOAD_OK=0; log "load still $(cut -d' ' -f1 /proc/loadavg) after ${LOAD_WAITED}s: measuring anyway (flagged)"
   else log "load $(cut -d' ' -f1 /proc/loadavg) after ${LOAD_WAITED}s"; fi
 fi
+load_high && LOAD_OK=0
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- setup
@@ -190,8 +191,12 @@ nginx_accepts() { curl -s --max-time 3 "http://$APP/nginx_status" | awk 'NR==3 {
   echo "farm: $NFARM servers = $FARM_ADDRS addresses (127.0.1.1-127.0.1.$FARM_ADDRS) x $FARM_PORTS ports ($FARM_BASE_PORT-$((FARM_BASE_PORT + FARM_PORTS - 1))), nginx listens on each"
   echo "ulimit_n=$(ulimit -n) clk_tck=$HZ"
   echo "knobs: QUICK=$QUICK VARIANTS='$VARIANTS' REPEATS=$REPEATS IDLE_SECS=${IDLE_SECS}s DURATION=${DURATION}s CONNS=$CONNS THREADS=$THREADS WARMUP=${WARMUP}s SETTLE=${SETTLE}s REFERENCE=$REFERENCE REF_REPEATS=$REF_REPEATS QUIET<${QUIET_MAX_PCT}%/${QUIET_SECS}s timeout=${QUIET_TIMEOUT}s"
-  echo "load_before_wait=$LOAD_BEFORE load_wait_s=$LOAD_WAITED load_max=$LOAD_MAX load_ok=$LOAD_OK"
-  echo "load_start=$LOAD_START rustc_running=$(rustc_count)"
+  echo "load_before_wait=$LOAD_BEFORE"
+  echo "load_wait_s=$LOAD_WAITED"
+  echo "load_max=$LOAD_MAX"
+  echo "load_ok=$LOAD_OK"
+  echo "load_start=$LOAD_START"
+  echo "rustc_at_start=$(rustc_count)"
 } >"$OUTDIR/env.txt"
 {
   echo "# nginx (raw/configs/nginx.conf)"
@@ -206,24 +211,26 @@ thread_table() {
   local pid=$1 t
   for t in /proc/"$pid"/task/*; do
     [[ -r $t/stat ]] || continue
-    printf '%s %s %s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t"/comm 2>/dev/null)" \
+    printf '%s %s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t"/comm 2>/dev/null)" \
       "$(awk '/^Cpus_allowed_list/{print $2}' "$t"/status 2>/dev/null)" \
       "$(sed 's/.*) //' "$t"/stat | awk '{print $37, $12, $13}')" \
       "$(awk '{print $1}' "$t"/schedstat 2>/dev/null)"
   done 2>/dev/null || true
 }
-# halb_cpu PID -> "main_ticks shard_ticks other_ticks main_ns shard_ns other_ns"
+# halb_cpu PID -> "main_ticks shard_ticks other_ticks main_ns shard_ns other_ns main_user_ticks"
 #   main = the thread TID == PID (the control thread), shard = threads named halb-shard*
 halb_cpu() {
   thread_table "$1" | awk -v pid="$1" '
     { ticks = $5 + $6; ns = $7
-      if ($1 == pid) { mt += ticks; mn += ns }
+      if ($1 == pid) { mt += ticks; mn += ns; mu += $5 }
       else if ($2 ~ /^halb-shard/) { st += ticks; sn += ns }
       else { ot += ticks; on += ns } }
-    END { printf "%d %d %d %.0f %.0f %.0f\n", mt, st, ot, mn, sn, on }'
+    END { printf "%d %d %d %.0f %.0f %.0f %d\n", mt, st, ot, mn, sn, on, mu }'
 }
 # single-threaded reference (HAProxy): everything counts as "main"
-proc_cpu() { printf '%s 0 0 %s 0 0\n' "$(proc_ticks "$1")" "$(proc_sched_ns "$1")"; }
+proc_cpu() {
+  printf '%s 0 0 %s 0 0 %s\n' "$(proc_ticks "$1")" "$(proc_sched_ns "$1")" "$(awk '{print $14}' /proc/"$1"/stat 2>/dev/null || echo 0)"
+}
 
 # quiet_gate OWN_PIDS... : wait (bounded) until processes other than ours and nginx use less
 # than QUIET_MAX_PCT of the machine for QUIET_SECS seconds in a row. Sets Q_OK Q_WAIT Q_PCT.
@@ -247,7 +254,7 @@ quiet_gate() {
 snap() {
   local p=$1 kind=$2 n=$3 cpu
   if [[ $kind == halb ]]; then cpu=$(halb_cpu "$p"); else cpu=$(proc_cpu "$p"); fi
-  read -r "S_MT$n" "S_ST$n" "S_OT$n" "S_MN$n" "S_SN$n" "S_ON$n" <<<"$cpu"
+  read -r "S_MT$n" "S_ST$n" "S_OT$n" "S_MN$n" "S_SN$n" "S_ON$n" "S_MU$n" <<<"$cpu"
   printf -v "S_PROC$n" '%s' "$(proc_ticks "$p")"
   printf -v "S_NG$n" '%s' "$(nginx_ticks)"
   printf -v "S_TOT$n" '%s' "$(total_busy)"
@@ -258,7 +265,7 @@ snap() {
 window_fields() {
   echo "hz=$HZ" "ncpu=$NCPU" "noise_max_pct=$NOISE_MAX_PCT" \
     "wall_s=$(awk -v a="$S_W0" -v b="$S_W1" 'BEGIN{printf "%.4f", b-a}')" \
-    "main_ticks=$((S_MT1 - S_MT0))" "shard_ticks=$((S_ST1 - S_ST0))" "other_ticks=$((S_OT1 - S_OT0))" \
+    "main_ticks=$((S_MT1 - S_MT0))" "main_user_ticks=$((S_MU1 - S_MU0))" "shard_ticks=$((S_ST1 - S_ST0))" "other_ticks=$((S_OT1 - S_OT0))" \
     "main_ns=$((S_MN1 - S_MN0))" "shard_ns=$((S_SN1 - S_SN0))" "other_ns=$((S_ON1 - S_ON0))" \
     "proc_ticks=$((S_PROC1 - S_PROC0))" "nginx_ticks=$((S_NG1 - S_NG0))" "total_busy_ticks=$((S_TOT1 - S_TOT0))" \
     "rustc_before=$S_RC0" "rustc_after=$S_RC1" "load1=$(cut -d' ' -f1 /proc/loadavg)" \
@@ -299,7 +306,7 @@ load_window() {
   ct=$(awk '{printf "%.3f", $1+$2}' "$RUNDIR/time.txt")
   # shellcheck disable=SC2046
   line=$(/usr/bin/python3 "$HERE/lib/record.py" "$OUTDIR" kind=load variant="$v" rep="$rep" \
-    $(window_fields) nginx_accepts="$((a1 - a0))" client_cpu_s="$ct" wrk_file="$raw" \
+    $(window_fields) nginx_accepts="$((a1 - a0))" client_cpu_s="$ct" wrk_file="$raw" conns="$CONNS" \
     fe_requests_delta="$((${f1:-0} - ${f0:-0}))" t_start="$(date -u -d "@$S_W0" +%H:%M:%S)")
   log "$line"; echo "$line" >&3
 }
@@ -425,8 +432,10 @@ done
 
 # ---------------------------------------------------------------- summary
 {
-  echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg) rustc_running=$(rustc_count) measuring_s=$((SECONDS - T_START))"
-  echo "placement_ok=$PLACEMENT_OK $PLACEMENT_NOTE"
+  echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "rustc_at_end=$(rustc_count)"
+  echo "measuring_s=$((SECONDS - T_START))"
+  echo "placement_ok=$PLACEMENT_OK${PLACEMENT_NOTE:+ ($PLACEMENT_NOTE)}"
 } >>"$OUTDIR/env.txt"
 cp "$RUNDIR/nginx/nginx-error.log" "$OUTDIR/raw/nginx-error.log" 2>/dev/null || true
 /usr/bin/python3 "$HERE/lib/summarize.py" "$OUTDIR" >"$OUTDIR/summary.md.tmp" && mv "$OUTDIR/summary.md.tmp" "$OUTDIR/summary.md"

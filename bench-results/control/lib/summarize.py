@@ -83,6 +83,8 @@ def main():
         block = {
             "control_pct": stats([w.get(key) for w in ws]),
             "control_sched_pct": stats([w.get("main_sched_pct") for w in ws]),
+            "control_user_share_pct": stats([100.0 * w["main_user_ticks"] / w["main_ticks"]
+                                             for w in ws if w.get("main_ticks")]),
             "other_threads_pct": stats([w.get("other_pct") for w in ws]) if v in halb_variants else None,
             "shard_idle_pct": stats([w.get("shard_pct") for w in ws]) if v in halb_variants else None,
             "process_pct": stats([w.get("proc_pct") for w in ws]),
@@ -102,7 +104,10 @@ def main():
             "control_pct_under_load": stats([w.get("main_pct") for w in ws]),
             "checks_per_s_under_load": stats([w.get("backend_conns_per_s") for w in ws]),
             "wrk_errors": sum(w.get("wrk_errors", 0) for w in ws),
-            "foreign_requests": sum((w.get("fe_requests_delta") or 0) - (w.get("requests") or 0) for w in ws),
+            # requests the frontend counted beyond wrk's: up to `conns` per window are the
+            # ones in flight when wrk stops (counted by halb, not by wrk)
+            "extra_fe_requests": [(w.get("fe_requests_delta") or 0) - (w.get("requests") or 0) for w in ws],
+            "conns": max((w.get("conns") or 0) for w in ws) if ws else 0,
             "noisy_windows": [f"rep {w['rep']}: {w['noisy']}" for w in ws if w.get("noisy")],
         }
     base = {w["rep"]: w for w in load.get("nochecks", [])}
@@ -147,7 +152,7 @@ def main():
         if r and b:
             noise = b["spread_pct"] or 0.0
             change = 100.0 * (summary["ratios"][v]["ratio_of_medians"] - 1.0)
-            within = r["min"] <= 1.0 <= r["max"] or abs(change) <= noise
+            within = None if r["n"] < 2 else (r["min"] <= 1.0 <= r["max"] or abs(change) <= noise)
             verdicts[f"shard_{v}"] = {
                 "change_pct_of_medians": round(change, 2),
                 "per_rep_ratio_median": r["median"],
@@ -170,28 +175,34 @@ def main():
     p(f"Run {env.get('date_utc', '?')}{' — **QUICK=1 smoke run** (short windows, 1 repetition): indicative only' if quick else ''}. "
       f"{env.get('cpu_model', '')} ({env.get('ncpu', '')}), {env.get('kernel', '')}; halb {env.get('git_head', '?')}.")
     p()
-    p(f"Load average at start: {env.get('load_start', '?')} (waited {env.get('load_wait_s', '0')} s for the 1-min load to fall below "
-      f"{env.get('load_max', '?')}: {'reached' if env.get('load_ok') == '1' else '**not reached, measured anyway**'}); "
-      f"at end: {env.get('load_end', '?').split(' rustc')[0]}.")
+    p(f"Load average at start: {env.get('load_start', '?')} (1-min load before waiting {env.get('load_before_wait', '?')}, waited "
+      f"{env.get('load_wait_s', '0')} s for it to fall below {env.get('load_max', '?')}: "
+      f"{'reached' if env.get('load_ok') == '1' else '**not reached, measured anyway**'}); at end: {env.get('load_end', '?')}. "
+      f"rustc processes at start / end: {env.get('rustc_at_start', '?')} / {env.get('rustc_at_end', '?')}.")
     p()
     p("## Results (medians [min..max] over the repetitions)")
     p()
     p("### Control core, idle (no traffic)")
     p()
-    p("| variant | control thread % of a core | (schedstat) | µs CPU per check | checks/s (nginx accepts) | other halb threads % | nginx % | under 5 %? |")
-    p("|---|---|---|---|---|---|---|---|")
+    p("| variant | control thread % of a core | (schedstat) | user share | µs CPU per check | checks/s (nginx accepts) | other halb threads % | nginx % | under 5 %? |")
+    p("|---|---|---|---|---|---|---|---|---|")
     for v in halb_variants:
         c = summary["control"][v]
         ok = ""
         if v in ("http", "tcp"):
             vd = verdicts.get(f"control_{v}", {})
             ok = "**yes**" if vd.get("under_5_pct") else "**NO**"
-        p(f"| halb {v} | {fmt(c['control_pct'])} | {fmt(c['control_sched_pct'])} | {fmt(c['control_us_per_check'], 1)} | "
+        p(f"| halb {v} | {fmt(c['control_pct'])} | {fmt(c['control_sched_pct'])} | {fmt(c['control_user_share_pct'], 0, ' %')} | {fmt(c['control_us_per_check'], 1)} | "
           f"{fmt(c['checks_per_s'], 0)} | {fmt(c['other_threads_pct'])} | {fmt(c['nginx_pct'])} | {ok} |")
     for v in ref_variants:
         c = summary["reference"][v]
-        p(f"| {v} (reference, whole process) | {fmt(c['control_pct'])} | {fmt(c['control_sched_pct'])} | {fmt(c['control_us_per_check'], 1)} | "
-          f"{fmt(c['checks_per_s'], 0)} | — | {fmt(c['nginx_pct'])} | |")
+        cps = fmt(c['checks_per_s'], 0) if (c['checks_per_s'] or {}).get("max") else "not seen by nginx¹"
+        p(f"| {v} (reference, whole process) | {fmt(c['control_pct'])} | {fmt(c['control_sched_pct'])} | {fmt(c['control_user_share_pct'], 0, ' %')} | {fmt(c['control_us_per_check'], 1)} | "
+          f"{cps} | — | {fmt(c['nginx_pct'])} | |")
+    if any(not (summary["reference"][v]['checks_per_s'] or {}).get("max") for v in ref_variants):
+        p()
+        p("¹ HAProxy's tcp check resets the connection before nginx accepts it, so nginx's `accepts` "
+          "does not count it (its stats show every server checked and UP).")
     p()
     p("### Shard CPU per request under load (wrk against the frontend, checks running)")
     p()
@@ -211,7 +222,8 @@ def main():
           f"ratio of medians {r.get('ratio_of_medians', '—')} ({vd.get('change_pct_of_medians', 0):+.1f} %); "
           f"schedstat ratio {fmt(r['shard_sched_us_per_req'], 3)}; run-to-run spread of nochecks alone "
           f"{vd.get('nochecks_spread_pct', '—')} % → "
-          + ("**no measurable change** (within run-to-run noise)" if vd.get("within_noise") else "**measurable change**"))
+          + ("n/a with one repetition" if vd.get("within_noise") is None else
+             "**no measurable change** (within run-to-run noise)" if vd.get("within_noise") else "**measurable change**"))
     p()
     p("### Verdict")
     p()
@@ -240,13 +252,15 @@ def main():
     noisy = [(v, n) for v in halb_variants + ref_variants
              for n in (summary["control"].get(v) or summary["reference"].get(v) or {}).get("noisy_windows", [])]
     noisy += [(v, n) for v in halb_variants for n in summary["shard"][v]["noisy_windows"]]
-    foreign = sum(summary["shard"][v]["foreign_requests"] for v in halb_variants)
+    extra = [x for v in halb_variants for x in summary["shard"][v]["extra_fe_requests"]]
+    conns = max([summary["shard"][v]["conns"] for v in halb_variants] or [0])
     others = [w["others_pct_of_machine"] for w in windows]
     p(f"- Other processes during the windows: median {statistics.median(others) if others else 0:.1f} %, "
       f"max {max(others) if others else 0:.1f} % of the machine.")
     p(f"- Noisy windows (quiet gate failed, rustc running, or others > {windows[0].get('noise_max_pct', 10) if windows else 10} %): "
       + ("none" if not noisy else "; ".join(f"{v} {n}" for v, n in noisy)))
-    p(f"- Requests the frontend counted beyond wrk's (foreign traffic): {foreign}")
+    p(f"- Requests the frontend counted beyond wrk's, per load window: {extra} (up to {conns} are requests in flight when wrk stops; "
+      + ("more would be foreign traffic: **some window got foreign traffic**)" if any(x > conns for x in extra) else "no foreign traffic)"))
     p(f"- Placement: {env.get('placement_ok', '?')} {'(control thread on core 0, shard threads on core 1 in every start)' if env.get('placement_ok', '').startswith('1') else ''}")
     p()
     p("## Environment")
