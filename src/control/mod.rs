@@ -646,3 +646,104 @@ pub async fn gather(hub: &StatsHub) -> Vec<Counters> {
     }
     hub.merged()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::report::ServerState;
+
+    fn config(text: &str) -> Arc<Config> {
+        Arc::new(crate::config::parse(text, std::path::Path::new("test.toml")).expect("valid"))
+    }
+
+    const BASE: &str = r#"
+[frontend.fe]
+bind = ["127.0.0.1:1"]
+default_backend = "be"
+[backend.be]
+check = { type = "tcp", rise = 2, fall = 2 }
+[[backend.be.server]]
+name = "s1"
+address = "127.0.0.1:11"
+check = true
+[[backend.be.server]]
+name = "s2"
+address = "127.0.0.1:12"
+check = true
+"#;
+
+    fn state(c: &Control, server: &str) -> ServerState {
+        let report = c.report(&[], Instant::now());
+        report.backends[0]
+            .servers
+            .iter()
+            .find(|s| s.name == server)
+            .map(|s| s.state)
+            .expect("server in the report")
+    }
+
+    #[test]
+    fn checks_publish_generations_and_reload_carries_state_over() {
+        let mut c = Control::new(config(BASE), Arc::new(StatsHub::new(1)), 1);
+        assert_eq!(c.generation(), 1);
+        let s2 = c.resolve("be", "s2").unwrap();
+        let now = Instant::now();
+        c.on_check(s2, Err("L4 connect refused".into()), now);
+        assert_eq!(c.generation(), 1, "going down is not a traffic change");
+        assert_eq!(state(&c, "s2"), ServerState::GoingDown);
+        c.on_check(s2, Err("L4 connect refused".into()), now);
+        assert_eq!(c.generation(), 2);
+        assert_eq!(state(&c, "s2"), ServerState::Down);
+        let snap = c.snapshots().load_full();
+        assert!(!snap.backends[0].servers[1].usable);
+        assert!(snap.backends[0].servers[0].usable);
+
+        c.set_state("be", "s1", AdminState::Maint, now).unwrap();
+        assert_eq!(c.generation(), 3);
+        let s1 = c.resolve("be", "s1").unwrap();
+
+        // s1 unchanged, s2 moves (a new server), s3 added.
+        let next = BASE.replace("127.0.0.1:12", "127.0.0.1:22")
+            + "[[backend.be.server]]\nname = \"s3\"\naddress = \"127.0.0.1:13\"\n";
+        let notes = c.reload(config(&next));
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(c.generation(), 4);
+        assert_eq!(
+            c.resolve("be", "s1").unwrap(),
+            s1,
+            "same slot over a reload"
+        );
+        assert_eq!(state(&c, "s1"), ServerState::Maint);
+        assert_ne!(
+            c.resolve("be", "s2").unwrap(),
+            s2,
+            "a moved server is a new one"
+        );
+        assert_eq!(state(&c, "s2"), ServerState::Up);
+        assert_eq!(state(&c, "s3"), ServerState::Up);
+        assert!(c.check_of(s2).is_none(), "the old s2's check task ends");
+        let mut unchecked = c.unchecked_servers();
+        unchecked.sort_unstable();
+        assert_eq!(unchecked.len(), 2, "s1 and the new s2 need check tasks");
+
+        let e = c.resolve("be", "s9").unwrap_err();
+        assert!(e.contains("s1, s2, s3"), "{e}");
+        let e = c.resolve("nope", "s1").unwrap_err();
+        assert!(e.contains("backends: be"), "{e}");
+        assert!(c.set_weight("be", "s1", 300).is_err());
+    }
+
+    #[test]
+    fn observed_errors_need_observe() {
+        let with_observe = BASE.replace(
+            "check = { type = \"tcp\", rise = 2, fall = 2 }",
+            "check = { type = \"tcp\", rise = 2, fall = 2, observe = \"layer4\", error_limit = 3 }",
+        );
+        for (text, down) in [(BASE.to_string(), false), (with_observe, true)] {
+            let mut c = Control::new(config(&text), Arc::new(StatsHub::new(1)), 1);
+            let slot = c.resolve("be", "s1").unwrap();
+            c.on_observed(ObservedErrors { slot, count: 3 }, Instant::now());
+            assert_eq!(state(&c, "s1") == ServerState::Down, down, "{text}");
+        }
+    }
+}

@@ -322,7 +322,7 @@ mod tests {
         pass(&mut h, now);
         assert_eq!(pass(&mut h, now), Some(Transition::Up));
         assert_eq!(h.state(), ServerState::Up);
-        assert_eq!(h.check_failures, 4);
+        assert_eq!(h.check_failures, 5);
     }
 
     #[test]
