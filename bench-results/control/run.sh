@@ -24,10 +24,15 @@
 #      utime+stime of /proc/PID/task/PID/stat / CLK_TCK / wall -> % of one core; also the
 #      other threads, schedstat ns (cross-check), nginx CPU, and nginx stub_status
 #      `accepts` delta = check connections made per second (checks actually done).
-#   2. load window: wrk -t1 -c32 -dDURATION (after a 1 s warm-up), pinned to core 0,
-#      against the frontend: utime+stime delta of the halb-shard-* threads / requests wrk
-#      counted -> shard CPU µs per request (schedstat ns as cross-check); the frontend's
-#      request counter (stats JSON) before/after as a check that no one else sent traffic.
+#   2. load windows (LOADS), wrk -t1 -c32 -dDURATION (after a 1 s warm-up), pinned to core
+#      0, against the frontend: utime+stime delta of the halb-shard-* threads / requests
+#      wrk counted -> shard CPU µs per request (schedstat ns as cross-check); the
+#      frontend's request counter (stats JSON) before/after as a check that no one else
+#      sent traffic.
+#        paced: each connection waits PACE_MS (1 ms) after every response (lib/paced.lua),
+#               so the offered load is the same with and without checks (core 0 has room)
+#        max:   closed loop; core 0 (wrk + nginx + the control thread) is the bottleneck,
+#               so checks lower req/s, and per-request CPU moves with the load level
 #   3. farm state (stats JSON): servers UP, check_failures, down transitions, last checks.
 # Variant order rotates per repetition (nochecks, http, tcp / http, tcp, nochecks / ...):
 # every checks window has a nochecks window next to it. Medians over REPEATS, ratios
@@ -37,9 +42,9 @@
 #         windows.jsonl (one line per window), states.jsonl, env.txt, commands.txt, run.log,
 #         raw/ (configs, wrk outputs, thread tables, halb/nginx logs)
 #
-# Usage:  bench-results/control/run.sh            # ~15 min (+ waiting for load < 1.0)
-#         QUICK=1 bench-results/control/run.sh    # ~1.5 min smoke run: 1 repetition, 5 s windows
-# Env knobs (defaults below): REPEATS IDLE_SECS DURATION CONNS VARIANTS REFERENCE REF_REPEATS
+# Usage:  bench-results/control/run.sh            # ~20 min (+ waiting for load < 1.0)
+#         QUICK=1 bench-results/control/run.sh    # ~2 min smoke run: 1 repetition, 5 s windows
+# Env knobs (defaults below): REPEATS IDLE_SECS DURATION CONNS VARIANTS LOADS PACE_MS REFERENCE REF_REPEATS
 #   CONTROL_CORE SHARD_CORE FE_PORT APP_PORT STATS_PORT FARM_BASE_PORT FARM_ADDRS FARM_PORTS
 #   LOAD_MAX LOAD_WAIT QUIET_* BUILD HALB_BIN OUTDIR MAX_RUNTIME
 set -euo pipefail
@@ -59,7 +64,8 @@ if ((QUICK)); then
 fi
 REPEATS=${REPEATS:-5} IDLE_SECS=${IDLE_SECS:-20} DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-1} SETTLE=${SETTLE:-3}
-VARIANTS=${VARIANTS:-"nochecks http tcp"}
+VARIANTS=${VARIANTS:-"nochecks http tcp extchecks"}
+LOADS=${LOADS:-"paced max"} PACE_MS=${PACE_MS:-1}
 REFERENCE=${REFERENCE:-1} REF_REPEATS=${REF_REPEATS:-3}
 CONTROL_CORE=${CONTROL_CORE:-0} SHARD_CORE=${SHARD_CORE:-1}
 FE_PORT=${FE_PORT:-28580} APP_PORT=${APP_PORT:-28581} STATS_PORT=${STATS_PORT:-28584}
@@ -81,9 +87,9 @@ APP=127.0.0.1:$APP_PORT FE=127.0.0.1:$FE_PORT STATS=127.0.0.1:$STATS_PORT
 # ---------------------------------------------------------------- preflight
 missing=()
 for t in nginx wrk curl taskset ss; do command -v "$t" >/dev/null || missing+=("$t"); done
-if ((REFERENCE)) && ! command -v haproxy >/dev/null; then
-  log "haproxy not found: the HAProxy reference is skipped (apt-get install -y haproxy to get it)"
-  REFERENCE=0
+if ! command -v haproxy >/dev/null; then
+  log "haproxy not found: the HAProxy reference and the extchecks variant are skipped (apt-get install -y haproxy to get them)"
+  REFERENCE=0 VARIANTS=$(echo " $VARIANTS " | sed 's/ extchecks / /g; s/^ *//; s/ *$//')
 fi
 if ((${#missing[@]})); then
   pkgs=""
@@ -95,7 +101,8 @@ fi
 [[ -x /usr/bin/python3 ]] || die "/usr/bin/python3 is needed"
 ((NCPU >= 2)) || die "needs at least 2 cores (control core $CONTROL_CORE, shard core $SHARD_CORE)"
 ((CONTROL_CORE != SHARD_CORE)) || die "CONTROL_CORE and SHARD_CORE must differ"
-for v in $VARIANTS; do case $v in nochecks|http|tcp) ;; *) die "unknown variant $v" ;; esac; done
+for v in $VARIANTS; do case $v in nochecks|http|tcp|extchecks) ;; *) die "unknown variant $v" ;; esac; done
+for m in $LOADS; do case $m in max|paced) ;; *) die "unknown load mode $m" ;; esac; done
 [[ " $VARIANTS " == *" nochecks "* ]] || log "warning: no nochecks variant: no shard CPU ratio"
 ((FARM_ADDRS >= 1 && FARM_ADDRS <= 254 && FARM_PORTS >= 1)) || die "FARM_ADDRS must be 1..254, FARM_PORTS >= 1"
 ports_in_use=""
@@ -184,13 +191,13 @@ nginx_accepts() { curl -s --max-time 3 "http://$APP/nginx_status" | awk 'NR==3 {
   echo "nginx master=$NGX workers=$NGX_WORKERS affinity=$(for p in $NGX_WORKERS; do taskset -pc "$p" | sed 's/.*: //'; done)"
   echo "nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //')"
   echo "wrk: $({ wrk -v 2>&1 || true; } | sed -n 1p)"
-  ((REFERENCE)) && echo "haproxy: $(haproxy -v | sed -n 1p)"
+  command -v haproxy >/dev/null && echo "haproxy: $(haproxy -v | sed -n 1p)"
   echo "halb_bin=$HALB_BIN mtime=$(date -u -r "$HALB_BIN" -Is) sha256=$(sha256sum "$HALB_BIN" | cut -c1-16)"
   echo "halb_version=$("$HALB_BIN" --version 2>&1 | head -1)"
   echo "git_head=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo none) ($(git -C "$REPO" log -1 --format=%s 2>/dev/null | cut -c1-80)) dirty_files=$(git -C "$REPO" status --porcelain 2>/dev/null | wc -l)"
   echo "farm: $NFARM servers = $FARM_ADDRS addresses (127.0.1.1-127.0.1.$FARM_ADDRS) x $FARM_PORTS ports ($FARM_BASE_PORT-$((FARM_BASE_PORT + FARM_PORTS - 1))), nginx listens on each"
   echo "ulimit_n=$(ulimit -n) clk_tck=$HZ"
-  echo "knobs: QUICK=$QUICK VARIANTS='$VARIANTS' REPEATS=$REPEATS IDLE_SECS=${IDLE_SECS}s DURATION=${DURATION}s CONNS=$CONNS THREADS=$THREADS WARMUP=${WARMUP}s SETTLE=${SETTLE}s REFERENCE=$REFERENCE REF_REPEATS=$REF_REPEATS QUIET<${QUIET_MAX_PCT}%/${QUIET_SECS}s timeout=${QUIET_TIMEOUT}s"
+  echo "knobs: QUICK=$QUICK VARIANTS='$VARIANTS' REPEATS=$REPEATS IDLE_SECS=${IDLE_SECS}s DURATION=${DURATION}s CONNS=$CONNS THREADS=$THREADS WARMUP=${WARMUP}s SETTLE=${SETTLE}s LOADS='$LOADS' PACE_MS=$PACE_MS REFERENCE=$REFERENCE REF_REPEATS=$REF_REPEATS QUIET<${QUIET_MAX_PCT}%/${QUIET_SECS}s timeout=${QUIET_TIMEOUT}s"
   echo "load_before_wait=$LOAD_BEFORE"
   echo "load_wait_s=$LOAD_WAITED"
   echo "load_max=$LOAD_MAX"
@@ -206,30 +213,32 @@ declare -A CMD_SEEN=()
 note_cmd() { [[ -n ${CMD_SEEN[$1]:-} ]] && return 0; CMD_SEEN[$1]=1; echo "$1" >>"$OUTDIR/commands.txt"; }
 
 # ---------------------------------------------------------------- helpers
-# thread_table PID -> "tid comm allowed psr utime stime sched_ns" per thread
+# thread_table PID -> "tid comm allowed psr utime stime sched_ns voluntary_ctxt nonvoluntary_ctxt" per thread
 thread_table() {
   local pid=$1 t
   for t in /proc/"$pid"/task/*; do
     [[ -r $t/stat ]] || continue
-    printf '%s %s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t"/comm 2>/dev/null)" \
+    printf '%s %s %s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t"/comm 2>/dev/null)" \
       "$(awk '/^Cpus_allowed_list/{print $2}' "$t"/status 2>/dev/null)" \
       "$(sed 's/.*) //' "$t"/stat | awk '{print $37, $12, $13}')" \
-      "$(awk '{print $1}' "$t"/schedstat 2>/dev/null)"
+      "$(awk '{print $1}' "$t"/schedstat 2>/dev/null)" \
+      "$(awk '/^voluntary_ctxt_switches/{v=$2} /^nonvoluntary_ctxt_switches/{n=$2} END{print v+0, n+0}' "$t"/status 2>/dev/null)"
   done 2>/dev/null || true
 }
-# halb_cpu PID -> "main_ticks shard_ticks other_ticks main_ns shard_ns other_ns main_user_ticks"
+# halb_cpu PID -> "main_ticks shard_ticks other_ticks main_ns shard_ns other_ns main_user_ticks
+#                  shard_voluntary_ctxt shard_nonvoluntary_ctxt"
 #   main = the thread TID == PID (the control thread), shard = threads named halb-shard*
 halb_cpu() {
   thread_table "$1" | awk -v pid="$1" '
     { ticks = $5 + $6; ns = $7
       if ($1 == pid) { mt += ticks; mn += ns; mu += $5 }
-      else if ($2 ~ /^halb-shard/) { st += ticks; sn += ns }
+      else if ($2 ~ /^halb-shard/) { st += ticks; sn += ns; sv += $8; si += $9 }
       else { ot += ticks; on += ns } }
-    END { printf "%d %d %d %.0f %.0f %.0f %d\n", mt, st, ot, mn, sn, on, mu }'
+    END { printf "%d %d %d %.0f %.0f %.0f %d %d %d\n", mt, st, ot, mn, sn, on, mu, sv, si }'
 }
 # single-threaded reference (HAProxy): everything counts as "main"
 proc_cpu() {
-  printf '%s 0 0 %s 0 0 %s\n' "$(proc_ticks "$1")" "$(proc_sched_ns "$1")" "$(awk '{print $14}' /proc/"$1"/stat 2>/dev/null || echo 0)"
+  printf '%s 0 0 %s 0 0 %s 0 0\n' "$(proc_ticks "$1")" "$(proc_sched_ns "$1")" "$(awk '{print $14}' /proc/"$1"/stat 2>/dev/null || echo 0)"
 }
 
 # quiet_gate OWN_PIDS... : wait (bounded) until processes other than ours and nginx use less
@@ -254,7 +263,7 @@ quiet_gate() {
 snap() {
   local p=$1 kind=$2 n=$3 cpu
   if [[ $kind == halb ]]; then cpu=$(halb_cpu "$p"); else cpu=$(proc_cpu "$p"); fi
-  read -r "S_MT$n" "S_ST$n" "S_OT$n" "S_MN$n" "S_SN$n" "S_ON$n" "S_MU$n" <<<"$cpu"
+  read -r "S_MT$n" "S_ST$n" "S_OT$n" "S_MN$n" "S_SN$n" "S_ON$n" "S_MU$n" "S_SV$n" "S_SI$n" <<<"$cpu"
   printf -v "S_PROC$n" '%s' "$(proc_ticks "$p")"
   printf -v "S_NG$n" '%s' "$(nginx_ticks)"
   printf -v "S_TOT$n" '%s' "$(total_busy)"
@@ -265,10 +274,10 @@ snap() {
 window_fields() {
   echo "hz=$HZ" "ncpu=$NCPU" "noise_max_pct=$NOISE_MAX_PCT" \
     "wall_s=$(awk -v a="$S_W0" -v b="$S_W1" 'BEGIN{printf "%.4f", b-a}')" \
-    "main_ticks=$((S_MT1 - S_MT0))" "main_user_ticks=$((S_MU1 - S_MU0))" "shard_ticks=$((S_ST1 - S_ST0))" "other_ticks=$((S_OT1 - S_OT0))" \
+    "main_ticks=$((S_MT1 - S_MT0))" "main_user_ticks=$((S_MU1 - S_MU0))" "shard_vctx=$((S_SV1 - S_SV0))" "shard_ivctx=$((S_SI1 - S_SI0))" "shard_ticks=$((S_ST1 - S_ST0))" "other_ticks=$((S_OT1 - S_OT0))" \
     "main_ns=$((S_MN1 - S_MN0))" "shard_ns=$((S_SN1 - S_SN0))" "other_ns=$((S_ON1 - S_ON0))" \
     "proc_ticks=$((S_PROC1 - S_PROC0))" "nginx_ticks=$((S_NG1 - S_NG0))" "total_busy_ticks=$((S_TOT1 - S_TOT0))" \
-    "rustc_before=$S_RC0" "rustc_after=$S_RC1" "load1=$(cut -d' ' -f1 /proc/loadavg)" \
+    "farm_servers=$NFARM" "rustc_before=$S_RC0" "rustc_after=$S_RC1" "load1=$(cut -d' ' -f1 /proc/loadavg)" \
     "quiet=$Q_OK" "quiet_wait_s=$Q_WAIT" "others_before_pct=$Q_PCT"
 }
 
@@ -287,25 +296,30 @@ idle_window() {
   log "$line"; echo "$line" >&3
 }
 
-# load_window VARIANT REP PID : wrk against the frontend, DURATION
+# load_window VARIANT REP PID MODE : wrk against the frontend, DURATION
+#   MODE max:   closed loop, as fast as core 0 (wrk + nginx + the control thread) allows
+#   MODE paced: every connection waits PACE_MS after each response (lib/paced.lua): the
+#               same offered load with and without checks, below core 0's capacity
 load_window() {
-  local v=$1 rep=$2 pid=$3 raw=$OUTDIR/raw/wrk/$1-r$2.txt a0 a1 f0 f1 line ct
-  local -a cmd=(taskset -c "$CONTROL_CORE" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "http://$FE/")
-  timeout $((WARMUP + 15)) taskset -c "$CONTROL_CORE" wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "http://$FE/" \
-    >"$RUNDIR/warm.txt" 2>&1 || log "warm-up failed ($v): $(head -c 200 "$RUNDIR/warm.txt")"
-  note_cmd "${cmd[*]}   # load window, every halb variant"
+  local v=$1 rep=$2 pid=$3 mode=$4 raw=$OUTDIR/raw/wrk/$1-$4-r$2.txt a0 a1 f0 f1 line ct
+  local -a script=()
+  [[ $mode == paced ]] && script=(-s "$HERE/lib/paced.lua")
+  local -a cmd=(taskset -c "$CONTROL_CORE" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "${script[@]}" "http://$FE/")
+  PACE_MS=$PACE_MS timeout $((WARMUP + 15)) taskset -c "$CONTROL_CORE" wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "${script[@]}" "http://$FE/" \
+    >"$RUNDIR/warm.txt" 2>&1 || log "warm-up failed ($v $mode): $(head -c 200 "$RUNDIR/warm.txt")"
+  note_cmd "$([[ $mode == paced ]] && echo "PACE_MS=$PACE_MS ")${cmd[*]}   # load window ($mode), every halb variant"
   quiet_gate "$pid"
   f0=$(state_of_halb | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("fe_requests", ""))')
   a0=$(nginx_accepts)
   snap "$pid" halb 0
   TIMEFORMAT='%U %S'
-  { time timeout $((DURATION + 30)) "${cmd[@]}" >"$raw" 2>&1; } 2>"$RUNDIR/time.txt" || true
+  { time PACE_MS=$PACE_MS timeout $((DURATION + 30)) "${cmd[@]}" >"$raw" 2>&1; } 2>"$RUNDIR/time.txt" || true
   snap "$pid" halb 1
   a1=$(nginx_accepts)
   f1=$(state_of_halb | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("fe_requests", ""))')
   ct=$(awk '{printf "%.3f", $1+$2}' "$RUNDIR/time.txt")
   # shellcheck disable=SC2046
-  line=$(/usr/bin/python3 "$HERE/lib/record.py" "$OUTDIR" kind=load variant="$v" rep="$rep" \
+  line=$(/usr/bin/python3 "$HERE/lib/record.py" "$OUTDIR" kind=load mode="$mode" variant="$v" rep="$rep" \
     $(window_fields) nginx_accepts="$((a1 - a0))" client_cpu_s="$ct" wrk_file="$raw" conns="$CONNS" \
     fe_requests_delta="$((${f1:-0} - ${f0:-0}))" t_start="$(date -u -d "@$S_W0" +%H:%M:%S)")
   log "$line"; echo "$line" >&3
@@ -331,7 +345,7 @@ threads_report() {
   {
     echo "# ps -L -o tid,psr,comm -p $pid"
     ps -L -o tid,psr,comm -p "$pid"
-    echo "# tid comm allowed_cpus last_cpu utime stime sched_ns"
+    echo "# tid comm allowed_cpus last_cpu utime stime sched_ns voluntary_ctxt nonvoluntary_ctxt"
     thread_table "$pid"
   } >"$f"
   local main_allowed shard_allowed
@@ -389,11 +403,29 @@ run_halb() { # run_halb VARIANT REP
     log "halb threads (pid $HPID; the control thread is the one with TID == PID):"
     ps -L -o tid,psr,comm -p "$HPID" | sed 's/^/    /' >&2
   fi
+  local xpid="" xrd=$RUNDIR/extchecks
+  if [[ $v == extchecks ]]; then
+    # the same check traffic on core 0, made by another process (HAProxy): halb's shard
+    # has the same neighbours as with its own checks, but halb checks nothing
+    rm -rf "$xrd"; mkdir -p "$xrd"
+    haproxy_config haproxy-http "$xrd" 1 >"$xrd/haproxy.cfg"
+    cp "$xrd/haproxy.cfg" "$OUTDIR/raw/configs/extchecks-haproxy.cfg"
+    taskset -c "$CONTROL_CORE" haproxy -f "$xrd/haproxy.cfg" -db >"$xrd/out.txt" 2>&1 &
+    xpid=$!; register_pid "$xpid"
+    note_cmd "taskset -c $CONTROL_CORE haproxy -f haproxy.cfg -db   # extchecks: raw/configs/extchecks-haproxy.cfg, next to halb nochecks"
+  fi
   sleep "$SETTLE"
   s=$(state_of_halb); record_state "$v" "$rep" before "$s" | tee -a /dev/fd/3 >&2
+  if [[ -n $xpid ]]; then
+    s=$(/usr/bin/python3 "$HERE/lib/farm_state.py" haproxy "$xrd/haproxy.sock"); record_state "$v-haproxy" "$rep" before "$s" | tee -a /dev/fd/3 >&2
+  fi
   idle_window "$v" "$rep" "$HPID" halb
-  load_window "$v" "$rep" "$HPID"
+  for mode in $LOADS; do load_window "$v" "$rep" "$HPID" "$mode"; done
   s=$(state_of_halb); record_state "$v" "$rep" after "$s" | tee -a /dev/fd/3 >&2
+  if [[ -n $xpid ]]; then
+    s=$(/usr/bin/python3 "$HERE/lib/farm_state.py" haproxy "$xrd/haproxy.sock"); record_state "$v-haproxy" "$rep" after "$s" | tee -a /dev/fd/3 >&2
+    stop_pid "$xpid" 10 || true; wait "$xpid" 2>/dev/null || true
+  fi
   is_running "$HPID" || echo "$v r$rep: halb died during the measurement" >>"$OUTDIR/raw/failures.txt"
   stop_halb "$v" "$rep"
 }
@@ -420,7 +452,7 @@ run_haproxy() { # run_haproxy VARIANT REP (reference: idle window only)
 read -r -a VL <<<"$VARIANTS"
 NV=${#VL[@]}
 REFS=(haproxy-http haproxy-tcp)
-log "plan: $REPEATS x [$VARIANTS] (idle ${IDLE_SECS}s + wrk ${DURATION}s each)$( ((REFERENCE)) && echo " + $REF_REPEATS x [${REFS[*]}] (idle ${IDLE_SECS}s)"); load now $(cut -d' ' -f1 /proc/loadavg)"
+log "plan: $REPEATS x [$VARIANTS] (idle ${IDLE_SECS}s + wrk ${DURATION}s x [$LOADS] each)$( ((REFERENCE)) && echo " + $REF_REPEATS x [${REFS[*]}] (idle ${IDLE_SECS}s)"); load now $(cut -d' ' -f1 /proc/loadavg)"
 for ((rep = 1; rep <= REPEATS; rep++)); do
   for ((i = 0; i < NV; i++)); do
     run_halb "${VL[$(((i + rep - 1) % NV))]}" "$rep"

@@ -57,13 +57,14 @@ NGX
 NGX
 }
 
-# halb_config VARIANT RUNDIR -> halb.toml on stdout. VARIANT: nochecks | http | tcp
+# halb_config VARIANT RUNDIR -> halb.toml on stdout. VARIANT: nochecks | http | tcp | extchecks
+# (extchecks: halb as nochecks; HAProxy checks the farm next to it, see haproxy_config)
 halb_config() {
   local variant=$1 rundir=$2 name addr check=""
   case $variant in
     http) check='check = { type = "http", path = "/health", inter = "1s", rise = 2, fall = 3, timeout = "1s" }' ;;
     tcp) check='check = { type = "tcp", inter = "1s", rise = 2, fall = 3, timeout = "1s" }' ;;
-    nochecks) ;;
+    nochecks|extchecks) ;;
     *) echo "configs.sh: unknown halb variant $variant" >&2; return 1 ;;
   esac
   cat <<EOF
@@ -113,13 +114,33 @@ EOF
   done < <(farm_servers)
 }
 
-# haproxy_config VARIANT RUNDIR -> haproxy.cfg on stdout. VARIANT: haproxy-http | haproxy-tcp
+# haproxy_config VARIANT RUNDIR [CHECKS_ONLY] -> haproxy.cfg on stdout.
+#   VARIANT: haproxy-http | haproxy-tcp
 # The reference: the same farm and checks (inter 1s, rise 2, fall 3, 1 s timeout), on one
-# thread pinned to the control core, no traffic.
+# thread pinned to the control core, no traffic. CHECKS_ONLY=1: no frontend (HAProxy runs
+# next to halb and only checks the farm: the "extchecks" variant).
 haproxy_config() {
-  local variant=$1 rundir=$2 name addr chk=""
+  local variant=$1 rundir=$2 only=${3:-0} name addr chk=""
   [[ $variant == haproxy-http ]] && chk=$'\n    option httpchk GET /health'
-  cat <<EOF
+  if ((only)); then
+    cat <<EOF
+global
+    nbthread 1
+    cpu-map 1/1 $CONTROL_CORE
+    maxconn 4000
+    stats socket $rundir/haproxy.sock mode 600 level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client  30s
+    timeout server  30s
+    timeout check   1s
+
+backend farm$chk
+EOF
+  else
+    cat <<EOF
 global
     nbthread 1
     cpu-map 1/1 $CONTROL_CORE
@@ -142,6 +163,7 @@ backend app
 
 backend farm$chk
 EOF
+  fi
   while read -r name addr; do
     echo "    server $name $addr check inter 1s rise 2 fall 3"
   done < <(farm_servers)

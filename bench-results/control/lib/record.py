@@ -76,6 +76,9 @@ def main():
         rec["shard_us_per_req"] = round(1e6 * rec["shard_ticks"] / hz / n, 3)
         rec["shard_sched_us_per_req"] = round(1e3 * rec["shard_ns"] / 1e6 / n, 3)
         rec["proc_us_per_req"] = round(1e6 * rec["proc_ticks"] / hz / n, 3)
+        if "shard_vctx" in rec:
+            # the shard sleeps (and is woken) this often per request: batching
+            rec["shard_wakeups_per_req"] = round(rec["shard_vctx"] / n, 4)
     noise = []
     if rec.get("quiet") == 0:
         noise.append("no quiet start")
@@ -86,12 +89,14 @@ def main():
     rec["noisy"] = ", ".join(noise)
     with open(os.path.join(outdir, "windows.jsonl"), "a", encoding="utf-8") as f:
         f.write(json.dumps(rec, sort_keys=True) + "\n")
-    digest = f"{rec['kind']} {rec['variant']} rep {rec['rep']}: control(main) {rec.get('main_pct', rec.get('proc_pct'))}%"
+    kind = rec["kind"] + (f" ({rec['mode']})" if rec.get("mode") else "")
+    digest = f"{kind} {rec['variant']} rep {rec['rep']}: control(main) {rec.get('main_pct', rec.get('proc_pct'))}%"
     if "backend_conns_per_s" in rec:
         digest += f", backend conns/s {rec['backend_conns_per_s']}"
     if rec.get("requests"):
         digest += (f", {rec['requests']} req ({rec.get('req_per_s')}/s), shard "
-                   f"{rec['shard_us_per_req']} µs/req (sched {rec['shard_sched_us_per_req']})")
+                   f"{rec['shard_us_per_req']} µs/req (sched {rec['shard_sched_us_per_req']}, "
+                   f"{rec.get('shard_wakeups_per_req')} wakeups/req)")
     digest += f", others {rec['others_pct_of_machine']}% of machine"
     if rec["noisy"]:
         digest += f" [NOISY: {rec['noisy']}]"

@@ -64,22 +64,29 @@ def main():
     for w in windows:
         if w["variant"] not in variants:
             variants.append(w["variant"])
-    halb_variants = [v for v in ("nochecks", "http", "tcp") if v in variants]
+    halb_variants = [v for v in ("nochecks", "http", "tcp", "extchecks") if v in variants]
     ref_variants = [v for v in ("haproxy-http", "haproxy-tcp") if v in variants]
 
     idle = {v: [w for w in windows if w["kind"] == "idle" and w["variant"] == v] for v in variants}
-    load = {v: [w for w in windows if w["kind"] == "load" and w["variant"] == v] for v in variants}
+    modes = [m for m in ("paced", "max") if any(w.get("mode") == m for w in windows)]
+    load = {(v, m): [w for w in windows if w["kind"] == "load" and w["variant"] == v and w.get("mode") == m]
+            for v in variants for m in modes}
 
     summary = {"control": {}, "shard": {}, "ratios": {}, "reference": {}, "farm": {}}
     for v in halb_variants + ref_variants:
         ws = idle.get(v, [])
         key = "main_pct" if v in halb_variants else "proc_pct"
         per_check = []
+        nominal = False
         for w in ws:
+            if v in ("nochecks", "extchecks"):
+                break  # halb checks nothing in these
             checks = w.get("backend_conns_per_s", 0) * w["wall_s"]
+            if checks <= 0:
+                # HAProxy's tcp checks never reach nginx's accept(): use the nominal rate
+                checks, nominal = w.get("farm_servers", 1000) * w["wall_s"], True
             ticks = w["main_ticks"] if v in halb_variants else w["proc_ticks"]
-            if checks > 0 and v not in ("nochecks",):
-                per_check.append(1e6 * ticks / w["hz"] / checks)
+            per_check.append(1e6 * ticks / w["hz"] / checks)
         block = {
             "control_pct": stats([w.get(key) for w in ws]),
             "control_sched_pct": stats([w.get("main_sched_pct") for w in ws]),
@@ -91,16 +98,18 @@ def main():
             "nginx_pct": stats([w.get("nginx_pct") for w in ws]),
             "checks_per_s": stats([w.get("backend_conns_per_s") for w in ws]),
             "control_us_per_check": stats(per_check),
+            "per_check_at_nominal_rate": nominal,
             "noisy_windows": [f"rep {w['rep']}: {w['noisy']}" for w in ws if w.get("noisy")],
         }
         (summary["control"] if v in halb_variants else summary["reference"])[v] = block
-    for v in halb_variants:
-        ws = load.get(v, [])
-        summary["shard"][v] = {
+    for v, m in ((v, m) for m in modes for v in halb_variants):
+        ws = load.get((v, m), [])
+        summary["shard"].setdefault(m, {})[v] = {
             "shard_us_per_req": stats([w.get("shard_us_per_req") for w in ws]),
             "shard_sched_us_per_req": stats([w.get("shard_sched_us_per_req") for w in ws]),
             "process_us_per_req": stats([w.get("proc_us_per_req") for w in ws]),
             "req_per_s": stats([w.get("req_per_s") for w in ws]),
+            "shard_wakeups_per_req": stats([w.get("shard_wakeups_per_req") for w in ws]),
             "control_pct_under_load": stats([w.get("main_pct") for w in ws]),
             "checks_per_s_under_load": stats([w.get("backend_conns_per_s") for w in ws]),
             "wrk_errors": sum(w.get("wrk_errors", 0) for w in ws),
@@ -110,18 +119,24 @@ def main():
             "conns": max((w.get("conns") or 0) for w in ws) if ws else 0,
             "noisy_windows": [f"rep {w['rep']}: {w['noisy']}" for w in ws if w.get("noisy")],
         }
-    base = {w["rep"]: w for w in load.get("nochecks", [])}
-    for v in ("http", "tcp"):
-        if v not in halb_variants or not base:
-            continue
-        for metric in ("shard_us_per_req", "shard_sched_us_per_req"):
-            ratios = [w[metric] / base[w["rep"]][metric] for w in load[v]
-                      if w["rep"] in base and w.get(metric) and base[w["rep"]].get(metric)]
-            summary["ratios"].setdefault(v, {})[metric] = stats(ratios)
-        b, c = summary["shard"]["nochecks"]["shard_us_per_req"], summary["shard"][v]["shard_us_per_req"]
-        if b and c:
-            summary["ratios"][v]["ratio_of_medians"] = round(c["median"] / b["median"], 4)
-    for v in variants:
+    # (variant, baseline): halb's own checks vs none; the same check traffic made by
+    # HAProxy next to halb (extchecks) vs none; halb's own checks vs HAProxy's
+    pairs = [(v, b) for v, b in (("http", "nochecks"), ("tcp", "nochecks"), ("extchecks", "nochecks"),
+                                 ("http", "extchecks"))
+             if v in halb_variants and b in halb_variants]
+    for m in modes:
+        for v, bname in pairs:
+            base = {w["rep"]: w for w in load.get((bname, m), [])}
+            r = summary["ratios"].setdefault(m, {}).setdefault(f"{v}/{bname}", {})
+            for metric in ("shard_us_per_req", "shard_sched_us_per_req", "req_per_s", "shard_wakeups_per_req"):
+                ratios = [w[metric] / base[w["rep"]][metric] for w in load[(v, m)]
+                          if w["rep"] in base and w.get(metric) and base[w["rep"]].get(metric)]
+                r[metric] = stats(ratios)
+            b = summary["shard"][m][bname]["shard_us_per_req"]
+            c = summary["shard"][m][v]["shard_us_per_req"]
+            if b and c:
+                r["ratio_of_medians"] = round(c["median"] / b["median"], 4)
+    for v in variants + sorted({s.get("variant") for s in states} - set(variants)):
         ss = [s for s in states if s.get("variant") == v]
         summary["farm"][v] = {
             "servers": max((s.get("servers") or 0) for s in ss) if ss else None,
@@ -132,6 +147,7 @@ def main():
             "last_check_max_ms": max((s.get("last_check_max_ms") or 0) for s in ss) if ss else None,
             "last_checks_seen": sorted({k for s in ss for k in (s.get("last_checks") or {})}),
             "errors": sorted({s["error"] for s in ss if s.get("error")}),
+            "generations": sorted({s["generation"] for s in ss if s.get("generation") is not None}),
         }
 
     # verdicts
@@ -147,18 +163,22 @@ def main():
                 "under_5_pct": c["median"] < LIMIT_PCT,
                 "every_window_under_5_pct": c["max"] < LIMIT_PCT,
             }
-        r = summary["ratios"].get(v, {}).get("shard_us_per_req")
-        b = summary["shard"].get("nochecks", {}).get("shard_us_per_req")
-        if r and b:
+    for m in modes:
+        for pair in summary["ratios"].get(m, {}):
+            bname = pair.split("/")[1]
+            r = summary["ratios"][m][pair].get("shard_us_per_req")
+            b = summary["shard"][m].get(bname, {}).get("shard_us_per_req")
+            if not (r and b):
+                continue
             noise = b["spread_pct"] or 0.0
-            change = 100.0 * (summary["ratios"][v]["ratio_of_medians"] - 1.0)
+            change = 100.0 * (summary["ratios"][m][pair]["ratio_of_medians"] - 1.0)
             within = None if r["n"] < 2 else (r["min"] <= 1.0 <= r["max"] or abs(change) <= noise)
-            verdicts[f"shard_{v}"] = {
+            verdicts[f"shard_{pair}_{m}"] = {
                 "change_pct_of_medians": round(change, 2),
                 "per_rep_ratio_median": r["median"],
                 "per_rep_ratio_min": r["min"],
                 "per_rep_ratio_max": r["max"],
-                "nochecks_spread_pct": noise,
+                "baseline_spread_pct": noise,
                 "within_noise": within,
             }
     summary["verdicts"] = verdicts
@@ -197,7 +217,8 @@ def main():
     for v in ref_variants:
         c = summary["reference"][v]
         cps = fmt(c['checks_per_s'], 0) if (c['checks_per_s'] or {}).get("max") else "not seen by nginx¹"
-        p(f"| {v} (reference, whole process) | {fmt(c['control_pct'])} | {fmt(c['control_sched_pct'])} | {fmt(c['control_user_share_pct'], 0, ' %')} | {fmt(c['control_us_per_check'], 1)} | "
+        pc = fmt(c['control_us_per_check'], 1) + (" (at 1,000/s)" if c.get("per_check_at_nominal_rate") else "")
+        p(f"| {v} (reference, whole process) | {fmt(c['control_pct'])} | {fmt(c['control_sched_pct'])} | {fmt(c['control_user_share_pct'], 0, ' %')} | {pc} | "
           f"{cps} | — | {fmt(c['nginx_pct'])} | |")
     if any(not (summary["reference"][v]['checks_per_s'] or {}).get("max") for v in ref_variants):
         p()
@@ -206,24 +227,39 @@ def main():
     p()
     p("### Shard CPU per request under load (wrk against the frontend, checks running)")
     p()
-    p("| variant | shard µs CPU / request | (schedstat) | req/s | control thread % during load | checks/s during load | wrk errors |")
-    p("|---|---|---|---|---|---|---|")
-    for v in halb_variants:
-        s = summary["shard"][v]
-        p(f"| halb {v} | {fmt(s['shard_us_per_req'], 3)} | {fmt(s['shard_sched_us_per_req'], 3)} | {fmt(s['req_per_s'], 0)} | "
-          f"{fmt(s['control_pct_under_load'])} | {fmt(s['checks_per_s_under_load'], 0)} | {s['wrk_errors']} |")
+    p("`paced`: every wrk connection waits 1 ms after each response (same offered load in every variant); "
+      "`max`: closed loop, core 0 (wrk + nginx + control thread) saturated, so checks take load-generator "
+      "time and req/s drops.")
     p()
-    for v in ("http", "tcp"):
-        r = summary["ratios"].get(v)
-        if not r:
-            continue
-        vd = verdicts.get(f"shard_{v}", {})
-        p(f"- **{v} checks / nochecks, shard µs per request**: per-repetition ratio {fmt(r['shard_us_per_req'], 3)}, "
-          f"ratio of medians {r.get('ratio_of_medians', '—')} ({vd.get('change_pct_of_medians', 0):+.1f} %); "
-          f"schedstat ratio {fmt(r['shard_sched_us_per_req'], 3)}; run-to-run spread of nochecks alone "
-          f"{vd.get('nochecks_spread_pct', '—')} % → "
-          + ("n/a with one repetition" if vd.get("within_noise") is None else
-             "**no measurable change** (within run-to-run noise)" if vd.get("within_noise") else "**measurable change**"))
+    p("`extchecks` = halb without checks while HAProxy (pinned to core 0 too) checks the same 1,000 servers "
+      "over HTTP: the same check traffic next to the shard, made by another process.")
+    p()
+    p("| load | variant | shard µs CPU / request | (schedstat) | shard wakeups / request | req/s | control thread % during load | checks/s during load | wrk errors |")
+    p("|---|---|---|---|---|---|---|---|---|")
+    for m in modes:
+        for v in halb_variants:
+            s = summary["shard"][m][v]
+            p(f"| {m} | halb {v} | {fmt(s['shard_us_per_req'], 3)} | {fmt(s['shard_sched_us_per_req'], 3)} | "
+              f"{fmt(s['shard_wakeups_per_req'], 3)} | {fmt(s['req_per_s'], 0)} | "
+              f"{fmt(s['control_pct_under_load'])} | {fmt(s['checks_per_s_under_load'], 0)} | {s['wrk_errors']} |")
+    p()
+    p("Ratios per repetition (each window against the baseline window of the same repetition), "
+      "median [min..max]:")
+    p()
+    p("| load | ratio | shard µs / request | (schedstat) | shard wakeups / request | req/s | ratio of medians | baseline's own spread | verdict |")
+    p("|---|---|---|---|---|---|---|---|---|")
+    for m in modes:
+        for pair, r in summary["ratios"].get(m, {}).items():
+            vd = verdicts.get(f"shard_{pair}_{m}", {})
+            verdict = ("n/a (one repetition)" if vd.get("within_noise") is None else
+                       "no measurable change" if vd.get("within_noise") else "**measurable change**")
+            p(f"| {m} | {pair} | {fmt(r['shard_us_per_req'], 3)} | {fmt(r['shard_sched_us_per_req'], 3)} | "
+              f"{fmt(r['shard_wakeups_per_req'], 3)} | {fmt(r['req_per_s'], 3)} | "
+              f"{r.get('ratio_of_medians', '—')} ({vd.get('change_pct_of_medians', 0):+.1f} %) | "
+              f"{vd.get('baseline_spread_pct', '—')} % | {verdict} |")
+    p()
+    p("Verdict rule: a change is \"measurable\" when the per-repetition ratios do not straddle 1.0 "
+      "and the change of the medians exceeds the baseline's own run-to-run spread (max−min)/median.")
     p()
     p("### Verdict")
     p()
@@ -236,13 +272,14 @@ def main():
     p()
     p("## Farm state (stats JSON, before and after each halb window pair)")
     p()
-    p("| variant | servers | fewest UP | other states seen | check_failures (max) | down transitions (max) | slowest last check | last-check texts |")
-    p("|---|---|---|---|---|---|---|---|")
-    for v in variants:
+    p("| variant | servers | fewest UP | other states seen | check_failures (max) | down transitions (max) | slowest last check | halb snapshot generations seen | last-check texts |")
+    p("|---|---|---|---|---|---|---|---|---|")
+    for v in summary["farm"]:
         f = summary["farm"][v]
         p(f"| {v} | {f['servers']} | {f['min_up']} | {', '.join(f['not_up']) or '—'} | {f['check_failures_max']} | "
-          f"{f['down_transitions_max']} | {f['last_check_max_ms']} ms | {'; '.join(f['last_checks_seen'])[:160]} |")
-    errs = [e for v in variants for e in summary["farm"][v]["errors"]]
+          f"{f['down_transitions_max']} | {f['last_check_max_ms']} ms | {', '.join(map(str, f['generations'])) or '—'} | "
+          f"{'; '.join(f['last_checks_seen'])[:160]} |")
+    errs = [e for v in summary["farm"] for e in summary["farm"][v]["errors"]]
     if errs:
         p()
         p("State errors: " + "; ".join(sorted(set(errs))))
@@ -251,9 +288,9 @@ def main():
     p()
     noisy = [(v, n) for v in halb_variants + ref_variants
              for n in (summary["control"].get(v) or summary["reference"].get(v) or {}).get("noisy_windows", [])]
-    noisy += [(v, n) for v in halb_variants for n in summary["shard"][v]["noisy_windows"]]
-    extra = [x for v in halb_variants for x in summary["shard"][v]["extra_fe_requests"]]
-    conns = max([summary["shard"][v]["conns"] for v in halb_variants] or [0])
+    noisy += [(f"{v} {m}", n) for m in modes for v in halb_variants for n in summary["shard"][m][v]["noisy_windows"]]
+    extra = [x for m in modes for v in halb_variants for x in summary["shard"][m][v]["extra_fe_requests"]]
+    conns = max([summary["shard"][m][v]["conns"] for m in modes for v in halb_variants] or [0])
     others = [w["others_pct_of_machine"] for w in windows]
     p(f"- Other processes during the windows: median {statistics.median(others) if others else 0:.1f} %, "
       f"max {max(others) if others else 0:.1f} % of the machine.")
