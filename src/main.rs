@@ -150,11 +150,12 @@ fn ctl(
     let failed = answer.starts_with("error: ")
         || serde_json::from_str::<serde_json::Value>(&answer)
             .is_ok_and(|v| v.get("ok") == Some(&serde_json::Value::Bool(false)));
+    // Written without print!: a closed pipe (`halb ctl ... | head`) is not an error here.
     if failed {
-        eprint!("{answer}");
+        let _ = std::io::stderr().write_all(answer.as_bytes());
         ExitCode::FAILURE
     } else {
-        print!("{answer}");
+        let _ = std::io::stdout().write_all(answer.as_bytes());
         ExitCode::SUCCESS
     }
 }

@@ -122,6 +122,12 @@ impl Control {
         self.generation
     }
 
+    /// Changes each time a new configuration is adopted (reload): what was read from the
+    /// previous one (a server's check) must be read again.
+    pub fn config_version(&self) -> u64 {
+        self.reloads
+    }
+
     fn new_slot(&mut self) -> usize {
         self.next_slot += 1;
         self.next_slot - 1

@@ -168,15 +168,30 @@ fn prepare(config: &Config) -> Result<Prepared, RuntimeError> {
     let cores = crate::sys::allowed_cpus();
     let placement = pinning::plan(config.global.shards, config.global.control_core, &cores)?;
     let shards = placement.shard_cores.len();
-    // Idle pooled server connections (HTTP backends) hold descriptors too.
+    // Idle pooled server connections (HTTP backends) hold descriptors too; only backends
+    // some frontend routes to ever pool.
+    let routed: std::collections::HashSet<usize> = config
+        .frontends
+        .iter()
+        .flat_map(|f| {
+            let rules = f
+                .http
+                .iter()
+                .flat_map(|h| h.use_backends.iter().map(|u| u.backend_index));
+            f.default_backend_index.into_iter().chain(rules)
+        })
+        .collect();
     let pooled_per_shard: u64 = config
         .backends
         .iter()
-        .filter(|b| {
-            b.mode == crate::config::Mode::Http
+        .enumerate()
+        .filter(|(i, b)| {
+            routed.contains(i)
+                && b.mode == crate::config::Mode::Http
                 && !b.http_server_close
                 && b.http_reuse != crate::config::HttpReuse::Never
         })
+        .map(|(_, b)| b)
         .map(|b| u64::from(b.pool_max_idle) * b.servers.len() as u64)
         .sum();
     let budget = limits::prepare(
@@ -557,8 +572,9 @@ enum Event {
     Signal(i32),
 }
 
-/// How often the control thread looks for shard and signal events.
-const EVENT_POLL: Duration = Duration::from_millis(20);
+/// How often the control thread looks for shard and signal events (signals and a shard's
+/// exit are rare; this bounds how late they are noticed).
+const EVENT_POLL: Duration = Duration::from_millis(100);
 
 /// The next event, waiting up to `limit` (polled: the control thread's executor also
 /// runs the health checks and the admin listeners meanwhile).

@@ -16,11 +16,12 @@ use crate::l4::socket::Socket;
 /// How much of an HTTP check's answer is read at most (head and body).
 pub const MAX_CHECK_RESPONSE: usize = 16 * 1024;
 
-/// Run `check` against `target` within `check.timeout`.
-pub async fn run(check: &Check, target: SocketAddr) -> Result<String, String> {
+/// Run `check` against `target` within `check.timeout`. `buf` holds the answer of an
+/// HTTP check (kept by the caller from one check to the next: its pages stay mapped).
+pub async fn run(check: &Check, target: SocketAddr, buf: &mut Vec<u8>) -> Result<String, String> {
     let started = Instant::now();
     let outcome = glommio::timer::timeout(check.timeout, async {
-        Ok(attempt(check, target, started).await)
+        Ok(attempt(check, target, started, buf).await)
     })
     .await;
     match outcome {
@@ -29,7 +30,12 @@ pub async fn run(check: &Check, target: SocketAddr) -> Result<String, String> {
     }
 }
 
-async fn attempt(check: &Check, target: SocketAddr, started: Instant) -> Result<String, String> {
+async fn attempt(
+    check: &Check,
+    target: SocketAddr,
+    started: Instant,
+    buf: &mut Vec<u8>,
+) -> Result<String, String> {
     // The outer timer bounds the whole check; the connect gets the same limit.
     let socket = crate::l4::connect_one(target, check.timeout)
         .await
@@ -37,7 +43,7 @@ async fn attempt(check: &Check, target: SocketAddr, started: Instant) -> Result<
     let _ = socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO));
     match &check.kind {
         CheckKind::Tcp => Ok(format!("L4 connect ok in {}", elapsed_ms(started))),
-        CheckKind::Http(http) => http_check(&socket, http, target, started).await,
+        CheckKind::Http(http) => http_check(&socket, http, target, started, buf).await,
     }
 }
 
@@ -71,6 +77,7 @@ async fn http_check(
     http: &HttpCheck,
     target: SocketAddr,
     started: Instant,
+    buf: &mut Vec<u8>,
 ) -> Result<String, String> {
     let request = request_bytes(http, target);
     let mut sent = 0;
@@ -82,7 +89,7 @@ async fn http_check(
             Err(e) => return Err(format!("L7 send error: {e}")),
         }
     }
-    let mut buf = vec![0u8; MAX_CHECK_RESPONSE];
+    buf.resize(MAX_CHECK_RESPONSE, 0);
     let mut len = 0;
     let mut eof = false;
     loop {
