@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod health;
 pub mod stats_server;
+pub mod vrrp;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -1,0 +1,320 @@
+//! The VRRP state machine of one virtual router (RFC 5798 §6.4, also right for RFC 3768),
+//! sans-io: events and `now` go in, actions come out; [`Machine::next_deadline`] says when
+//! to call it again with [`Event::Timer`]. The I/O shell sends the adverts, adds and
+//! removes the virtual addresses and announces them (gratuitous ARP / unsolicited NA).
+//!
+//! Beyond the RFC, as Keepalived does: `preempt_delay` (a backup does not preempt a
+//! lower-priority master until this long after startup), a master answers a
+//! lower-priority advert at once with its own (RFC 9568 §6.4.3), a master leaving (stop or
+//! fault) sends priority 0 so a backup takes over after its skew time instead of the whole
+//! master-down interval, and an effective priority that tracking may change at run time.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Priority of the address owner: it is master at once and always wins.
+pub const OWNER_PRIORITY: u8 = 255;
+
+/// The RFC states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not started, or stopped.
+    Init,
+    /// Listening; takes over when the master goes silent.
+    Backup,
+    /// Holds the virtual addresses and advertises.
+    Master,
+    /// A tracked interface is down: holds nothing, sends nothing.
+    Fault,
+}
+
+impl State {
+    /// `INIT`, `BACKUP`, `MASTER`, `FAULT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Init => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        }
+    }
+}
+
+/// The fixed parameters of an instance.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Our advertisement interval.
+    pub advert_int: Duration,
+    /// Whether a higher-priority backup takes over from a lower-priority master.
+    pub preempt: bool,
+    /// After startup, how long preemption waits.
+    pub preempt_delay: Duration,
+    /// Our primary address on the interface (ties between equal priorities go to the
+    /// higher address).
+    pub local: IpAddr,
+}
+
+/// What happens to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Start (or restart after a fault).
+    Startup,
+    /// Stop cleanly (a master sends priority 0).
+    Shutdown,
+    /// A valid advertisement of our VRID from another router.
+    Advert {
+        /// Its source address.
+        from: IpAddr,
+        /// Its priority.
+        priority: u8,
+        /// Its advertisement interval.
+        interval: Duration,
+    },
+    /// A deadline given by [`Machine::next_deadline`] has passed.
+    Timer,
+    /// A tracked interface went down.
+    Fault,
+    /// It came back up.
+    FaultCleared,
+    /// The effective priority changed (tracking).
+    Priority(u8),
+}
+
+/// What the I/O shell must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send an advertisement with this priority.
+    Send(u8),
+    /// Add the virtual addresses and announce them (GARP / NA burst).
+    TakeAddresses,
+    /// Remove the virtual addresses.
+    ReleaseAddresses,
+    /// The state changed (log it, run the notify script).
+    Transition {
+        /// Previous state.
+        from: State,
+        /// New state.
+        to: State,
+        /// Why, for the log, `halb ctl show vrrp` and the stats page.
+        reason: String,
+    },
+}
+
+/// One virtual router.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    params: Params,
+    state: State,
+    priority: u8,
+    /// The master's advertisement interval as last heard (ours when master).
+    master_adver_interval: Duration,
+    adver_at: Option<Instant>,
+    master_down_at: Option<Instant>,
+    preempt_from: Instant,
+    /// The master as last heard (ourselves when master).
+    master: Option<IpAddr>,
+}
+
+impl Machine {
+    /// An instance in `Init` with effective priority `priority` (1..=255).
+    pub fn new(params: Params, priority: u8, now: Instant) -> Machine {
+        Machine {
+            master_adver_interval: params.advert_int,
+            params,
+            state: State::Init,
+            priority: priority.max(1),
+            adver_at: None,
+            master_down_at: None,
+            preempt_from: now,
+            master: None,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The effective priority.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// The master as last heard (our own address when we are master).
+    pub fn master(&self) -> Option<IpAddr> {
+        self.master
+    }
+
+    /// When [`Event::Timer`] is due next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Master => self.adver_at,
+            State::Backup => self.master_down_at,
+            State::Init | State::Fault => None,
+        }
+    }
+
+    /// Skew time (RFC 5798 §6.1): `((256 - priority) * Master_Adver_Interval) / 256`.
+    pub fn skew(&self) -> Duration {
+        self.master_adver_interval * (256 - u32::from(self.priority)) / 256
+    }
+
+    /// Master down interval: `3 * Master_Adver_Interval + Skew_Time`.
+    pub fn master_down_interval(&self) -> Duration {
+        self.master_adver_interval * 3 + self.skew()
+    }
+
+    /// Handle `event` at `now`.
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match (self.state, event) {
+            (State::Init, Event::Startup) => {
+                self.preempt_from = now + self.params.preempt_delay;
+                self.start(now, "startup", &mut out);
+            }
+            (State::Fault, Event::FaultCleared) => {
+                self.start(now, "tracked interface up", &mut out);
+            }
+            (State::Init | State::Fault, Event::Priority(p)) => self.priority = p.max(1),
+            (State::Init | State::Fault, _) => {}
+            (_, Event::Fault) => {
+                self.leave(now, State::Fault, "tracked interface down".into(), &mut out);
+            }
+            (_, Event::Shutdown) => {
+                self.leave(now, State::Init, "shutdown".into(), &mut out);
+            }
+            (_, Event::FaultCleared) | (_, Event::Startup) => {}
+            (_, Event::Priority(p)) => {
+                self.priority = p.max(1);
+                if self.state == State::Master {
+                    // Tell the others at once: a higher backup may now preempt.
+                    out.push(Action::Send(self.priority));
+                    self.adver_at = Some(now + self.params.advert_int);
+                }
+            }
+            (State::Backup, Event::Timer) => {
+                if self.master_down_at.is_some_and(|t| now >= t) {
+                    let silent = self.master_down_interval();
+                    self.become_master(
+                        now,
+                        format!(
+                            "no advertisement from the master for {} ms",
+                            silent.as_millis()
+                        ),
+                        &mut out,
+                    );
+                }
+            }
+            (State::Master, Event::Timer) => {
+                if self.adver_at.is_some_and(|t| now >= t) {
+                    out.push(Action::Send(self.priority));
+                    self.adver_at = Some(now + self.params.advert_int);
+                }
+            }
+            (
+                State::Backup,
+                Event::Advert {
+                    from,
+                    priority,
+                    interval,
+                },
+            ) => {
+                if priority == 0 {
+                    // The master is leaving: take over after the skew time.
+                    self.master_down_at = Some(now + self.skew());
+                } else if !self.params.preempt
+                    || priority >= self.priority
+                    || now < self.preempt_from
+                {
+                    self.master_adver_interval = interval;
+                    self.master_down_at = Some(now + self.master_down_interval());
+                    self.master = Some(from);
+                }
+                // Else: a lower-priority master and we preempt: ignore it, so that our
+                // master-down timer expires and we take over.
+            }
+            (
+                State::Master,
+                Event::Advert {
+                    from,
+                    priority,
+                    interval,
+                },
+            ) => {
+                let wins = priority > self.priority
+                    || (priority == self.priority && from > self.params.local);
+                if priority == 0 {
+                    // Another master left: make sure everyone hears us.
+                    out.push(Action::Send(self.priority));
+                    self.adver_at = Some(now + self.params.advert_int);
+                } else if wins && priority != 0 {
+                    self.master_adver_interval = interval;
+                    self.master = Some(from);
+                    out.push(Action::ReleaseAddresses);
+                    self.state = State::Backup;
+                    self.adver_at = None;
+                    self.master_down_at = Some(now + self.master_down_interval());
+                    out.push(Action::Transition {
+                        from: State::Master,
+                        to: State::Backup,
+                        reason: format!("higher priority {priority} advertised by {from}"),
+                    });
+                } else {
+                    // A lower-priority router thinks it is master (a healed split brain):
+                    // answer at once, and announce the addresses again so that switches
+                    // and neighbours learn that they are here.
+                    out.push(Action::Send(self.priority));
+                    out.push(Action::TakeAddresses);
+                    self.adver_at = Some(now + self.params.advert_int);
+                }
+            }
+        }
+        out
+    }
+
+    fn start(&mut self, now: Instant, why: &str, out: &mut Vec<Action>) {
+        let from = self.state;
+        self.master_adver_interval = self.params.advert_int;
+        if self.priority == OWNER_PRIORITY {
+            self.become_master(now, format!("{why}: address owner (priority 255)"), out);
+        } else {
+            self.state = State::Backup;
+            self.master = None;
+            self.master_down_at = Some(now + self.master_down_interval());
+            out.push(Action::Transition {
+                from,
+                to: State::Backup,
+                reason: why.to_string(),
+            });
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+        let from = self.state;
+        self.state = State::Master;
+        self.master = Some(self.params.local);
+        self.master_adver_interval = self.params.advert_int;
+        self.master_down_at = None;
+        out.push(Action::Send(self.priority));
+        out.push(Action::TakeAddresses);
+        self.adver_at = Some(now + self.params.advert_int);
+        out.push(Action::Transition {
+            from,
+            to: State::Master,
+            reason,
+        });
+    }
+
+    fn leave(&mut self, _now: Instant, to: State, reason: String, out: &mut Vec<Action>) {
+        let from = self.state;
+        if from == State::Master {
+            out.push(Action::Send(0));
+            out.push(Action::ReleaseAddresses);
+        }
+        self.state = to;
+        self.adver_at = None;
+        self.master_down_at = None;
+        self.master = None;
+        out.push(Action::Transition { from, to, reason });
+    }
+}
