@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use super::Control;
 use crate::l4::socket::Socket;
-use crate::runtime::reactor::Interest;
 use crate::stats::report::{BackendReport, StatsReport};
 use crate::stats::AdminState;
 
@@ -326,8 +325,8 @@ pub async fn serve(
         }
     };
     loop {
-        let fd = match accept(&listener).await {
-            Ok(fd) => fd,
+        let fd = match listener.accept().await {
+            Ok((fd, _)) => fd,
             Err(e) => {
                 tracing::warn!("admin socket: accept failed: {e}");
                 glommio::timer::sleep(Duration::from_millis(50)).await;
@@ -348,34 +347,6 @@ pub async fn serve(
         })
         .detach();
     }
-}
-
-/// Accept one connection on a listener watched by the reactor.
-pub async fn accept(listener: &Socket) -> io::Result<OwnedFd> {
-    loop {
-        match crate::sys::accept_now(listener.fd()) {
-            Ok((fd, _)) => return Ok(fd),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                listener.blocked(Interest::Read);
-                listener.readable().await;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Write all of `bytes` to `socket`.
-pub async fn send_all(socket: &Socket, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match socket.send(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Read until `done(bytes)` says the message is complete, the peer closes, or `max`
@@ -445,7 +416,7 @@ async fn one_client(
             execute(&request, control, &live)
         }
     };
-    let _ = send_all(client, answer.text.as_bytes()).await;
+    let _ = client.send_all(answer.text.as_bytes()).await;
     let _ = crate::sys::shutdown(client.fd(), std::net::Shutdown::Write);
 }
 

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::admin::{accept, read_until, send_all};
+use super::admin::read_until;
 use super::Control;
 use crate::l4::socket::Socket;
 use crate::stats::route::{see_other, Response};
@@ -44,8 +44,8 @@ pub async fn serve(listener: OwnedFd, control: Rc<RefCell<Control>>) {
         }
     };
     loop {
-        let fd = match accept(&listener).await {
-            Ok(fd) => fd,
+        let fd = match listener.accept().await {
+            Ok((fd, _)) => fd,
             Err(e) => {
                 tracing::warn!("stats: accept failed: {e}");
                 glommio::timer::sleep(Duration::from_millis(50)).await;
@@ -95,7 +95,7 @@ async fn one_request(client: &Socket, control: &Rc<RefCell<Control>>) {
         return;
     };
     let response = answer(&bytes, control).await;
-    let _ = send_all(client, &response).await;
+    let _ = client.send_all(&response).await;
     let _ = crate::sys::shutdown(client.fd(), std::net::Shutdown::Write);
     // Let the client read the answer before the close (no reset on unread input).
     let _ = read_until(client, 4096, |_| false).await;

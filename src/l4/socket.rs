@@ -105,4 +105,33 @@ impl Socket {
     pub fn writable(&self) -> impl Future<Output = ()> + '_ {
         self.ready(Interest::Write)
     }
+
+    /// A listener: the next connection (non-blocking, with its peer address), awaiting
+    /// the listener's readability when none is waiting. One `accept4` per connection.
+    pub async fn accept(&self) -> io::Result<(OwnedFd, Option<std::net::SocketAddr>)> {
+        loop {
+            match sys::accept_now(self.fd()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked(Interest::Read);
+                    self.readable().await;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Write all of `bytes`, awaiting writability when the socket is full (no idle
+    /// accounting: for the control thread's short exchanges).
+    pub async fn send_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.send(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }

@@ -99,9 +99,10 @@ pub async fn serve(
         log_on: tracing::enabled!(target: "halb::access", tracing::Level::INFO),
     };
     let mut first = true;
+    let mut found = FrontendLookup::default();
     loop {
         let view = shard.view();
-        let Some(frontend_index) = view.snapshot.frontend_index(&frontend_name) else {
+        let Some(frontend_index) = found.index(&view, &frontend_name) else {
             break;
         };
         let frontend = &view.snapshot.config.frontends[frontend_index];
@@ -130,15 +131,19 @@ pub async fn serve(
                 // The head may have waited a long time (keep-alive): decide on the
                 // snapshot in force now, not the one the wait started with.
                 let now = shard.view();
-                let fresh = now.snapshot.frontend_index(&frontend_name).and_then(|i| {
-                    let f = &now.snapshot.config.frontends[i];
-                    f.http.as_deref().map(|h| (f, h))
-                });
+                let fresh = if Rc::ptr_eq(&now, &view) {
+                    None
+                } else {
+                    found.index(&now, &frontend_name).and_then(|i| {
+                        let f = &now.snapshot.config.frontends[i];
+                        f.http.as_deref().map(|h| (f, h))
+                    })
+                };
                 match fresh {
-                    Some((frontend, http)) if !Rc::ptr_eq(&now, &view) => {
+                    Some((frontend, http)) => {
                         conn.handle(&now, frontend, slot, http, head, started).await
                     }
-                    _ => {
+                    None => {
                         conn.handle(&view, frontend, slot, http, head, started)
                             .await
                     }
@@ -153,6 +158,28 @@ pub async fn serve(
     shard.connections.unregister(ticket);
     if let Some(slot) = frontend_slot {
         shard.stats.session_ended(slot);
+    }
+}
+
+/// The index of a connection's frontend in the snapshot in force, looked up by name
+/// only when the snapshot generation changes (not once per request).
+#[derive(Default)]
+struct FrontendLookup {
+    /// `(generation, index)` of the last lookup.
+    last: Option<(u64, usize)>,
+}
+
+impl FrontendLookup {
+    fn index(&mut self, view: &ShardView, name: &str) -> Option<usize> {
+        let generation = view.snapshot.generation;
+        match self.last {
+            Some((g, i)) if g == generation => Some(i),
+            _ => {
+                let i = view.snapshot.frontend_index(name)?;
+                self.last = Some((generation, i));
+                Some(i)
+            }
+        }
     }
 }
 

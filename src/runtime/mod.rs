@@ -818,18 +818,8 @@ async fn accept_loop(
         let Ok(local) = frontend_slots.acquire_static_permit(1).await else {
             return;
         };
-        let accepted = loop {
-            match crate::sys::accept_now(listener.fd()) {
-                // Nothing waiting: await the listener's readability (shard reactor).
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    listener.blocked(reactor::Interest::Read);
-                    listener.readable().await;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                other => break other,
-            }
-        };
-        match accepted {
+        // Nothing waiting: the listener's readability is awaited (shard reactor).
+        match listener.accept().await {
             Ok((fd, peer)) => {
                 let view = shard.view();
                 let Some(index) = view.snapshot.frontend_index(&frontend) else {

@@ -80,15 +80,10 @@ async fn http_check(
     buf: &mut Vec<u8>,
 ) -> Result<String, String> {
     let request = request_bytes(http, target);
-    let mut sent = 0;
-    while sent < request.len() {
-        match socket.send(&request[sent..]) {
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("L7 send error: {e}")),
-        }
-    }
+    socket
+        .send_all(&request)
+        .await
+        .map_err(|e| format!("L7 send error: {e}"))?;
     buf.resize(MAX_CHECK_RESPONSE, 0);
     let mut len = 0;
     let mut eof = false;
