@@ -3,10 +3,16 @@
 //!
 //! What is here: pipes and `splice(2)` for zero-copy L4 forwarding, `O_NONBLOCK`,
 //! `shutdown(2)` on a raw descriptor, resource limits, and the shard's epoll instance
-//! (`runtime::reactor`).
+//! (`runtime::reactor`); for VRRP, in submodules: [`rawip`] (the IP-protocol-112 socket's
+//! options and ancillary data) and [`netdev`] (link-layer frames for gratuitous ARP and
+//! unsolicited neighbour advertisements), and [`unshare_network`] for tests that need a
+//! private network namespace.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+pub mod netdev;
+pub mod rawip;
 
 /// Turn a libc return value into an `io::Result`, reading `errno` on -1.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -436,6 +442,29 @@ pub fn allowed_cpus() -> Vec<usize> {
         .collect();
     ids.sort_unstable();
     ids
+}
+
+/// Move the calling thread (only it) into a new, empty network namespace: it then sees
+/// only its own loopback (down), and child processes it starts (`ip link add ...`) share
+/// that namespace. For root-only tests of VRRP sockets and netlink that must not touch the
+/// host's interfaces. Needs `CAP_SYS_ADMIN`.
+pub fn unshare_network() -> io::Result<()> {
+    // SAFETY: unshare(2) takes a flag word and touches no memory of ours; CLONE_NEWNET
+    // affects only the calling thread's namespace membership.
+    check(unsafe { libc::unshare(libc::CLONE_NEWNET) })?;
+    Ok(())
+}
+
+/// Move the calling thread (only it) into the network namespace `path` (for example
+/// `/run/netns/NAME`, as made by `ip netns add NAME`): sockets it opens afterwards, and
+/// processes it starts, live there. For tests that run a backend or a client inside a
+/// namespace they created. Needs `CAP_SYS_ADMIN`.
+pub fn enter_network(path: &std::path::Path) -> io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: setns(2) on a descriptor we own (kept open by `file` for the call);
+    // CLONE_NEWNET checks that it is a network namespace.
+    check(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) })?;
+    Ok(())
 }
 
 #[cfg(test)]

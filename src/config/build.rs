@@ -28,6 +28,8 @@ use crate::http::errors::{ErrorPages, MAX_ERRORFILE, STATUSES};
 use crate::http::rewrite::{
     parse_except, ForwardFor, ForwardedParams, Forwarding, HeaderRule, RewriteError,
 };
+
+mod vrrp;
 use crate::http::Limits;
 
 /// Frontend `maxconn` when neither the frontend nor `[global]` sets one.
@@ -86,8 +88,8 @@ pub const DEFAULT_STATS_REFRESH: Duration = Duration::from_secs(5);
 
 const ROOT: Spec = Spec {
     section: "at the top level",
-    keys: &["global", "defaults", "frontend", "backend", "stats"],
-    later: &[("vrrp", "VRRP")],
+    keys: &["global", "defaults", "frontend", "backend", "stats", "vrrp"],
+    later: &[],
 };
 const GLOBAL: Spec = Spec {
     section: "[global]",
@@ -337,6 +339,7 @@ const ALL: &[&Spec] = &[
     &HTTP_RESPONSE,
     &USE_BACKEND,
     &STATS,
+    &vrrp::VRRP,
 ];
 /// [`ALL`] and the check-only keys: what a backend or server table's unknown keys are
 /// looked up in.
@@ -353,6 +356,7 @@ const ALL_AND_CHECK: &[&Spec] = &[
     &HTTP_RESPONSE,
     &USE_BACKEND,
     &STATS,
+    &vrrp::VRRP,
     &CHECK_ONLY,
 ];
 
@@ -447,6 +451,22 @@ pub(super) fn build(root: &Table, r: &mut Reader<'_>, source: &Path) -> Config {
         }
     }
 
+    let vrrp = match section(r, root, &top, "vrrp") {
+        Some((t, f)) => vrrp::instances(r, t, &f, &backends),
+        None => Vec::new(),
+    };
+    if !vrrp.is_empty() && global.user.is_some() {
+        if let Some(user) =
+            section(r, root, &top, "global").and_then(|(t, f)| r.child(t, &f, "user"))
+        {
+            r.error(
+                user.line,
+                &user.path,
+                "user cannot be combined with [vrrp.*]: switching user drops the CAP_NET_ADMIN and CAP_NET_RAW that VRRP needs to move addresses and send adverts; run halb as its user from the start with those capabilities (the packaged systemd unit does: User=halb, AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)",
+            );
+        }
+    }
+
     Config {
         source: PathBuf::from(source),
         global,
@@ -454,6 +474,7 @@ pub(super) fn build(root: &Table, r: &mut Reader<'_>, source: &Path) -> Config {
         frontends: frontends.into_iter().map(|(f, _)| f).collect(),
         backends,
         stats: stats_section,
+        vrrp,
     }
 }
 

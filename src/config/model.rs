@@ -5,7 +5,7 @@
 //! cross-reference (a frontend's backend exists, modes agree, server names are unique...).
 //! Durations are [`std::time::Duration`], addresses are [`std::net::SocketAddr`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,8 @@ pub struct Config {
     pub backends: Vec<Backend>,
     /// `[stats]`: the stats page listener (`None` = no stats page).
     pub stats: Option<Stats>,
+    /// `[vrrp.NAME]` instances (virtual routers), sorted by name.
+    pub vrrp: Vec<VrrpInstance>,
 }
 
 impl Config {
@@ -491,4 +493,124 @@ pub struct StatsAuth {
     pub user: String,
     /// Password (compared in constant time).
     pub password: String,
+}
+
+/// `[vrrp.NAME]`: one VRRP instance (a virtual router) — the Keepalived half of halb.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpInstance {
+    /// The section name (`VI_1`, `R1`...).
+    pub name: String,
+    /// `interface`: where the adverts go and the virtual addresses are added.
+    pub interface: String,
+    /// `virtual_router_id`: 1..=255, the same on every box of this virtual router.
+    pub virtual_router_id: u8,
+    /// `priority`: 1..=254; 255 = the address owner. Default 100.
+    pub priority: u8,
+    /// `advert_int`: the advertisement interval. Default 1 s. VRRPv3: 10 ms..=40.95 s in
+    /// steps of 10 ms; VRRPv2: whole seconds, 1..=255.
+    pub advert_int: Duration,
+    /// `version`: 3 (RFC 5798, default) or 2 (RFC 3768, IPv4 only).
+    pub version: VrrpVersion,
+    /// `nopreempt`: a higher-priority backup does not take over from a live master.
+    pub nopreempt: bool,
+    /// `preempt_delay`: after startup, preemption waits this long. Default 0.
+    pub preempt_delay: Duration,
+    /// `auth_pass`: the VRRPv2 simple password (1..=8 bytes); VRRPv2 only.
+    pub auth_pass: Option<String>,
+    /// `virtual_ipaddress`: the addresses this instance moves (`"10.0.0.100/24"`; without
+    /// a prefix length, /32 or /128). All of one family; IPv4 only with VRRPv2.
+    pub virtual_ipaddress: Vec<VirtualAddress>,
+    /// `unicast_peers`: send adverts to these addresses instead of the multicast group
+    /// (224.0.0.18 / ff02::12). Empty = multicast.
+    pub unicast_peers: Vec<IpAddr>,
+    /// `track_proxy = { weight, backends }`: lower (or raise) the priority while this
+    /// box's own proxy is unhealthy.
+    pub track_proxy: Option<TrackProxy>,
+    /// `track_script = [{ script, interval, timeout, weight, rise, fall }]`.
+    pub track_script: Vec<TrackScript>,
+    /// `track_interface = ["eth1"]`: any of these links down puts the instance in FAULT.
+    pub track_interface: Vec<String>,
+    /// `sync_group`: instances with the same group name change state together.
+    pub sync_group: Option<String>,
+    /// `notify_master`: command run (not waited for) on becoming MASTER.
+    pub notify_master: Option<Vec<String>>,
+    /// `notify_backup`: command run on becoming BACKUP.
+    pub notify_backup: Option<Vec<String>>,
+    /// `notify_fault`: command run on entering FAULT.
+    pub notify_fault: Option<Vec<String>>,
+    /// `notify_stop`: command run when the instance stops (halb shutting down).
+    pub notify_stop: Option<Vec<String>>,
+    /// `notify`: command run on every change, with `INSTANCE NAME STATE PRIORITY`
+    /// appended, as Keepalived's `notify` does.
+    pub notify: Option<Vec<String>>,
+    /// `garp_master_repeat`: gratuitous ARPs / unsolicited NAs per address in each burst
+    /// on becoming master. Default 5.
+    pub garp_master_repeat: u32,
+    /// `garp_master_delay`: a second burst this long after becoming master (0 = none).
+    /// Default 5 s.
+    pub garp_master_delay: Duration,
+    /// `garp_master_refresh`: while master, announce again this often (`None` = never).
+    pub garp_master_refresh: Option<Duration>,
+}
+
+impl VrrpInstance {
+    /// Whether the instance speaks IPv6 (its virtual addresses are IPv6).
+    pub fn ipv6(&self) -> bool {
+        self.virtual_ipaddress
+            .first()
+            .is_some_and(|a| a.address.is_ipv6())
+    }
+}
+
+/// `version = 2 | 3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VrrpVersion {
+    /// RFC 3768: IPv4, intervals in whole seconds, optional simple password.
+    V2,
+    /// RFC 5798: IPv4 and IPv6, intervals in centiseconds.
+    V3,
+}
+
+/// One entry of `virtual_ipaddress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtualAddress {
+    /// The address.
+    pub address: IpAddr,
+    /// Its prefix length on the interface.
+    pub prefix: u8,
+}
+
+impl std::fmt::Display for VirtualAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// `track_proxy = { weight = -50, backends = ["app"] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackProxy {
+    /// Added to the priority while the proxy is unhealthy when negative (healthy when
+    /// positive); 0 = FAULT while unhealthy.
+    pub weight: i32,
+    /// The backends that must each have a usable server (`backends`); empty = every
+    /// backend a frontend uses.
+    pub backends: Vec<String>,
+}
+
+/// One `track_script` entry: a command whose exit status tracks health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackScript {
+    /// `script`: the command line (an absolute path and its arguments, split on spaces).
+    pub script: Vec<String>,
+    /// `interval`: how often it runs. Default 1 s.
+    pub interval: Duration,
+    /// `timeout`: a run still going after this long is killed and counts as a failure.
+    /// Default: `interval`.
+    pub timeout: Duration,
+    /// `weight`: as in [`TrackProxy::weight`]. Default 0 (FAULT while failing).
+    pub weight: i32,
+    /// `rise`: successes in a row that make it healthy again. Default 1.
+    pub rise: u32,
+    /// `fall`: failures in a row that make it failing. Default 1.
+    pub fall: u32,
 }

@@ -56,6 +56,9 @@ pub fn summary(cfg: &Config) -> String {
     if let Some(st) = &cfg.stats {
         let _ = writeln!(out, "stats     {}", stats_line(st));
     }
+    for v in &cfg.vrrp {
+        let _ = writeln!(out, "vrrp      {}", vrrp_line(v));
+    }
 
     // Column widths shared by every server table, so that they line up.
     let name_w = cfg
@@ -437,6 +440,52 @@ fn backend_line(be: &Backend, defaults: &Defaults) -> String {
         parts.push(t);
     }
     parts.join("  ")
+}
+
+/// `R1 on eth0 vrid 51 VRRPv3 priority 100 advert 1s, 10.0.0.100/24, multicast, preempt`
+/// and what tracks it.
+fn vrrp_line(v: &VrrpInstance) -> String {
+    let mut line = format!(
+        "{} on {} vrid {} VRRPv{} priority {} advert {}, {}",
+        v.name,
+        v.interface,
+        v.virtual_router_id,
+        if v.version == VrrpVersion::V2 { 2 } else { 3 },
+        v.priority,
+        format_duration(v.advert_int),
+        v.virtual_ipaddress
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    if v.unicast_peers.is_empty() {
+        line.push_str(", multicast");
+    } else {
+        let peers: Vec<String> = v.unicast_peers.iter().map(|p| p.to_string()).collect();
+        let _ = write!(line, ", unicast to {}", peers.join(" "));
+    }
+    if v.nopreempt {
+        line.push_str(", nopreempt");
+    } else if !v.preempt_delay.is_zero() {
+        let _ = write!(line, ", preempt after {}", format_duration(v.preempt_delay));
+    }
+    if v.auth_pass.is_some() {
+        line.push_str(", auth_pass");
+    }
+    if let Some(t) = &v.track_proxy {
+        let _ = write!(line, ", track_proxy {:+}", t.weight);
+    }
+    if !v.track_script.is_empty() {
+        let _ = write!(line, ", {} track_script", v.track_script.len());
+    }
+    if !v.track_interface.is_empty() {
+        let _ = write!(line, ", track_interface {}", v.track_interface.join(" "));
+    }
+    if let Some(g) = &v.sync_group {
+        let _ = write!(line, ", sync_group {g}");
+    }
+    line
 }
 
 /// `bind 127.0.0.1:8404, uri /stats, auth admin, admin on, refresh 5s`.

@@ -516,12 +516,6 @@ fn later_features_are_not_supported_yet() {
             "\"maxconn\" is not supported yet",
         ),
         (
-            format!("{MINIMAL}\n[vrrp.R1]\npriority = 100\n"),
-            11,
-            "vrrp",
-            "\"vrrp\" is not supported yet (arrives with VRRP)",
-        ),
-        (
             format!("[global]\nlog = \"syslog\"\n{MINIMAL}"),
             2,
             "global.log",
@@ -2979,4 +2973,305 @@ server = [{ name = "s1", address = "10.0.0.3:80" }]
         assert!(s.contains(expected), "missing {expected:?} in:\n{s}");
     }
     assert!(!s.contains("not used by any frontend"), "{s}");
+}
+
+// ---------------------------------------------------------------- vrrp
+
+/// [`MINIMAL`] plus one `[vrrp.R1]` (line 11 is its header) with `extra` keys.
+fn vrrp(extra: &str) -> String {
+    format!(
+        "{MINIMAL}\n[vrrp.R1]\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"10.0.0.100/24\"]\n{extra}"
+    )
+}
+
+#[test]
+fn vrrp_instance_defaults_and_keys() {
+    let c = ok(&vrrp(""));
+    let r = &c.vrrp[0];
+    assert_eq!(r.name, "R1");
+    assert_eq!(r.interface, "eth0");
+    assert_eq!(r.virtual_router_id, 51);
+    assert_eq!(r.priority, 100);
+    assert_eq!(r.advert_int, Duration::from_secs(1));
+    assert_eq!(r.version, VrrpVersion::V3);
+    assert!(!r.nopreempt);
+    assert_eq!(r.preempt_delay, Duration::ZERO);
+    assert_eq!(
+        r.virtual_ipaddress,
+        vec![VirtualAddress {
+            address: "10.0.0.100".parse().unwrap(),
+            prefix: 24
+        }]
+    );
+    assert!(r.unicast_peers.is_empty());
+    assert_eq!(r.garp_master_repeat, 5);
+    assert_eq!(r.garp_master_delay, Duration::from_secs(5));
+    assert_eq!(r.garp_master_refresh, None);
+
+    let c = ok(&vrrp(
+        r#"priority = 150
+advert_int = "10ms"
+nopreempt = true
+preempt_delay = "2s"
+unicast_peers = ["10.0.0.12", "10.0.0.13"]
+track_proxy = { weight = -50, backends = ["be"] }
+track_script = [{ script = "/usr/libexec/halb/check-upstream --fast", interval = "2s", weight = -2, fall = 3, rise = 1 }]
+track_interface = ["eth1"]
+sync_group = "G1"
+notify_master = "/etc/halb/notify.sh master"
+notify = "/etc/halb/notify-all.sh"
+garp_master_refresh = "60s"
+"#,
+    ));
+    let r = &c.vrrp[0];
+    assert_eq!(r.priority, 150);
+    assert_eq!(r.advert_int, Duration::from_millis(10));
+    assert!(r.nopreempt);
+    assert_eq!(r.preempt_delay, Duration::from_secs(2));
+    assert_eq!(r.unicast_peers.len(), 2);
+    assert_eq!(
+        r.track_proxy,
+        Some(TrackProxy {
+            weight: -50,
+            backends: vec!["be".into()]
+        })
+    );
+    let s = &r.track_script[0];
+    assert_eq!(s.script, vec!["/usr/libexec/halb/check-upstream", "--fast"]);
+    assert_eq!(
+        (s.interval, s.timeout),
+        (Duration::from_secs(2), Duration::from_secs(2))
+    );
+    assert_eq!((s.weight, s.rise, s.fall), (-2, 1, 3));
+    assert_eq!(r.track_interface, vec!["eth1"]);
+    assert_eq!(r.sync_group.as_deref(), Some("G1"));
+    assert_eq!(
+        r.notify_master,
+        Some(vec!["/etc/halb/notify.sh".into(), "master".into()])
+    );
+    assert_eq!(r.garp_master_refresh, Some(Duration::from_secs(60)));
+
+    // VRRPv2 with a password, IPv6 with v3, an address without prefix length.
+    let c = ok(&vrrp(
+        "version = 2\nauth_pass = \"secret12\"\nadvert_int = \"2s\"",
+    ));
+    assert_eq!(c.vrrp[0].version, VrrpVersion::V2);
+    assert_eq!(c.vrrp[0].auth_pass.as_deref(), Some("secret12"));
+    let c = ok(&vrrp("").replace("10.0.0.100/24", "fd00::100"));
+    assert!(c.vrrp[0].ipv6());
+    assert_eq!(c.vrrp[0].virtual_ipaddress[0].prefix, 128);
+}
+
+#[test]
+fn vrrp_bad_values_name_the_key() {
+    let missing = format!("{MINIMAL}\n[vrrp.R1]\npriority = 100\n");
+    rejects(
+        &missing,
+        11,
+        "vrrp.R1.interface",
+        "missing required key \"interface\"",
+    );
+    rejects(
+        &missing,
+        11,
+        "vrrp.R1.virtual_router_id",
+        "missing required key",
+    );
+    rejects(
+        &missing,
+        11,
+        "vrrp.R1.virtual_ipaddress",
+        "missing required key",
+    );
+    rejects(
+        &vrrp("priority = 0"),
+        15,
+        "vrrp.R1.priority",
+        "out of range (expected 1..=255)",
+    );
+    rejects(
+        &vrrp("priority = 256"),
+        15,
+        "vrrp.R1.priority",
+        "out of range",
+    );
+    rejects(
+        &vrrp("").replace("virtual_router_id = 51", "virtual_router_id = 0"),
+        13,
+        "vrrp.R1.virtual_router_id",
+        "out of range (expected 1..=255)",
+    );
+    rejects(
+        &vrrp("advert_int = \"5ms\""),
+        15,
+        "vrrp.R1.advert_int",
+        "\"10ms\"..=\"40950ms\" in steps of 10 ms",
+    );
+    rejects(
+        &vrrp("advert_int = \"15ms\""),
+        15,
+        "vrrp.R1.advert_int",
+        "steps of 10 ms",
+    );
+    rejects(
+        &vrrp("advert_int = \"41s\""),
+        15,
+        "vrrp.R1.advert_int",
+        "40950ms",
+    );
+    rejects(
+        &vrrp("advert_int = 1"),
+        15,
+        "vrrp.R1.advert_int",
+        "write \"1s\"",
+    );
+    rejects(
+        &vrrp("version = 2\nadvert_int = \"500ms\""),
+        16,
+        "vrrp.R1.advert_int",
+        "VRRPv2 advert_int is whole seconds",
+    );
+    rejects(
+        &vrrp("version = 4"),
+        15,
+        "vrrp.R1.version",
+        "out of range (expected 2..=3)",
+    );
+    rejects(
+        &vrrp("auth_pass = \"x\""),
+        15,
+        "vrrp.R1.auth_pass",
+        "VRRPv2 only",
+    );
+    rejects(
+        &vrrp("version = 2\nauth_pass = \"longer-than-8\""),
+        16,
+        "vrrp.R1.auth_pass",
+        "at most 8 bytes",
+    );
+    rejects(
+        &vrrp("").replace("\"10.0.0.100/24\"", "\"10.0.0.100/24\", \"fd00::1/64\""),
+        14,
+        "vrrp.R1.virtual_ipaddress[1]",
+        "not of the same family",
+    );
+    rejects(
+        &vrrp("version = 2").replace("10.0.0.100/24", "fd00::1/64"),
+        14,
+        "vrrp.R1.virtual_ipaddress[0]",
+        "VRRPv2 is IPv4 only",
+    );
+    rejects(
+        &vrrp("").replace("10.0.0.100/24", "10.0.0.100/33"),
+        14,
+        "vrrp.R1.virtual_ipaddress[0]",
+        "prefix length must be 1..=32",
+    );
+    rejects(
+        &vrrp("").replace("10.0.0.100/24", "vip.example.com"),
+        14,
+        "vrrp.R1.virtual_ipaddress[0]",
+        "is not an address",
+    );
+    rejects(
+        &vrrp("").replace("10.0.0.100/24", "224.0.0.18"),
+        14,
+        "vrrp.R1.virtual_ipaddress[0]",
+        "cannot be a virtual address",
+    );
+    rejects(
+        &vrrp("").replace("[\"10.0.0.100/24\"]", "[]"),
+        14,
+        "vrrp.R1.virtual_ipaddress",
+        "at least one virtual address",
+    );
+    rejects(
+        &vrrp("unicast_peers = [\"10.0.0.12:80\"]"),
+        15,
+        "vrrp.R1.unicast_peers[0]",
+        "not an IP address (no port",
+    );
+    rejects(
+        &vrrp("unicast_peers = [\"fd00::12\"]"),
+        15,
+        "vrrp.R1.unicast_peers[0]",
+        "not of the family of virtual_ipaddress",
+    );
+    rejects(
+        &vrrp("track_proxy = { weight = -50, backends = [\"bee\"] }"),
+        15,
+        "vrrp.R1.track_proxy.backends[0]",
+        "no backend \"bee\" (did you mean \"be\"?)",
+    );
+    rejects(
+        &vrrp("track_proxy = { weight = -300 }"),
+        15,
+        "vrrp.R1.track_proxy.weight",
+        "out of range (expected -253..=253)",
+    );
+    rejects(
+        &vrrp("track_proxy = { }"),
+        15,
+        "vrrp.R1.track_proxy.weight",
+        "missing required key",
+    );
+    rejects(
+        &vrrp("track_script = [{ script = \"check-upstream\" }]"),
+        15,
+        "vrrp.R1.track_script[0].script",
+        "must start with an absolute program path",
+    );
+    rejects(
+        &vrrp("track_script = [{ script = \"/bin/true\", intervall = \"1s\" }]"),
+        15,
+        "vrrp.R1.track_script[0].intervall",
+        "did you mean \"interval\"?",
+    );
+    rejects(
+        &vrrp("notify_master = \"notify.sh master\""),
+        15,
+        "vrrp.R1.notify_master",
+        "absolute program path",
+    );
+    rejects(
+        &vrrp("track_interface = [\"a/b\"]"),
+        15,
+        "vrrp.R1.track_interface[0]",
+        "not an interface name",
+    );
+    rejects(
+        &vrrp("virtual_router = 51"),
+        15,
+        "vrrp.R1.virtual_router",
+        "did you mean \"virtual_router_id\"?",
+    );
+    rejects(
+        &vrrp("preempt_delay = \"1001s\""),
+        15,
+        "vrrp.R1.preempt_delay",
+        "at most \"1000s\"",
+    );
+    // Two instances with one VRID on one interface.
+    let twice = format!(
+        "{}\n[vrrp.R2]\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"10.0.0.101/24\"]\n",
+        vrrp("")
+    );
+    rejects(
+        &twice,
+        16,
+        "vrrp.R2.virtual_router_id",
+        "already used by [vrrp.R1]",
+    );
+    // ... which is fine on another interface or in the other family.
+    ok(&twice.replace(
+        "interface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"10.0.0.101/24\"]",
+        "interface = \"eth1\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"10.0.0.101/24\"]",
+    ));
+    // Switching user would drop the capabilities VRRP needs.
+    rejects(
+        &format!("[global]\nuser = \"halb\"\n{}", vrrp("")),
+        2,
+        "global.user",
+        "user cannot be combined with [vrrp.*]",
+    );
 }

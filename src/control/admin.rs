@@ -199,10 +199,21 @@ pub fn execute(request: &Request, control: &RefCell<Control>, effects: &dyn Effe
             };
             Answer { text, error: false }
         }
-        Command::ShowVrrp => Answer::error(
-            json,
-            "VRRP is not configured (no [vrrp.*] instance in this configuration)",
-        ),
+        Command::ShowVrrp => {
+            let instances = control.borrow().vrrp_report();
+            if instances.is_empty() {
+                return Answer::error(
+                    json,
+                    "VRRP is not configured (no [vrrp.*] instance in this configuration)",
+                );
+            }
+            let text = if json {
+                format!("{}\n", serde_json::json!({ "instances": instances }))
+            } else {
+                vrrp_text(&instances)
+            };
+            Answer { text, error: false }
+        }
         Command::SetState(b, s, admin) => {
             done(control.borrow_mut().set_state(b, s, *admin, Instant::now()))
         }
@@ -224,6 +235,83 @@ pub fn info_text(report: &StatsReport) -> String {
     let _ = writeln!(out, "reloads: {}", i.reloads);
     let _ = writeln!(out, "shards: {}", i.shards);
     let _ = writeln!(out, "current_connections: {}", i.current_connections);
+    out
+}
+
+/// `show vrrp`: one block of `key: value` lines per instance.
+pub fn vrrp_text(instances: &[crate::control::vrrp::InstanceReport]) -> String {
+    let mut out = String::new();
+    for (n, i) in instances.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "instance: {}", i.name);
+        let _ = writeln!(out, "state: {}", i.state);
+        let _ = writeln!(out, "priority: {} (base {})", i.priority, i.base_priority);
+        let _ = writeln!(out, "master: {}", i.master.as_deref().unwrap_or("-"));
+        let _ = writeln!(
+            out,
+            "interface: {} vrid {} VRRPv{} advert_int {} ms, from {}",
+            i.interface, i.virtual_router_id, i.version, i.advert_int_ms, i.local
+        );
+        let _ = writeln!(
+            out,
+            "virtual_ipaddress: {} ({})",
+            i.virtual_ipaddress.join(" "),
+            if i.holds_addresses {
+                "held"
+            } else {
+                "not held"
+            }
+        );
+        let _ = writeln!(
+            out,
+            "last_transition: {} {}s ago: {}",
+            i.last_transition.as_deref().unwrap_or("-"),
+            i.since_secs,
+            i.reason
+        );
+        if let Some(g) = &i.sync_group {
+            let _ = writeln!(out, "sync_group: {g}");
+        }
+        if !i.faults.is_empty() {
+            let _ = writeln!(out, "faults: {}", i.faults.join("; "));
+        }
+        for t in &i.trackers {
+            let _ = writeln!(
+                out,
+                "track {}: {} (weight {}): {}",
+                t.name,
+                if t.healthy { "ok" } else { "FAILING" },
+                t.weight,
+                t.reason
+            );
+        }
+        let c = &i.counters;
+        let invalid: u64 = c.invalid.values().sum();
+        let _ = writeln!(
+            out,
+            "adverts: {} sent, {} received ({} priority 0), {} dropped{}; transitions {}, became master {} times",
+            c.adverts_sent,
+            c.adverts_received,
+            c.priority_zero_received,
+            invalid,
+            if invalid > 0 {
+                format!(
+                    " ({})",
+                    c.invalid
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                String::new()
+            },
+            c.transitions,
+            c.became_master
+        );
+    }
     out
 }
 

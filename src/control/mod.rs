@@ -17,8 +17,10 @@ pub mod health;
 pub mod stats_server;
 pub mod vrrp;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,6 +77,8 @@ pub struct Control {
     checking: HashSet<usize>,
     /// A slow start was in progress at the last tick.
     ramp_active: bool,
+    /// The VRRP instances, for reports (`None` without `[vrrp.*]`).
+    vrrp: Option<Rc<RefCell<vrrp::Vrrp>>>,
 }
 
 impl Control {
@@ -97,10 +101,24 @@ impl Control {
             next_slot: 0,
             checking: HashSet::new(),
             ramp_active: false,
+            vrrp: None,
         };
         control.adopt(config, Instant::now());
         control.publish();
         control
+    }
+
+    /// Attach the running VRRP instances (their state goes into reports).
+    pub fn set_vrrp(&mut self, vrrp: Rc<RefCell<vrrp::Vrrp>>) {
+        self.vrrp = Some(vrrp);
+    }
+
+    /// The VRRP instances' reports (empty without `[vrrp.*]`).
+    pub fn vrrp_report(&self) -> Vec<vrrp::InstanceReport> {
+        self.vrrp
+            .as_ref()
+            .map(|v| v.borrow().report())
+            .unwrap_or_default()
     }
 
     /// The cell shards read snapshots from.
@@ -289,6 +307,32 @@ impl Control {
     /// The check task of `slot` ended.
     pub fn checking_ended(&mut self, slot: usize) {
         self.checking.remove(&slot);
+    }
+
+    /// Whether backend `name` has a server that can take traffic now (a backup counts);
+    /// `None` when there is no such backend.
+    pub fn backend_usable(&self, name: &str) -> Option<bool> {
+        let b = self.config.backend_index(name)?;
+        let slots = self.server_slots.get(b)?;
+        Some(
+            slots
+                .iter()
+                .any(|slot| self.entries.get(slot).is_some_and(|e| e.health.usable())),
+        )
+    }
+
+    /// The backends the frontends route to (default and `use_backend`), sorted.
+    pub fn routed_backends(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for f in &self.config.frontends {
+            names.extend(f.default_backend.iter().cloned());
+            if let Some(http) = &f.http {
+                names.extend(http.use_backends.iter().map(|u| u.backend.clone()));
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The check of server `slot` and the address it connects to; `None` when the server
@@ -531,6 +575,12 @@ impl Control {
         if self.config.stats.as_ref().map(|s| s.bind) != config.stats.as_ref().map(|s| s.bind) {
             notes.push("stats.bind changed: takes effect at the next restart".to_string());
         }
+        if self.config.vrrp != config.vrrp {
+            notes.push(
+                "[vrrp.*] changed: takes effect at the next restart (the running instances keep their settings)"
+                    .to_string(),
+            );
+        }
         self.adopt(config, Instant::now());
         self.reloads += 1;
         self.publish();
@@ -612,6 +662,7 @@ impl Control {
             },
             frontends,
             backends,
+            vrrp: self.vrrp_report(),
         }
     }
 }

@@ -111,6 +111,9 @@ pub enum RuntimeError {
     /// The control thread's executor could not start.
     #[error("control thread: {0}")]
     Control(String),
+    /// A VRRP instance could not be set up (interface, sockets, netlink).
+    #[error("{0}")]
+    Vrrp(String),
 }
 
 /// A listener's identity over reloads: frontend name and address.
@@ -134,6 +137,8 @@ struct Prepared {
     stats: Option<OwnedFd>,
     /// The admin socket.
     admin: Option<OwnedFd>,
+    /// The VRRP instances, set up (sockets open, stale addresses removed), not started.
+    vrrp: Option<crate::control::vrrp::Vrrp>,
 }
 
 /// The listeners `config` asks for.
@@ -233,12 +238,19 @@ fn prepare(config: &Config) -> Result<Prepared, RuntimeError> {
         )?)),
         None => None,
     };
+    // VRRP last: its sockets and netlink need CAP_NET_RAW / CAP_NET_ADMIN, held now.
+    let vrrp = if config.vrrp.is_empty() {
+        None
+    } else {
+        Some(crate::control::vrrp::Vrrp::new(&config.vrrp).map_err(RuntimeError::Vrrp)?)
+    };
     Ok(Prepared {
         placement,
         budget,
         listeners,
         stats,
         admin,
+        vrrp,
     })
 }
 
@@ -368,6 +380,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeEr
                 observed: observed_rx,
                 stats: prepared.stats,
                 admin: prepared.admin,
+                vrrp: prepared.vrrp,
                 control_core: prepared.placement.control_core,
                 shard_cores: prepared.placement.shard_cores.clone(),
             };
@@ -399,6 +412,7 @@ struct ControlParts {
     observed: mpsc::Receiver<crate::control::ObservedErrors>,
     stats: Option<OwnedFd>,
     admin: Option<OwnedFd>,
+    vrrp: Option<crate::control::vrrp::Vrrp>,
     control_core: Option<usize>,
     shard_cores: Vec<usize>,
 }
@@ -418,6 +432,7 @@ async fn control_main(
         observed,
         stats,
         admin,
+        vrrp,
         control_core,
         shard_cores,
     } = parts;
@@ -456,13 +471,30 @@ async fn control_main(
         ))
         .detach();
     }
+    let vrrp = vrrp.map(|v| Rc::new(RefCell::new(v)));
+    if let Some(v) = &vrrp {
+        control.borrow_mut().set_vrrp(Rc::clone(v));
+    }
+    let stop_vrrp = || {
+        if let Some(v) = &vrrp {
+            v.borrow_mut().stop();
+        }
+    };
     let outcome = supervise(
         &events,
         shards,
         &run_control,
         hard_stop_after,
         &reload,
+        &stop_vrrp,
         || {
+            // VRRP starts once the shards serve: a box never claims the addresses before
+            // it can answer on them.
+            if let Some(v) = &vrrp {
+                if let Err(e) = crate::control::vrrp::Vrrp::spawn(v, &control) {
+                    tracing::error!("vrrp: cannot start: {e}");
+                }
+            }
             tracing::info!(
                 "shards on cores {:?}, control thread {}",
                 shard_cores,
@@ -475,6 +507,7 @@ async fn control_main(
         },
     )
     .await;
+    stop_vrrp();
     if let Some(path) = &control.borrow().config().global.admin_socket {
         let _ = std::fs::remove_file(path);
     }
@@ -608,6 +641,7 @@ async fn supervise(
     control: &RunControl,
     hard_stop_after: Duration,
     reload: &Rc<dyn Fn() -> Result<String, String>>,
+    on_stop: &dyn Fn(),
     on_ready: impl FnOnce(),
 ) -> Result<(), RuntimeError> {
     let mut exited = 0usize;
@@ -678,8 +712,10 @@ async fn supervise(
             Err(_) => break,
         }
     }
-    // 3. Draining: stop accepting; cut what is left at the deadline, or at once on a
-    // second signal.
+    // 3. Draining: give up the virtual addresses first (priority 0: the peer takes over
+    // now), stop accepting; cut what is left at the deadline, or at once on a second
+    // signal.
+    on_stop();
     control.stopping.store(true, Ordering::Release);
     let mut deadline = std::time::Instant::now() + hard_stop_after;
     let mut cutting = false;

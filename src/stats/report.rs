@@ -180,4 +180,6 @@ pub struct StatsReport {
     pub frontends: Vec<FrontendReport>,
     /// Backends, sorted by name.
     pub backends: Vec<BackendReport>,
+    /// VRRP instances, sorted by name (empty without `[vrrp.*]`).
+    pub vrrp: Vec<crate::control::vrrp::InstanceReport>,
 }

@@ -114,7 +114,61 @@ fn report() -> StatsReport {
                 servers: vec![maint, drain],
             },
         ],
+        vrrp: Vec::new(),
     }
+}
+
+/// [`report`] with two VRRP instances (one master, one in FAULT with drops counted).
+fn vrrp_report() -> StatsReport {
+    use crate::control::vrrp::router::{InstanceCounters, TrackerReport};
+    use crate::control::vrrp::InstanceReport;
+    let master = InstanceReport {
+        name: "VI_51".to_owned(),
+        interface: "eth0".to_owned(),
+        virtual_router_id: 51,
+        version: 3,
+        state: "MASTER",
+        priority: 101,
+        base_priority: 101,
+        master: Some("10.0.0.11".to_owned()),
+        local: "10.0.0.11".to_owned(),
+        virtual_ipaddress: vec!["10.0.0.100/24".to_owned()],
+        holds_addresses: true,
+        advert_int_ms: 1000,
+        since: 1_790_000_000,
+        since_secs: 42,
+        last_transition: Some("BACKUP -> MASTER".to_owned()),
+        reason: "no advertisement from the master for 3605 ms".to_owned(),
+        sync_group: None,
+        faults: Vec::new(),
+        trackers: vec![TrackerReport {
+            name: "proxy".to_owned(),
+            healthy: true,
+            weight: -50,
+            reason: "ok".to_owned(),
+        }],
+        counters: InstanceCounters {
+            adverts_sent: 40,
+            adverts_received: 3,
+            transitions: 2,
+            became_master: 1,
+            announcements: 10,
+            ..InstanceCounters::default()
+        },
+    };
+    let mut fault = master.clone();
+    fault.name = "VI_<52>".to_owned();
+    fault.virtual_router_id = 52;
+    fault.state = "FAULT";
+    fault.priority = 51;
+    fault.master = None;
+    fault.holds_addresses = false;
+    fault.faults = vec!["interface eth1 down".to_owned()];
+    fault.counters.invalid.insert("checksum".to_owned(), 2);
+    fault.counters.invalid.insert("ttl".to_owned(), 1);
+    let mut r = report();
+    r.vrrp = vec![master, fault];
+    r
 }
 
 /// A report whose names need escaping in every format.
@@ -543,6 +597,57 @@ fn prometheus_report_is_valid() {
         .collect();
     assert_eq!(status.len(), 4 * 6);
     assert_eq!(status.iter().filter(|l| l.ends_with(" 1")).count(), 4);
+}
+
+#[test]
+fn prometheus_vrrp_families() {
+    let text = render::prometheus(&vrrp_report());
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for line in [
+        "halb_vrrp_state{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\",state=\"MASTER\"} 1",
+        "halb_vrrp_state{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\",state=\"BACKUP\"} 0",
+        "halb_vrrp_state{instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\",state=\"FAULT\"} 1",
+        "halb_vrrp_priority{instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\"} 51",
+        "halb_vrrp_base_priority{instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\"} 101",
+        "halb_vrrp_holds_addresses{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 1",
+        "halb_vrrp_adverts_sent_total{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 40",
+        "halb_vrrp_became_master_total{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 1",
+        "halb_vrrp_invalid_total{instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\",reason=\"checksum\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing line {line}\n{text}");
+    }
+    let states = text
+        .lines()
+        .filter(|l| l.starts_with("halb_vrrp_state{"))
+        .count();
+    assert_eq!(states, 2 * 4);
+    // Without instances, no VRRP family at all.
+    assert!(!render::prometheus(&report()).contains("halb_vrrp"));
+}
+
+#[test]
+fn html_vrrp_rows() {
+    let page = render::html(
+        &vrrp_report(),
+        &render::HtmlOptions {
+            uri: "/stats",
+            refresh_secs: 0,
+            admin: false,
+        },
+    );
+    assert!(page
+        .contains("<tr class=\"vrrp vrrp-MASTER\" data-instance=\"VI_51\" data-state=\"MASTER\">"));
+    assert!(page.contains("data-instance=\"VI_&lt;52&gt;\" data-state=\"FAULT\""));
+    assert!(page.contains("<td>interface eth1 down</td>"));
+    assert!(!render::html(
+        &report(),
+        &render::HtmlOptions {
+            uri: "/stats",
+            refresh_secs: 0,
+            admin: false
+        }
+    )
+    .contains("<h2>VRRP</h2>"));
 }
 
 #[test]

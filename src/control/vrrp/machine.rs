@@ -72,10 +72,16 @@ pub enum Event {
     },
     /// A deadline given by [`Machine::next_deadline`] has passed.
     Timer,
-    /// A tracked interface went down.
-    Fault,
-    /// It came back up.
+    /// Something tracked failed (an interface down, a script, the proxy, the sync group):
+    /// give up the addresses and stay silent.
+    Fault(String),
+    /// Nothing tracked fails any more.
     FaultCleared,
+    /// Sync group: another instance of the group became master; a backup follows at once.
+    Takeover(String),
+    /// Sync group: another instance of the group left master; a master follows (sending
+    /// priority 0 so that the peer's instance takes over after its skew time).
+    StepDown(String),
     /// The effective priority changed (tracking).
     Priority(u8),
 }
@@ -113,6 +119,8 @@ pub struct Machine {
     preempt_from: Instant,
     /// The master as last heard (ourselves when master).
     master: Option<IpAddr>,
+    /// The master-down timer runs short because the master sent priority 0.
+    master_left: bool,
 }
 
 impl Machine {
@@ -127,6 +135,7 @@ impl Machine {
             master_down_at: None,
             preempt_from: now,
             master: None,
+            master_left: false,
         }
     }
 
@@ -173,13 +182,28 @@ impl Machine {
                 self.start(now, "startup", &mut out);
             }
             (State::Fault, Event::FaultCleared) => {
-                self.start(now, "tracked interface up", &mut out);
+                self.start(now, "fault cleared", &mut out);
             }
             (State::Init | State::Fault, Event::Priority(p)) => self.priority = p.max(1),
             (State::Init | State::Fault, _) => {}
-            (_, Event::Fault) => {
-                self.leave(now, State::Fault, "tracked interface down".into(), &mut out);
+            (_, Event::Fault(reason)) => {
+                self.leave(now, State::Fault, reason, &mut out);
             }
+            (State::Backup, Event::Takeover(reason)) => self.become_master(now, reason, &mut out),
+            (State::Master, Event::StepDown(reason)) => {
+                out.push(Action::Send(0));
+                out.push(Action::ReleaseAddresses);
+                self.state = State::Backup;
+                self.adver_at = None;
+                self.master = None;
+                self.master_down_at = Some(now + self.master_down_interval());
+                out.push(Action::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason,
+                });
+            }
+            (_, Event::Takeover(_)) | (_, Event::StepDown(_)) => {}
             (_, Event::Shutdown) => {
                 self.leave(now, State::Init, "shutdown".into(), &mut out);
             }
@@ -194,15 +218,18 @@ impl Machine {
             }
             (State::Backup, Event::Timer) => {
                 if self.master_down_at.is_some_and(|t| now >= t) {
-                    let silent = self.master_down_interval();
-                    self.become_master(
-                        now,
+                    let reason = if self.master_left {
+                        format!(
+                            "the master left (priority 0), skew time {} ms",
+                            self.skew().as_millis()
+                        )
+                    } else {
                         format!(
                             "no advertisement from the master for {} ms",
-                            silent.as_millis()
-                        ),
-                        &mut out,
-                    );
+                            self.master_down_interval().as_millis()
+                        )
+                    };
+                    self.become_master(now, reason, &mut out);
                 }
             }
             (State::Master, Event::Timer) => {
@@ -222,6 +249,7 @@ impl Machine {
                 if priority == 0 {
                     // The master is leaving: take over after the skew time.
                     self.master_down_at = Some(now + self.skew());
+                    self.master_left = true;
                 } else if !self.params.preempt
                     || priority >= self.priority
                     || now < self.preempt_from
@@ -229,6 +257,7 @@ impl Machine {
                     self.master_adver_interval = interval;
                     self.master_down_at = Some(now + self.master_down_interval());
                     self.master = Some(from);
+                    self.master_left = false;
                 }
                 // Else: a lower-priority master and we preempt: ignore it, so that our
                 // master-down timer expires and we take over.
@@ -291,6 +320,7 @@ impl Machine {
 
     fn become_master(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
         let from = self.state;
+        self.master_left = false;
         self.state = State::Master;
         self.master = Some(self.params.local);
         self.master_adver_interval = self.params.advert_int;

@@ -84,6 +84,10 @@ tr.bk-DOWN td{background:#ff8080}\n\
 .state-DOWN td,.legend .state-DOWN{background:#ff9090}\n\
 .state-DRAIN td,.legend .state-DRAIN{background:#b0d0f0}\n\
 .state-MAINT td,.legend .state-MAINT{background:#c0c0d0}\n\
+.vrrp-MASTER td{background:#c0f0c0}\n\
+.vrrp-BACKUP td{background:#e8e8f0}\n\
+.vrrp-FAULT td{background:#ff9090}\n\
+.vrrp-INIT td{background:#c0c0d0}\n\
 .legend span{display:inline-block;padding:2px 6px;margin-right:4px;border:1px solid #999}\n\
 td.actions form{display:inline;margin:0 2px 0 0}\n\
 td.actions input[type=number]{width:4.5em}\n\
@@ -116,6 +120,9 @@ pub fn html(report: &StatsReport, opts: &HtmlOptions<'_>) -> String {
     out.push_str(" statistics report</h1>\n");
     info_table(&mut out, report, opts);
     legend(&mut out);
+    if !report.vrrp.is_empty() {
+        vrrp_table(&mut out, &report.vrrp);
+    }
     for f in &report.frontends {
         frontend_table(&mut out, f);
     }
@@ -181,6 +188,42 @@ fn legend(out: &mut String) {
         );
     }
     out.push_str("</p>\n");
+}
+
+/// The VRRP instances: one row each, coloured by state,
+/// `<tr class="vrrp vrrp-MASTER" data-instance="VI_1" data-state="MASTER">`.
+fn vrrp_table(out: &mut String, instances: &[crate::control::vrrp::InstanceReport]) {
+    out.push_str("<h2>VRRP</h2>\n<table class=\"vrrp\">\n<tr><th>Instance</th><th>State</th><th>Priority</th><th>Base</th><th>Master</th><th>Interface</th><th>VRID</th><th>Version</th><th>Virtual addresses</th><th>Last transition</th><th>Since</th><th>Reason</th><th>Faults</th><th>Adverts sent</th><th>Adverts received</th><th>Dropped</th></tr>\n");
+    for i in instances {
+        let _ = write!(out, "<tr class=\"vrrp vrrp-{0}\" data-instance=\"", i.state);
+        escape_into(out, &i.name);
+        let _ = write!(out, "\" data-state=\"{}\">", i.state);
+        text(out, &i.name);
+        text(out, i.state);
+        num(out, i.priority);
+        num(out, i.base_priority);
+        text(out, i.master.as_deref().unwrap_or("-"));
+        text(out, &i.interface);
+        num(out, i.virtual_router_id);
+        num(out, i.version);
+        text(
+            out,
+            &format!(
+                "{}{}",
+                i.virtual_ipaddress.join(" "),
+                if i.holds_addresses { " (held)" } else { "" }
+            ),
+        );
+        text(out, i.last_transition.as_deref().unwrap_or("-"));
+        text(out, &human_duration(i.since_secs));
+        text(out, &i.reason);
+        text(out, &i.faults.join("; "));
+        num(out, i.counters.adverts_sent);
+        num(out, i.counters.adverts_received);
+        num(out, i.counters.invalid.values().sum::<u64>());
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
 }
 
 fn num(out: &mut String, n: impl std::fmt::Display) {

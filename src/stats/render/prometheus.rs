@@ -392,7 +392,118 @@ pub fn prometheus(report: &StatsReport) -> String {
         "Seconds since the server's state last changed.",
         |s| s.last_change_secs,
     );
+    vrrp(&mut w, report);
     w.out
+}
+
+/// The VRRP states, in the order of `halb_vrrp_state`'s samples.
+const VRRP_STATES: [&str; 4] = ["INIT", "BACKUP", "MASTER", "FAULT"];
+
+fn vrrp(w: &mut Writer, report: &StatsReport) {
+    if report.vrrp.is_empty() {
+        return;
+    }
+    let labels = |i: &crate::control::vrrp::InstanceReport| -> Vec<(&'static str, String)> {
+        vec![
+            ("instance", i.name.clone()),
+            ("interface", i.interface.clone()),
+            ("vrid", i.virtual_router_id.to_string()),
+        ]
+    };
+    w.family(
+        "halb_vrrp_state",
+        Kind::Gauge,
+        "VRRP instance state: 1 for the current state, 0 for the others.",
+    );
+    for i in &report.vrrp {
+        let owned = labels(i);
+        for state in VRRP_STATES {
+            let mut l: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            l.push(("state", state));
+            w.sample("halb_vrrp_state", &l, u64::from(i.state == state));
+        }
+    }
+    w.end();
+    type Get = fn(&crate::control::vrrp::InstanceReport) -> u64;
+    let families: [(&str, Kind, &str, Get); 9] = [
+        (
+            "halb_vrrp_priority",
+            Kind::Gauge,
+            "Effective VRRP priority (after tracking).",
+            |i| u64::from(i.priority),
+        ),
+        (
+            "halb_vrrp_base_priority",
+            Kind::Gauge,
+            "Configured VRRP priority.",
+            |i| u64::from(i.base_priority),
+        ),
+        (
+            "halb_vrrp_holds_addresses",
+            Kind::Gauge,
+            "1 while the virtual addresses are on the interface.",
+            |i| u64::from(i.holds_addresses),
+        ),
+        (
+            "halb_vrrp_state_since_seconds",
+            Kind::Gauge,
+            "Unix time of the last state change.",
+            |i| i.since,
+        ),
+        (
+            "halb_vrrp_transitions_total",
+            Kind::Counter,
+            "VRRP state changes.",
+            |i| i.counters.transitions,
+        ),
+        (
+            "halb_vrrp_became_master_total",
+            Kind::Counter,
+            "Times this box became VRRP master.",
+            |i| i.counters.became_master,
+        ),
+        (
+            "halb_vrrp_adverts_sent_total",
+            Kind::Counter,
+            "VRRP advertisements sent.",
+            |i| i.counters.adverts_sent,
+        ),
+        (
+            "halb_vrrp_adverts_received_total",
+            Kind::Counter,
+            "Valid VRRP advertisements received for this virtual router.",
+            |i| i.counters.adverts_received,
+        ),
+        (
+            "halb_vrrp_announcements_total",
+            Kind::Counter,
+            "Gratuitous ARPs and unsolicited neighbour advertisements sent.",
+            |i| i.counters.announcements,
+        ),
+    ];
+    for (name, kind, help, get) in families {
+        w.family(name, kind, help);
+        for i in &report.vrrp {
+            let owned = labels(i);
+            let l: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            w.sample(name, &l, get(i));
+        }
+        w.end();
+    }
+    w.family(
+        "halb_vrrp_invalid_total",
+        Kind::Counter,
+        "Received VRRP packets dropped, by reason.",
+    );
+    for i in &report.vrrp {
+        let owned = labels(i);
+        for (reason, n) in &i.counters.invalid {
+            let mut l: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            l.push(("reason", reason));
+            w.sample("halb_vrrp_invalid_total", &l, *n);
+        }
+    }
+    w.end();
 }
 
 fn server_state(w: &mut Writer, servers: &Scope<'_, ServerReport>) {
