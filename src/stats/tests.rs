@@ -604,15 +604,15 @@ fn prometheus_vrrp_families() {
     let text = render::prometheus(&vrrp_report());
     validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     for line in [
-        "halb_vrrp_state{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\",state=\"MASTER\"} 1",
-        "halb_vrrp_state{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\",state=\"BACKUP\"} 0",
-        "halb_vrrp_state{instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\",state=\"FAULT\"} 1",
-        "halb_vrrp_priority{instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\"} 51",
-        "halb_vrrp_base_priority{instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\"} 101",
-        "halb_vrrp_holds_addresses{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 1",
-        "halb_vrrp_adverts_sent_total{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 40",
-        "halb_vrrp_became_master_total{instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 1",
-        "halb_vrrp_invalid_total{instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\",reason=\"checksum\"} 2",
+        "halb_vrrp_state{vrrp_instance=\"VI_51\",interface=\"eth0\",vrid=\"51\",state=\"MASTER\"} 1",
+        "halb_vrrp_state{vrrp_instance=\"VI_51\",interface=\"eth0\",vrid=\"51\",state=\"BACKUP\"} 0",
+        "halb_vrrp_state{vrrp_instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\",state=\"FAULT\"} 1",
+        "halb_vrrp_priority{vrrp_instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\"} 51",
+        "halb_vrrp_base_priority{vrrp_instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\"} 101",
+        "halb_vrrp_holds_addresses{vrrp_instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 1",
+        "halb_vrrp_adverts_sent_total{vrrp_instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 40",
+        "halb_vrrp_became_master_total{vrrp_instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 1",
+        "halb_vrrp_invalid_total{vrrp_instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\",reason=\"checksum\"} 2",
     ] {
         assert!(text.lines().any(|l| l == line), "missing line {line}\n{text}");
     }

@@ -121,6 +121,8 @@ pub struct Machine {
     master: Option<IpAddr>,
     /// The master-down timer runs short because the master sent priority 0.
     master_left: bool,
+    /// A lower-priority master we are about to preempt (its address and priority).
+    preempting: Option<(IpAddr, u8)>,
 }
 
 impl Machine {
@@ -136,6 +138,7 @@ impl Machine {
             preempt_from: now,
             master: None,
             master_left: false,
+            preempting: None,
         }
     }
 
@@ -218,7 +221,9 @@ impl Machine {
             }
             (State::Backup, Event::Timer) => {
                 if self.master_down_at.is_some_and(|t| now >= t) {
-                    let reason = if self.master_left {
+                    let reason = if let Some((from, p)) = self.preempting {
+                        format!("preempting the lower-priority master {from} (priority {p})")
+                    } else if self.master_left {
                         format!(
                             "the master left (priority 0), skew time {} ms",
                             self.skew().as_millis()
@@ -250,6 +255,7 @@ impl Machine {
                     // The master is leaving: take over after the skew time.
                     self.master_down_at = Some(now + self.skew());
                     self.master_left = true;
+                    self.preempting = None;
                 } else if !self.params.preempt
                     || priority >= self.priority
                     || now < self.preempt_from
@@ -258,9 +264,12 @@ impl Machine {
                     self.master_down_at = Some(now + self.master_down_interval());
                     self.master = Some(from);
                     self.master_left = false;
+                    self.preempting = None;
+                } else {
+                    // A lower-priority master and we preempt: ignore it, so that our
+                    // master-down timer expires and we take over.
+                    self.preempting = Some((from, priority));
                 }
-                // Else: a lower-priority master and we preempt: ignore it, so that our
-                // master-down timer expires and we take over.
             }
             (
                 State::Master,
@@ -309,6 +318,8 @@ impl Machine {
         } else {
             self.state = State::Backup;
             self.master = None;
+            self.preempting = None;
+            self.master_left = false;
             self.master_down_at = Some(now + self.master_down_interval());
             out.push(Action::Transition {
                 from,
@@ -321,6 +332,7 @@ impl Machine {
     fn become_master(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
         let from = self.state;
         self.master_left = false;
+        self.preempting = None;
         self.state = State::Master;
         self.master = Some(self.params.local);
         self.master_adver_interval = self.params.advert_int;
@@ -346,5 +358,90 @@ impl Machine {
         self.master_down_at = None;
         self.master = None;
         out.push(Action::Transition { from, to, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(priority: u8, now: Instant) -> Machine {
+        Machine::new(
+            Params {
+                advert_int: Duration::from_secs(1),
+                preempt: true,
+                preempt_delay: Duration::ZERO,
+                local: "10.0.0.1".parse().unwrap(),
+            },
+            priority,
+            now,
+        )
+    }
+
+    fn transitions(actions: &[Action]) -> Vec<(State, State)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Transition { from, to, .. } => Some((*from, *to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sync_group_takeover_and_step_down() {
+        let t0 = Instant::now();
+        let mut m = machine(100, t0);
+        m.handle(Event::Startup, t0);
+        // Takeover moves a backup to master at once, with adverts and addresses.
+        let a = m.handle(Event::Takeover("group".into()), t0);
+        assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
+        assert!(a.contains(&Action::Send(100)) && a.contains(&Action::TakeAddresses));
+        // Ignored when already master.
+        assert!(m.handle(Event::Takeover("again".into()), t0).is_empty());
+        // StepDown: priority 0, addresses released, backup with a master-down timer.
+        let a = m.handle(Event::StepDown("group".into()), t0);
+        assert_eq!(a[0], Action::Send(0));
+        assert_eq!(a[1], Action::ReleaseAddresses);
+        assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
+        assert_eq!(m.next_deadline(), Some(t0 + m.master_down_interval()));
+        assert!(m.handle(Event::StepDown("again".into()), t0).is_empty());
+    }
+
+    #[test]
+    fn fault_carries_its_reason_and_clears() {
+        let t0 = Instant::now();
+        let mut m = machine(255, t0);
+        let a = m.handle(Event::Startup, t0);
+        assert_eq!(
+            m.state(),
+            State::Master,
+            "the owner is master at once: {a:?}"
+        );
+        let a = m.handle(Event::Fault("interface eth1 down".into()), t0);
+        assert_eq!(a[0], Action::Send(0));
+        assert!(a.iter().any(|x| matches!(x, Action::Transition { to: State::Fault, reason, .. } if reason == "interface eth1 down")));
+        assert_eq!(m.next_deadline(), None);
+        m.handle(Event::FaultCleared, t0);
+        assert_eq!(m.state(), State::Master);
+    }
+
+    #[test]
+    fn priority_zero_names_the_handover() {
+        let t0 = Instant::now();
+        let mut m = machine(100, t0);
+        m.handle(Event::Startup, t0);
+        let from: IpAddr = "10.0.0.2".parse().unwrap();
+        let advert = |priority| Event::Advert {
+            from,
+            priority,
+            interval: Duration::from_secs(1),
+        };
+        m.handle(advert(200), t0);
+        m.handle(advert(0), t0);
+        let due = m.next_deadline().unwrap();
+        assert_eq!(due, t0 + m.skew());
+        let a = m.handle(Event::Timer, due);
+        assert!(a.iter().any(|x| matches!(x, Action::Transition { to: State::Master, reason, .. } if reason.starts_with("the master left (priority 0)"))), "{a:?}");
     }
 }

@@ -38,6 +38,40 @@ const PROXY_TICK: Duration = Duration::from_millis(100);
 const RECV_BUFFER: usize = 2048;
 /// At most this many send failures per instance are logged (then one line per 1,000).
 const LOGGED_SEND_ERRORS: u64 = 5;
+/// After the virtual addresses could not be added, the instance stays in FAULT this long
+/// before trying again.
+const ADDRESS_RETRY: Duration = Duration::from_secs(5);
+/// `CAP_NET_ADMIN` (adding and removing addresses) and `CAP_NET_RAW` (the VRRP and
+/// packet sockets), as bit numbers of `/proc/self/status`'s `CapEff`.
+const CAPABILITIES: [(u32, &str); 2] = [(12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW")];
+
+/// An error naming what VRRP needs and this process lacks (`CapEff` of
+/// `/proc/self/status`); Ok when it cannot tell.
+fn missing_capabilities() -> Result<(), String> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Ok(());
+    };
+    let Some(effective) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = CAPABILITIES
+        .iter()
+        .filter(|(bit, _)| effective & (1 << bit) == 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "vrrp needs {} (to move the virtual addresses and send adverts): run halb as root, or give it these capabilities (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)",
+            missing.join(" and ")
+        ))
+    }
+}
 
 /// A wake-up flag for one task (set by anyone on the control thread).
 #[derive(Default)]
@@ -124,6 +158,9 @@ struct Instance {
     /// Tracked links (the instance's own interface first): name → (index, up).
     links: Vec<(String, Option<u32>, bool)>,
     holds_addresses: bool,
+    /// Adding the addresses failed (the error): FAULT until `address_retry_at`.
+    address_error: Option<String>,
+    address_retry_at: Option<Instant>,
     second_burst_at: Option<Instant>,
     refresh_at: Option<Instant>,
     since: SystemTime,
@@ -198,6 +235,8 @@ pub struct Vrrp {
     groups: HashMap<String, Vec<usize>>,
     /// Notify scripts not yet reaped.
     children: Vec<(String, Child)>,
+    /// Link and address changes (taken by the link task when it starts).
+    monitor: Option<LinkMonitor>,
     stopped: bool,
 }
 
@@ -205,7 +244,9 @@ impl Vrrp {
     /// Set up every instance of `instances` (links, sockets, stale addresses removed);
     /// nothing is sent yet. Errors name the instance and what failed.
     pub fn new(instances: &[VrrpInstance]) -> Result<Vrrp, String> {
+        missing_capabilities()?;
         let mut netlink = Netlink::open().map_err(|e| format!("vrrp: netlink: {e}"))?;
+        let monitor = LinkMonitor::open().map_err(|e| format!("vrrp: link monitor: {e}"))?;
         let now = Instant::now();
         let mut out = Vec::new();
         let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
@@ -222,6 +263,7 @@ impl Vrrp {
             netlink,
             groups,
             children: Vec::new(),
+            monitor: Some(monitor),
             stopped: false,
         })
     }
@@ -244,6 +286,8 @@ impl Vrrp {
             let registration = reactor.register(fd, true)?;
             {
                 let mut v = vrrp.borrow_mut();
+                // Trackers start healthy: positive weights count from the start.
+                v.trackers_changed(i, now);
                 v.handle(i, Event::Startup, now);
                 let faults = v.instances[i].fault_summary();
                 if let Some(reason) = faults {
@@ -263,9 +307,10 @@ impl Vrrp {
                 glommio::spawn_local(script_task(Rc::clone(vrrp), i, s)).detach();
             }
         }
-        let monitor = LinkMonitor::open()?;
-        let registration = reactor.register(monitor.fd(), true)?;
-        glommio::spawn_local(link_task(Rc::clone(vrrp), monitor, registration)).detach();
+        if let Some(monitor) = vrrp.borrow_mut().monitor.take() {
+            let registration = reactor.register(monitor.fd(), true)?;
+            glommio::spawn_local(link_task(Rc::clone(vrrp), monitor, registration)).detach();
+        }
         glommio::spawn_local(proxy_task(Rc::clone(vrrp), Rc::clone(control))).detach();
         Ok(())
     }
@@ -300,6 +345,23 @@ impl Vrrp {
         let actions = self.instances[i].machine.handle(event, now);
         for action in actions {
             self.act(i, action, now);
+        }
+        // A master that could not add its addresses must not keep claiming them: FAULT
+        // (priority 0, the peer takes over), and try again later.
+        if let Some(error) = self.instances[i].address_error.take() {
+            let inst = &mut self.instances[i];
+            tracing::error!(
+                target: "halb::vrrp",
+                "vrrp {}: {error}; FAULT for {} s, then trying again",
+                inst.config.name,
+                ADDRESS_RETRY.as_secs()
+            );
+            inst.own_faults.insert(
+                "addresses".into(),
+                format!("cannot add the virtual addresses: {error}"),
+            );
+            inst.address_retry_at = Some(now + ADDRESS_RETRY);
+            self.faults_changed(i, now);
         }
     }
 
@@ -350,10 +412,8 @@ impl Vrrp {
         if let Some(cmd) = specific {
             self.run_notify(i, &cmd, word, false);
         }
-        if to != State::Init {
-            if let Some(cmd) = self.instances[i].config.notify.clone() {
-                self.run_notify(i, &cmd, word, true);
-            }
+        if let Some(cmd) = self.instances[i].config.notify.clone() {
+            self.run_notify(i, &cmd, word, true);
         }
         // The sync group follows.
         let Some(group) = self.instances[i].config.sync_group.clone() else {
@@ -455,6 +515,9 @@ impl Vrrp {
                 }
             }
         }
+        if let Some(f) = inst.own_faults.get("addresses") {
+            faults.insert("addresses".to_string(), f.clone());
+        }
         let priority =
             track::effective_priority(inst.config.priority, adjustments.values().copied());
         inst.adjustments = adjustments;
@@ -492,6 +555,11 @@ impl Vrrp {
         while let Some(event) = self.instances[i].pending.pop_front() {
             self.handle(i, event, now);
         }
+        if self.instances[i].address_retry_at.is_some_and(|t| now >= t) {
+            self.instances[i].address_retry_at = None;
+            self.instances[i].own_faults.remove("addresses");
+            self.faults_changed(i, now);
+        }
         if self.instances[i]
             .machine
             .next_deadline()
@@ -523,6 +591,11 @@ impl Vrrp {
         }
         // Other virtual routers share the group: not ours, not counted.
         if bytes.len() >= 2 && bytes[1] != inst.config.virtual_router_id {
+            return;
+        }
+        // With unicast peers, only they speak for this virtual router.
+        if !inst.config.unicast_peers.is_empty() && !inst.config.unicast_peers.contains(&rx.src) {
+            inst.count_invalid("unknown_peer", rx.src);
             return;
         }
         let expect = Expect {
@@ -700,14 +773,12 @@ impl Instance {
                 )
             })?
         } else {
-            addresses
-                .iter()
-                .filter(|a| a.address.is_ipv4() && !a.secondary && !vips.contains(&a.address))
-                .chain(
-                    addresses
-                        .iter()
-                        .filter(|a| a.address.is_ipv4() && !vips.contains(&a.address)),
-                )
+            // The primary address, else any address of our own; the address owner
+            // (priority 255) may have only the virtual address itself.
+            let v4 = || addresses.iter().filter(|a| a.address.is_ipv4());
+            v4().filter(|a| !a.secondary && !vips.contains(&a.address))
+                .chain(v4().filter(|a| !vips.contains(&a.address)))
+                .chain(v4().filter(|_| config.priority == super::machine::OWNER_PRIORITY))
                 .map(|a| a.address)
                 .next()
                 .ok_or_else(|| {
@@ -719,7 +790,7 @@ impl Instance {
         };
         let multicast = config.unicast_peers.is_empty();
         let socket = VrrpSocket::open(&config.interface, link.index, ipv6, multicast)
-            .map_err(|e| format!("VRRP socket on {}: {e}", config.interface))?;
+            .map_err(|e| e.to_string())?;
         let announcer = match link.mac {
             Some(mac) => Some(
                 Announcer::open(link.index, mac)
@@ -788,6 +859,8 @@ impl Instance {
             proxy: config.track_proxy.as_ref().map(|_| Verdict::new(1, 1)),
             links,
             holds_addresses: false,
+            address_error: None,
+            address_retry_at: None,
             second_burst_at: None,
             refresh_at: None,
             since: SystemTime::now(),
@@ -844,6 +917,7 @@ impl Instance {
     fn deadline(&self) -> Option<Instant> {
         [
             self.machine.next_deadline(),
+            self.address_retry_at,
             self.second_burst_at,
             self.refresh_at,
         ]
@@ -880,10 +954,14 @@ impl Instance {
         }
     }
 
+    /// Add every virtual address; a failure is left in `address_error` for
+    /// [`Vrrp::handle`] (the addresses added are removed again).
     fn take_addresses(&mut self, netlink: &mut Netlink) {
         for v in &self.config.virtual_ipaddress {
             if let Err(e) = netlink.add_address(self.wire.ifindex, v.address, v.prefix) {
-                tracing::error!(target: "halb::vrrp", "vrrp {}: {e}", self.config.name);
+                self.address_error = Some(e.to_string());
+                self.release_addresses(netlink);
+                return;
             }
         }
         self.holds_addresses = true;
@@ -933,12 +1011,17 @@ impl Instance {
 
     fn report(&self) -> InstanceReport {
         let mut trackers = Vec::new();
-        for (name, _, up) in &self.links {
+        for (name, index, up) in &self.links {
+            let reason = match (up, index) {
+                (true, _) => "up",
+                (false, Some(_)) => "down",
+                (false, None) => "not found",
+            };
             trackers.push(TrackerReport {
                 name: format!("interface:{name}"),
                 healthy: *up,
                 weight: 0,
-                reason: if *up { "up" } else { "down" }.into(),
+                reason: reason.into(),
             });
         }
         for s in &self.scripts {
@@ -1060,6 +1143,8 @@ async fn instance_task(
                     let from = v.instances[i].wire.local;
                     v.instances[i].count_invalid(kind, from);
                     if e.kind() != io::ErrorKind::InvalidData {
+                        // Look again at the next arrival rather than spin on the error.
+                        registration.clear(Interest::Read);
                         break;
                     }
                 }
@@ -1103,6 +1188,14 @@ async fn proxy_task(vrrp: Rc<RefCell<Vrrp>>, control: Rc<RefCell<Control>>) {
             continue;
         }
         vrrp.borrow_mut().reap();
+        let tracked = vrrp
+            .borrow()
+            .instances
+            .iter()
+            .any(|inst| inst.config.track_proxy.is_some());
+        if !tracked {
+            continue;
+        }
         let now = Instant::now();
         // Shards answer stats requests at their tick: one that stays silent is stuck.
         let hub = control.borrow().hub().clone();

@@ -405,7 +405,7 @@ fn vrrp(w: &mut Writer, report: &StatsReport) {
     }
     let labels = |i: &crate::control::vrrp::InstanceReport| -> Vec<(&'static str, String)> {
         vec![
-            ("instance", i.name.clone()),
+            ("vrrp_instance", i.name.clone()),
             ("interface", i.interface.clone()),
             ("vrid", i.virtual_router_id.to_string()),
         ]
