@@ -211,10 +211,34 @@ fn bad_cases() -> Vec<Case> {
             "\"tls\" is not supported yet (arrives with TLS termination)",
         ),
         case(
-            "vrrp is not supported yet",
-            format!("{FE}{BE}[vrrp.R1] # <-\ninterface = \"eth0\"\n"),
-            "vrrp",
-            "\"vrrp\" is not supported yet (arrives with VRRP)",
+            "vrrp instance without virtual addresses",
+            format!("{FE}{BE}[vrrp.R1] # <-\ninterface = \"eth0\"\nvirtual_router_id = 51\n"),
+            "vrrp.R1.virtual_ipaddress",
+            "missing required key \"virtual_ipaddress\", e.g. virtual_ipaddress = [\"10.0.0.100/24\"]",
+        ),
+        case(
+            "vrrp auth_pass with VRRPv3",
+            format!("{FE}{BE}[vrrp.R1]\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"10.0.0.100/24\"]\nauth_pass = \"secret\" # <-\n"),
+            "vrrp.R1.auth_pass",
+            "auth_pass is for VRRPv2 only",
+        ),
+        case(
+            "vrrp advert_int below 10ms",
+            format!("{FE}{BE}[vrrp.R1]\ninterface = \"eth0\"\nvirtual_router_id = 51\nadvert_int = \"1ms\" # <-\nvirtual_ipaddress = [\"10.0.0.100/24\"]\n"),
+            "vrrp.R1.advert_int",
+            "VRRPv3 advert_int is \"10ms\"..=\"40950ms\" in steps of 10 ms",
+        ),
+        case(
+            "vrrp priority out of range",
+            format!("{FE}{BE}[vrrp.R1]\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = 300 # <-\nvirtual_ipaddress = [\"10.0.0.100/24\"]\n"),
+            "vrrp.R1.priority",
+            "300 is out of range (expected 1..=255)",
+        ),
+        case(
+            "vrrp track_proxy names an unknown backend",
+            format!("{FE}{BE}[vrrp.R1]\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"10.0.0.100/24\"]\ntrack_proxy = {{ weight = -50, backends = [\"ap\"] }} # <-\n"),
+            "vrrp.R1.track_proxy.backends[0]",
+            "no backend \"ap\" (did you mean \"app\"?)",
         ),
         case(
             "server maxconn is not supported yet",

@@ -24,11 +24,14 @@ cd "$ROOT"
 
 # Packages the build and the tests use (all in Debian 12): a C compiler and libc headers
 # (rustc links with cc; the `cc` crate builds C code), curl and CA certificates (crates.io
-# and the README's demo), iproute2 (`ip`/`ss`, network namespaces for the VRRP tests to
-# come), procps (`kill`, used by the tests to signal halb), util-linux (`taskset`, `setpriv`),
-# chromium (tests/stats.rs renders the stats page in a real headless browser: --dump-dom
-# and a screenshot; the test fails when /usr/bin/chromium is missing).
-PACKAGES=(gcc libc6-dev ca-certificates curl iproute2 procps util-linux chromium)
+# and the README's demo), iproute2 (`ip`/`ss`/`bridge`, the network namespaces, veths and
+# bridges of the VRRP tests), procps (`kill`, used by the tests to signal halb), util-linux
+# (`taskset`, `setpriv`), chromium (tests/stats.rs renders the stats page in a real headless
+# browser: --dump-dom and a screenshot; the test fails when /usr/bin/chromium is missing),
+# keepalived (tests/vrrp_netns.rs validates its harness with Keepalived and checks that
+# halb's VRRP interoperates with it; those tests fail when it is missing) and tcpdump (the
+# same tests capture gratuitous ARPs and VRRP adverts on the test bridge).
+PACKAGES=(gcc libc6-dev ca-certificates curl iproute2 procps util-linux chromium keepalived tcpdump)
 
 # Limits: descriptors for the 2,000-connection tests (the test process holds the client
 # and backend sockets, halb its own two per connection), and locked memory for glommio's

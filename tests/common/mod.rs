@@ -36,6 +36,7 @@ use socket2::{Domain, Socket, Type};
 
 pub mod control;
 pub mod http;
+pub mod netns;
 
 /// Read/write timeout of every test socket: a proxy that hangs fails the test after this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);

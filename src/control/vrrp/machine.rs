@@ -8,6 +8,9 @@
 //! lower-priority advert at once with its own (RFC 9568 §6.4.3), a master leaving (stop or
 //! fault) sends priority 0 so a backup takes over after its skew time instead of the whole
 //! master-down interval, and an effective priority that tracking may change at run time.
+//! Also a master that yields to a higher priority sends priority 0, and a master that hears
+//! priority 0 announces its addresses again: after a healed split brain the winner then
+//! re-announces even when it never hears the loser as master (Keepalived issue #166).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -282,12 +285,19 @@ impl Machine {
                 let wins = priority > self.priority
                     || (priority == self.priority && from > self.params.local);
                 if priority == 0 {
-                    // Another master left: make sure everyone hears us.
+                    // Another master left (or stepped down after a split brain healed):
+                    // make sure everyone hears us, and announce the addresses again —
+                    // neighbours may still send to the one that left.
                     out.push(Action::Send(self.priority));
+                    out.push(Action::TakeAddresses);
                     self.adver_at = Some(now + self.params.advert_int);
                 } else if wins && priority != 0 {
                     self.master_adver_interval = interval;
                     self.master = Some(from);
+                    // Beyond the RFC: say we leave (priority 0). After a split brain the
+                    // winner may never hear a lower-priority advert from us, so it would
+                    // not know that neighbours still send to us; this makes it re-announce.
+                    out.push(Action::Send(0));
                     out.push(Action::ReleaseAddresses);
                     self.state = State::Backup;
                     self.adver_at = None;

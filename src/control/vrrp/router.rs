@@ -307,7 +307,8 @@ impl Vrrp {
                 glommio::spawn_local(script_task(Rc::clone(vrrp), i, s)).detach();
             }
         }
-        if let Some(monitor) = vrrp.borrow_mut().monitor.take() {
+        let monitor = vrrp.borrow_mut().monitor.take();
+        if let Some(monitor) = monitor {
             let registration = reactor.register(monitor.fd(), true)?;
             glommio::spawn_local(link_task(Rc::clone(vrrp), monitor, registration)).detach();
         }

@@ -1,0 +1,701 @@
+//! VRRP in private network namespaces (tests/common/netns.rs): two load-balancer boxes and a
+//! client on one bridge, real adverts, real VIPs (netlink), real gratuitous ARPs.
+//!
+//! * `harness_*`: the harness itself, validated with Keepalived on both boxes (a real
+//!   outcome: the client is answered by the box that holds the VIP, before and after a
+//!   failover, a split brain and its heal). These need Keepalived installed (CI installs it;
+//!   a missing Keepalived fails with how to install it).
+//! * `halb_*` and `interop_*`: halb's VRRP, alone and against Keepalived (VRRPv2 with
+//!   auth_pass, VRRPv3), ignored until halb's VRRP lands.
+//!
+//! Every test runs as root (skipped with a message otherwise), builds its own namespaces
+//! (unique names, removed on drop, also on panic) and bounds every wait. Deadlines are
+//! functional (a takeover within the VRRP master-down interval plus slack, see
+//! `failover_bound`); the only comparison of durations is the protocol property that a
+//! priority-0 handover is quicker than waiting for the master-down timer.
+//!
+//! Boxes: lb1 (10.99.0.11) normally master (priority 101), lb2 (10.99.0.12) backup (100),
+//! VIP 10.99.0.100/24 (VRID 51), client 10.99.0.2. Each box answers HTTP with its own name:
+//! Keepalived boxes through a responder on 0.0.0.0:80, halb boxes through halb's frontend on
+//! VIP:80 to a local server on 127.0.0.1.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::netns::*;
+
+/// Advert interval of the fast tests (VRRPv3 allows 10 ms steps).
+const FAST: Duration = Duration::from_millis(100);
+/// Advert interval of VRRPv2 (whole seconds) and of the term-vs-kill comparison.
+const SLOW: Duration = Duration::from_secs(1);
+/// Extra time for halb's health checks to notice a dead server (fall 2 × inter 200 ms +
+/// timeout 300 ms, and margin) before the VRRP priority can drop.
+const CHECK_SLACK: Duration = Duration::from_secs(2);
+
+/// A box's VRRP implementation, so interop tests can treat both alike.
+enum Router {
+    Keepalived(Keepalived),
+    Halb(HalbBox),
+}
+
+impl Router {
+    /// Failure without goodbye: halb SIGKILL, keepalived crash (its VRRP child frozen then
+    /// killed; a plain SIGKILL of keepalived's main process makes the child leave politely).
+    fn kill(&mut self) {
+        match self {
+            Router::Keepalived(k) => k.crash(),
+            Router::Halb(h) => h.kill9(),
+        }
+    }
+}
+
+/// Which implementation runs on a box.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Impl {
+    Keepalived,
+    Halb,
+}
+
+/// A box's data plane: keepalived boxes answer on 0.0.0.0:80 themselves; halb boxes have a
+/// local server on 127.0.0.1 that halb's frontend (bound to VIP:80) forwards to.
+fn responder(lan: &Lan, lb: &str, which: Impl) -> HttpBackend {
+    match which {
+        Impl::Keepalived => lan.http_backend(lb, lb, "0.0.0.0:80"),
+        Impl::Halb => lan.http_backend(lb, lb, "127.0.0.1:0"),
+    }
+}
+
+fn start(lan: &Lan, lb: &str, which: Impl, be: &HttpBackend, conf: &[VrrpConf]) -> Router {
+    match which {
+        Impl::Keepalived => Router::Keepalived(lan.keepalived(lb, conf)),
+        Impl::Halb => Router::Halb(lan.halb(lb, &HalbConf::new(be.addr, conf.to_vec()))),
+    }
+}
+
+/// Start lb1 (priority 101) alone until it holds the VIP, then lb2 (100); check that only
+/// lb1 holds the VIP for a whole master-down interval and answers the client.
+fn elect_lb1(lan: &Lan, adv: Duration, start_lb2: impl FnOnce()) {
+    wait_until("lb1 holds the VIP", START_BOUND, || lan.holds("lb1", VIP));
+    start_lb2();
+    stays("lb1 alone holding the VIP", failover_bound(adv), || {
+        lan.holders(VIP) == ["lb1"]
+    });
+    assert_eq!(lan.probe_detail(VIP), Ok("lb1".to_string()));
+}
+
+// ---------------------------------------------------------------------------------------
+// The harness, validated with Keepalived on both boxes
+// ---------------------------------------------------------------------------------------
+
+/// Baseline: lb1 MASTER 101 / lb2 BACKUP 100, VRRPv3 advert 0.1 s. The client is answered
+/// by lb1; SIGKILL of lb1's keepalived → lb2 holds the VIP and answers; lb1's keepalived
+/// restarted → it preempts; a hard crash of lb1 (no goodbye advert, stale VIP left) → lb2
+/// again.
+#[test]
+fn harness_baseline_keepalived_failover() {
+    if skip_unless_root("harness_baseline_keepalived_failover") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    let lan = Lan::new(&["lb1", "lb2"], true);
+    let _r1 = lan.http_backend("lb1", "lb1", "0.0.0.0:80");
+    let _r2 = lan.http_backend("lb2", "lb2", "0.0.0.0:80");
+    let c1 = [VrrpConf::new(51, 101).version(3, FAST)];
+    let c2 = [VrrpConf::new(51, 100).version(3, FAST)];
+
+    let mut k1 = lan.keepalived("lb1", &c1);
+    let mut _k2 = None;
+    elect_lb1(&lan, FAST, || _k2 = Some(lan.keepalived("lb2", &c2)));
+
+    k1.kill9();
+    let took = lan.wait_answer(VIP, "lb2", failover_bound(FAST));
+    wait_until("lb2 alone holds the VIP", failover_bound(FAST), || {
+        lan.holders(VIP) == ["lb2"]
+    });
+    eprintln!("keepalived kill -9 of the master: client answered by lb2 after {took:?}");
+
+    let mut k1 = lan.keepalived("lb1", &c1);
+    lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(FAST));
+    wait_until(
+        "lb1 alone holds the VIP again",
+        failover_bound(FAST),
+        || lan.holders(VIP) == ["lb1"],
+    );
+
+    k1.crash();
+    let took = lan.wait_answer(VIP, "lb2", failover_bound(FAST));
+    assert!(lan.holds("lb2", VIP));
+    assert!(
+        lan.holds("lb1", VIP),
+        "after a crash the VIP stays configured on lb1 (nobody removed it)"
+    );
+    eprintln!("keepalived crash of the master: client answered by lb2 after {took:?}");
+}
+
+/// Split brain and heal with Keepalived: partition → both boxes master, both hold the VIP,
+/// the client follows lb2's gratuitous ARP. Staged heal: lb1 hears lb2's lower-priority
+/// adverts first → lb1 sends gratuitous ARPs (Keepalived "forcing new election"), the client
+/// is answered by lb1; then full heal → lb2 steps down, lb1 alone holds the VIP.
+///
+/// Why staged: after a simultaneous heal the loser may hear the survivor's advert before
+/// the survivor hears one of the loser's, and step down silently (RFC 5798); then nobody
+/// sends a gratuitous ARP and the client keeps the loser's MAC until its ARP entry expires.
+#[test]
+fn harness_keepalived_split_brain_and_heal() {
+    if skip_unless_root("harness_keepalived_split_brain_and_heal") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    let lan = Lan::new(&["lb1", "lb2"], true);
+    let _r1 = lan.http_backend("lb1", "lb1", "0.0.0.0:80");
+    let _r2 = lan.http_backend("lb2", "lb2", "0.0.0.0:80");
+    let _k1 = lan.keepalived("lb1", &[VrrpConf::new(51, 101).version(3, FAST)]);
+    let mut _k2 = None;
+    elect_lb1(&lan, FAST, || {
+        _k2 = Some(lan.keepalived("lb2", &[VrrpConf::new(51, 100).version(3, FAST)]))
+    });
+    let cap = lan.capture(SWITCH, "br0", "arp or ip proto 112");
+    split_then_staged_heal(&lan, cap, || {});
+}
+
+/// The split-brain scenario shared by the Keepalived and halb tests (lb1 priority 101,
+/// lb2 100, both running, lb1 master, `cap` capturing ARP + VRRP on br0).
+/// `on_split` runs while both are masters.
+fn split_then_staged_heal(lan: &Lan, cap: Capture, on_split: impl FnOnce()) {
+    lan.partition(&["lb1", "lb2"]);
+    wait_until("both boxes hold the VIP", failover_bound(FAST), || {
+        lan.holders(VIP) == ["lb1", "lb2"]
+    });
+    lan.wait_answer(VIP, "lb2", failover_bound(FAST));
+    on_split();
+    // a few adverts of both masters on the wire while split
+    std::thread::sleep(FAST * 5);
+
+    let healed_at = epoch_now();
+    lan.heal_box("lb1");
+    lan.wait_answer(VIP, "lb1", failover_bound(FAST));
+    lan.heal();
+    wait_until(
+        "lb1 alone holds the VIP after the heal",
+        failover_bound(FAST),
+        || lan.holders(VIP) == ["lb1"],
+    );
+    stays("the client answered by lb1", FAST * 5, || {
+        lan.probe(VIP).as_deref() == Some("lb1")
+    });
+
+    let packets = cap.stop();
+    let lb1_mac = lan.mac("lb1", "eth0");
+    let garps: Vec<Garp> = packets
+        .garps(VIP)
+        .into_iter()
+        .filter(|g| g.t >= healed_at && g.src_mac == lb1_mac)
+        .collect();
+    assert!(
+        !garps.is_empty(),
+        "no gratuitous ARP from lb1 ({lb1_mac}) after the heal; capture:\n{}",
+        packets.lines.join("\n")
+    );
+    let lb2 = lan.ip("lb2");
+    assert!(
+        packets
+            .adverts()
+            .iter()
+            .any(|a| a.src == lb2 && a.t < healed_at && a.vrid == 51 && a.prio == 100),
+        "lb2 advertised as master during the split; capture:\n{}",
+        packets.lines.join("\n")
+    );
+}
+
+/// The sync-group scenario with Keepalived (validates the second segment, `link_down` and
+/// the sync-group rendering): VI_51 (VIP .100) and VI_52 (VIP .101, tracking eth1) in one
+/// group; eth1 down on the master → both VIPs move to lb2; eth1 up → both come back.
+#[test]
+fn harness_keepalived_sync_group_track_interface() {
+    if skip_unless_root("harness_keepalived_sync_group_track_interface") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    let lan = Lan::with_eth1(&["lb1", "lb2"], true);
+    let _r1 = lan.http_backend("lb1", "lb1", "0.0.0.0:80");
+    let _r2 = lan.http_backend("lb2", "lb2", "0.0.0.0:80");
+    let _k1 = lan.keepalived("lb1", &sync_pair(101));
+    let mut _k2 = None;
+    elect_lb1(&lan, FAST, || {
+        _k2 = Some(lan.keepalived("lb2", &sync_pair(100)))
+    });
+    sync_group_scenario(&lan, || {});
+}
+
+/// VI_51 (VIP) and VI_52 (VIP2, tracking eth1) in sync group G1, VRRPv3 advert 100 ms.
+fn sync_pair(priority: u8) -> Vec<VrrpConf> {
+    vec![
+        VrrpConf::new(51, priority).sync_group("G1"),
+        VrrpConf::new(52, priority)
+            .vips(&[&format!("{VIP2}/24")])
+            .track_interface("eth1")
+            .sync_group("G1"),
+    ]
+}
+
+/// lb1 holds both VIPs; eth1 down on lb1 → both VIPs on lb2 only (the client is answered
+/// by lb2 on both); `on_fault` runs then; eth1 up → both back on lb1.
+fn sync_group_scenario(lan: &Lan, on_fault: impl FnOnce()) {
+    wait_until("lb1 alone holds VIP2", failover_bound(FAST), || {
+        lan.holders(VIP2) == ["lb1"]
+    });
+    assert_eq!(lan.probe_detail(VIP2), Ok("lb1".to_string()));
+
+    lan.link_down("lb1", "eth1");
+    lan.wait_answer(VIP2, "lb2", failover_bound(FAST));
+    lan.wait_answer(VIP, "lb2", failover_bound(FAST));
+    wait_until("lb2 alone holds both VIPs", failover_bound(FAST), || {
+        lan.holders(VIP) == ["lb2"] && lan.holders(VIP2) == ["lb2"]
+    });
+    on_fault();
+
+    lan.link_up("lb1", "eth1");
+    lan.wait_answer(VIP2, "lb1", failover_bound(FAST));
+    lan.wait_answer(VIP, "lb1", failover_bound(FAST));
+    wait_until(
+        "lb1 alone holds both VIPs again",
+        failover_bound(FAST),
+        || lan.holders(VIP) == ["lb1"] && lan.holders(VIP2) == ["lb1"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// halb on both boxes (waiting for halb's VRRP)
+// ---------------------------------------------------------------------------------------
+
+/// The two halb boxes' local servers (lb1, lb2 answering their names on 127.0.0.1).
+fn halb_servers(lan: &Lan) -> (HttpBackend, HttpBackend) {
+    (
+        lan.http_backend("lb1", "lb1", "127.0.0.1:0"),
+        lan.http_backend("lb2", "lb2", "127.0.0.1:0"),
+    )
+}
+
+/// Start halb on lb1 (`c1`) then lb2 (`c2`) with `elect_lb1`; both boxes.
+fn halb_pair(lan: &Lan, adv: Duration, c1: &HalbConf, c2: &HalbConf) -> (HalbBox, HalbBox) {
+    let h1 = lan.halb("lb1", c1);
+    let mut h2 = None;
+    elect_lb1(lan, adv, || h2 = Some(lan.halb("lb2", c2)));
+    let h2 = h2.unwrap();
+    for (h, state) in [(&h1, "MASTER"), (&h2, "BACKUP")] {
+        h.wait_state("VI_51", state, failover_bound(adv));
+    }
+    (h1, h2)
+}
+
+/// Two halb boxes: exactly one holds the VIP and `show vrrp` agrees; SIGKILL of the master
+/// → the backup holds the VIP and the client is answered through it within the master-down
+/// bound; the old master comes back (its stale VIP removed at start) → it preempts.
+#[test]
+fn halb_pair_kill_master_then_preempt() {
+    if skip_unless_root("halb_pair_kill_master_then_preempt") {
+        return;
+    }
+    let lan = Lan::new(&["lb1", "lb2"], true);
+    let (s1, s2) = halb_servers(&lan);
+    let c1 = HalbConf::new(s1.addr, vec![VrrpConf::new(51, 101)]);
+    let c2 = HalbConf::new(s2.addr, vec![VrrpConf::new(51, 100)]);
+    let (mut h1, h2) = halb_pair(&lan, FAST, &c1, &c2);
+    let i1 = h1.instance("VI_51");
+    let i2 = h2.instance("VI_51");
+    assert_eq!(i1["priority"], 101, "{i1}");
+    assert_eq!(i1["base_priority"], 101, "{i1}");
+    assert_eq!(i2["priority"], 100, "{i2}");
+    assert!(
+        i2["master"].to_string().contains(&lan.ip("lb1")),
+        "the backup names lb1 as master: {i2}"
+    );
+
+    h1.kill9();
+    let took = lan.wait_answer(VIP, "lb2", failover_bound(FAST));
+    h2.wait_state("VI_51", "MASTER", failover_bound(FAST));
+    assert!(lan.holds("lb2", VIP));
+    eprintln!("halb SIGKILL of the master: client answered by lb2 after {took:?}");
+
+    let h1 = lan.halb("lb1", &c1);
+    lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(FAST));
+    wait_until(
+        "lb1 alone holds the VIP again",
+        failover_bound(FAST),
+        || lan.holders(VIP) == ["lb1"],
+    );
+    h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
+    h2.wait_state("VI_51", "BACKUP", failover_bound(FAST));
+}
+
+/// Same with `nopreempt` on both: the old master comes back as BACKUP and lb2 keeps the VIP
+/// (checked continuously for two master-down bounds), the client stays on lb2.
+#[test]
+fn halb_pair_nopreempt_keeps_the_new_master() {
+    if skip_unless_root("halb_pair_nopreempt_keeps_the_new_master") {
+        return;
+    }
+    let lan = Lan::new(&["lb1", "lb2"], true);
+    let (s1, s2) = halb_servers(&lan);
+    let c1 = HalbConf::new(s1.addr, vec![VrrpConf::new(51, 101).nopreempt()]);
+    let c2 = HalbConf::new(s2.addr, vec![VrrpConf::new(51, 100).nopreempt()]);
+    let (mut h1, h2) = halb_pair(&lan, FAST, &c1, &c2);
+
+    h1.kill9();
+    lan.wait_answer(VIP, "lb2", failover_bound(FAST));
+    h2.wait_state("VI_51", "MASTER", failover_bound(FAST));
+
+    let h1 = lan.halb("lb1", &c1);
+    h1.wait_state("VI_51", "BACKUP", START_BOUND);
+    stays(
+        "lb2 alone holding the VIP and answering (nopreempt)",
+        failover_bound(FAST) * 2,
+        || lan.holders(VIP) == ["lb2"] && lan.probe(VIP).as_deref() == Some("lb2"),
+    );
+    assert_eq!(h1.state("VI_51"), "BACKUP");
+    assert_eq!(h2.state("VI_51"), "MASTER");
+}
+
+/// SIGTERM vs SIGKILL of the master, advert_int 1 s: SIGTERM is a clean stop (halb exits
+/// successfully, sends a priority-0 advert, removes the VIP) and the backup takes over after
+/// its skew time only; SIGKILL makes the backup wait for the master-down interval
+/// (3 × advert_int + skew). So the measured handover after SIGTERM is shorter than after
+/// SIGKILL — a protocol property, with the kill-case bound as the only deadline.
+#[test]
+fn halb_term_hands_over_sooner_than_kill() {
+    if skip_unless_root("halb_term_hands_over_sooner_than_kill") {
+        return;
+    }
+    let lan = Lan::new(&["lb1", "lb2"], true);
+    let (s1, s2) = halb_servers(&lan);
+    let c1 = HalbConf::new(s1.addr, vec![VrrpConf::new(51, 101).version(3, SLOW)]);
+    let c2 = HalbConf::new(s2.addr, vec![VrrpConf::new(51, 100).version(3, SLOW)]);
+    let (mut h1, _h2) = halb_pair(&lan, SLOW, &c1, &c2);
+    let cap = lan.capture(SWITCH, "br0", "ip proto 112");
+
+    let term_at = epoch_now();
+    let t0 = Instant::now();
+    h1.term();
+    lan.wait_answer(VIP, "lb2", failover_bound(SLOW));
+    let took_term = t0.elapsed();
+    let st = h1.wait_exit(START_BOUND).expect("halb exits after SIGTERM");
+    assert!(st.success(), "halb exit status after SIGTERM: {st}");
+    assert!(!lan.holds("lb1", VIP), "SIGTERM removes the VIP");
+    let packets = cap.stop();
+    let lb1 = lan.ip("lb1");
+    assert!(
+        packets
+            .adverts()
+            .iter()
+            .any(|a| a.src == lb1 && a.t >= term_at && a.prio == 0),
+        "no priority-0 advert from lb1 after SIGTERM; capture:\n{}",
+        packets.lines.join("\n")
+    );
+
+    let mut h1 = lan.halb("lb1", &c1);
+    lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(SLOW));
+    wait_until(
+        "lb1 alone holds the VIP again",
+        failover_bound(SLOW),
+        || lan.holders(VIP) == ["lb1"],
+    );
+
+    let t0 = Instant::now();
+    h1.kill9();
+    lan.wait_answer(VIP, "lb2", failover_bound(SLOW));
+    let took_kill = t0.elapsed();
+    eprintln!("handover after SIGTERM {took_term:?}, after SIGKILL {took_kill:?}");
+    assert!(
+        took_term < took_kill,
+        "a priority-0 advert must hand over sooner (skew time) than the master-down \
+         interval: SIGTERM {took_term:?} vs SIGKILL {took_kill:?}"
+    );
+}
+
+/// Split brain with halb on both boxes: partition → two masters (both say MASTER, both hold
+/// the VIP); staged heal → lb1 hears lb2's lower-priority adverts and sends a gratuitous ARP
+/// (seen on the bridge after the heal), the client is answered by lb1; full heal → one
+/// master.
+#[test]
+fn halb_split_brain_then_heal_one_master_and_garp() {
+    if skip_unless_root("halb_split_brain_then_heal_one_master_and_garp") {
+        return;
+    }
+    let lan = Lan::new(&["lb1", "lb2"], true);
+    let (s1, s2) = halb_servers(&lan);
+    let c1 = HalbConf::new(s1.addr, vec![VrrpConf::new(51, 101)]);
+    let c2 = HalbConf::new(s2.addr, vec![VrrpConf::new(51, 100)]);
+    let (h1, h2) = halb_pair(&lan, FAST, &c1, &c2);
+    let cap = lan.capture(SWITCH, "br0", "arp or ip proto 112");
+    lan.partition(&["lb1", "lb2"]);
+    wait_until("both boxes hold the VIP", failover_bound(FAST), || {
+        lan.holders(VIP) == ["lb1", "lb2"]
+    });
+    h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
+    h2.wait_state("VI_51", "MASTER", failover_bound(FAST));
+    lan.wait_answer(VIP, "lb2", failover_bound(FAST));
+    std::thread::sleep(FAST * 5);
+
+    // Heal both ports at once: lb2 may hear lb1 first and yield without ever advertising
+    // to it as master. halb's loser then says so (priority 0) and the winner announces the
+    // VIP again — Keepalived stays silent here until its next refresh, and a client whose
+    // ARP entry points at the loser gets no answer meanwhile.
+    let healed_at = epoch_now();
+    lan.heal();
+    h2.wait_state("VI_51", "BACKUP", failover_bound(FAST));
+    h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
+    lan.wait_answer(VIP, "lb1", failover_bound(FAST));
+    wait_until(
+        "lb1 alone holds the VIP after the heal",
+        failover_bound(FAST),
+        || lan.holders(VIP) == ["lb1"],
+    );
+    std::thread::sleep(FAST * 3);
+    let packets = cap.stop();
+    let lb1_mac = lan.mac("lb1", "eth0");
+    assert!(
+        packets
+            .garps(VIP)
+            .iter()
+            .any(|g| g.t >= healed_at && g.src_mac == lb1_mac),
+        "no gratuitous ARP from lb1 ({lb1_mac}) after the heal; capture:\n{}",
+        packets.lines.join("\n")
+    );
+    let lb2 = lan.ip("lb2");
+    assert!(
+        packets
+            .adverts()
+            .iter()
+            .any(|a| a.src == lb2 && a.t < healed_at && a.vrid == 51 && a.prio == 100),
+        "lb2 advertised as master during the split; capture:\n{}",
+        packets.lines.join("\n")
+    );
+    assert!(
+        packets
+            .adverts()
+            .iter()
+            .any(|a| a.src == lb2 && a.t >= healed_at && a.prio == 0),
+        "lb2 yielded without a priority-0 advert; capture:\n{}",
+        packets.lines.join("\n")
+    );
+}
+
+/// track_proxy: the master's only server dies → its health check marks it DOWN → its VRRP
+/// priority drops by 60 (101 → 41) → lb2 (100) preempts and the client is answered by lb2;
+/// the server comes back → priority 101 again → lb1 preempts back.
+#[test]
+fn halb_track_proxy_moves_the_vip_off_a_box_without_servers() {
+    if skip_unless_root("halb_track_proxy_moves_the_vip_off_a_box_without_servers") {
+        return;
+    }
+    let lan = Lan::new(&["lb1", "lb2"], true);
+    let (mut s1, s2) = halb_servers(&lan);
+    let c1 = HalbConf::new(s1.addr, vec![VrrpConf::new(51, 101).track_proxy(-60)]);
+    let c2 = HalbConf::new(s2.addr, vec![VrrpConf::new(51, 100).track_proxy(-60)]);
+    let (h1, h2) = halb_pair(&lan, FAST, &c1, &c2);
+
+    s1.stop();
+    lan.wait_answer(VIP, "lb2", CHECK_SLACK + failover_bound(FAST));
+    wait_until("lb2 alone holds the VIP", failover_bound(FAST), || {
+        lan.holders(VIP) == ["lb2"]
+    });
+    let i1 = h1.instance("VI_51");
+    assert_eq!(i1["priority"], 41, "{i1}");
+    assert_eq!(i1["base_priority"], 101, "{i1}");
+    assert_eq!(i1["state"], "BACKUP", "{i1}");
+    assert_eq!(h2.state("VI_51"), "MASTER");
+
+    let _s1 = lan.http_backend("lb1", "lb1", &s1.addr.to_string());
+    lan.wait_answer(VIP, "lb1", CHECK_SLACK + failover_bound(FAST));
+    wait_until(
+        "lb1 alone holds the VIP again",
+        failover_bound(FAST),
+        || lan.holders(VIP) == ["lb1"],
+    );
+    assert_eq!(h1.priority("VI_51"), 101);
+}
+
+/// sync_group + track_interface with halb on both boxes: VI_51 (VIP .100) and VI_52
+/// (VIP .101, tracking eth1) in group G1; eth1 down on the master → VI_52 FAULT, the whole
+/// group leaves lb1 and both VIPs are answered by lb2; eth1 up → both come back to lb1.
+#[test]
+fn halb_sync_group_moves_both_vips_on_tracked_link_down() {
+    if skip_unless_root("halb_sync_group_moves_both_vips_on_tracked_link_down") {
+        return;
+    }
+    let lan = Lan::with_eth1(&["lb1", "lb2"], true);
+    let (s1, s2) = halb_servers(&lan);
+    let c1 = HalbConf::new(s1.addr, sync_pair(101));
+    let c2 = HalbConf::new(s2.addr, sync_pair(100));
+    assert_eq!(c1.binds, [format!("{VIP}:80"), format!("{VIP2}:80")]);
+    let (h1, h2) = halb_pair(&lan, FAST, &c1, &c2);
+    h1.wait_state("VI_52", "MASTER", failover_bound(FAST));
+    sync_group_scenario(&lan, || {
+        h1.wait_state("VI_52", "FAULT", failover_bound(FAST));
+        let s = h1.state("VI_51");
+        assert!(
+            s == "FAULT" || s == "BACKUP",
+            "VI_51 follows its sync group out of MASTER, got {s}"
+        );
+        h2.wait_state("VI_51", "MASTER", failover_bound(FAST));
+        h2.wait_state("VI_52", "MASTER", failover_bound(FAST));
+    });
+    h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
+    h1.wait_state("VI_52", "MASTER", failover_bound(FAST));
+}
+
+// ---------------------------------------------------------------------------------------
+// Interop: Keepalived on one box, halb on the other
+// ---------------------------------------------------------------------------------------
+
+/// `a` on lb1, `b` on lb2, same VRRP parameters (`base` gives version, advert, auth):
+/// 1. b alone (priority 100) becomes master;
+/// 2. a starts with 101 → a takes over (the higher priority wins, whichever implementation);
+/// 3. a killed without goodbye → b takes over;
+/// 4. a restarted → a preempts back;
+/// 5. b restarted with 150 → b preempts a;
+/// 6. b killed → a takes over.
+///
+/// So each implementation takes the VIP from the other by priority and by failover, and
+/// each accepts the other's adverts as backup (no flapping, checked continuously).
+fn interop(a: Impl, b: Impl, base: VrrpConf) {
+    let adv = base.advert_int;
+    let conf = |prio: u8| {
+        let mut c = base.clone();
+        c.priority = prio;
+        c.state = if prio > 100 { "MASTER" } else { "BACKUP" }.to_string();
+        vec![c]
+    };
+    let lan = Lan::new(&["lb1", "lb2"], true);
+    let r1 = responder(&lan, "lb1", a);
+    let r2 = responder(&lan, "lb2", b);
+    let steady = |who: &str| {
+        wait_until(
+            &format!("{who} alone holds the VIP"),
+            failover_bound(adv),
+            || lan.holders(VIP) == [who],
+        );
+        stays(
+            &format!("{who} alone holding the VIP"),
+            failover_bound(adv),
+            || lan.holders(VIP) == [who],
+        );
+        assert_eq!(lan.probe_detail(VIP), Ok(who.to_string()));
+    };
+
+    // 1, 2
+    let mut rb = start(&lan, "lb2", b, &r2, &conf(100));
+    lan.wait_answer(VIP, "lb2", START_BOUND);
+    let mut ra = start(&lan, "lb1", a, &r1, &conf(101));
+    lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(adv));
+    steady("lb1");
+    // 3
+    ra.kill();
+    lan.wait_answer(VIP, "lb2", failover_bound(adv));
+    // 4
+    drop(ra);
+    let _ra = start(&lan, "lb1", a, &r1, &conf(101));
+    lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(adv));
+    steady("lb1");
+    // 5
+    rb.kill();
+    drop(rb);
+    let mut rb = start(&lan, "lb2", b, &r2, &conf(150));
+    lan.wait_answer(VIP, "lb2", START_BOUND + failover_bound(adv));
+    steady("lb2");
+    // 6
+    rb.kill();
+    lan.wait_answer(VIP, "lb1", failover_bound(adv));
+    // (lb2's stale VIP stays configured after its kill)
+    assert!(lan.holds("lb1", VIP));
+}
+
+/// The interop flow itself, validated with Keepalived on both boxes (VRRPv3, 100 ms).
+#[test]
+fn harness_interop_flow_keepalived_both() {
+    if skip_unless_root("harness_interop_flow_keepalived_both") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    interop(Impl::Keepalived, Impl::Keepalived, v3_fast());
+}
+
+/// Keepalived accepts every configuration shape the harness renders (`keepalived -t`):
+/// VRRPv2 with auth_pass, nopreempt, unicast peers, sync group with track_interface.
+#[test]
+fn harness_keepalived_accepts_rendered_configs() {
+    if skip_unless_root("harness_keepalived_accepts_rendered_configs") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    // checked inside a box: keepalived -t also checks that the interfaces exist
+    let lan = Lan::with_eth1(&["lb1"], false);
+    let shapes = [
+        vec![v2_auth()],
+        vec![v3_fast().nopreempt()],
+        vec![v3_fast().peers(&["10.99.0.12"])],
+        sync_pair(101),
+    ];
+    for shape in &shapes {
+        let text = render_keepalived("lb1", shape);
+        let path = lan.file("check", "conf");
+        std::fs::write(&path, &text).unwrap();
+        let out = lan.exec(
+            "lb1",
+            &["keepalived", "-t", "-l", "-f", path.to_str().unwrap()],
+        );
+        let log = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "keepalived -t rejects:\n{text}\n{log}"
+        );
+    }
+}
+
+/// VRRPv2 (advert 1 s) with `auth_pass`.
+fn v2_auth() -> VrrpConf {
+    VrrpConf::new(51, 100).version(2, SLOW).auth("s3cret")
+}
+
+/// VRRPv3, advert 100 ms.
+fn v3_fast() -> VrrpConf {
+    VrrpConf::new(51, 100).version(3, FAST)
+}
+
+#[test]
+fn interop_v2_auth_halb_lb1_keepalived_lb2() {
+    if skip_unless_root("interop_v2_auth_halb_lb1_keepalived_lb2") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    interop(Impl::Halb, Impl::Keepalived, v2_auth());
+}
+
+#[test]
+fn interop_v2_auth_keepalived_lb1_halb_lb2() {
+    if skip_unless_root("interop_v2_auth_keepalived_lb1_halb_lb2") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    interop(Impl::Keepalived, Impl::Halb, v2_auth());
+}
+
+#[test]
+fn interop_v3_halb_lb1_keepalived_lb2() {
+    if skip_unless_root("interop_v3_halb_lb1_keepalived_lb2") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    interop(Impl::Halb, Impl::Keepalived, v3_fast());
+}
+
+#[test]
+fn interop_v3_keepalived_lb1_halb_lb2() {
+    if skip_unless_root("interop_v3_keepalived_lb1_halb_lb2") {
+        return;
+    }
+    require_tool("keepalived", "keepalived");
+    interop(Impl::Keepalived, Impl::Halb, v3_fast());
+}
