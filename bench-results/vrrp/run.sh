@@ -28,6 +28,8 @@
 #      PROBE_INTERVAL=0.01 PROBE_TIMEOUT=0.2 POST_S=1 MAX_RUNTIME=5400
 #      QUICK=1 (smoke: REPEATS=2, SAT_SECONDS=5)  OUTDIR=bench-results/vrrp/results/<date>
 #      HALB=path/to/halb (default target/release/halb, else target/debug/halb)
+#      Pinning (2-core box): CONTROL_CORE=1 (halb's control thread, keepalived),
+#      DATA_CORE=0 (halb's shard, HAProxy/responders, the client: wrk and the prober)
 # Needs: iproute2, keepalived, tcpdump, python3; wrk for the saturate mode (else the
 # slower Python fallback is used: apt-get install wrk).
 set -euo pipefail
@@ -49,6 +51,8 @@ SAT_ADVERT=${SAT_ADVERT:-0.01} SAT_SECONDS=${SAT_SECONDS:-60} SAT_REPEATS=${SAT_
 SAT_CONNS=${SAT_CONNS:-64} SAT_THREADS=${SAT_THREADS:-2} SAT_PATH=${SAT_PATH:-/load}
 PROBE_INTERVAL=${PROBE_INTERVAL:-0.01} PROBE_TIMEOUT=${PROBE_TIMEOUT:-0.2} POST_S=${POST_S:-1}
 MAX_RUNTIME=${MAX_RUNTIME:-5400}
+CONTROL_CORE=${CONTROL_CORE:-1} DATA_CORE=${DATA_CORE:-0}
+export CONTROL_CORE DATA_CORE
 VIP=$NET.100 VRID=51
 OUTDIR=${OUTDIR:-$HERE/results/$(date +%Y-%m-%d-%H%M%S)}
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
@@ -124,10 +128,13 @@ tear_down() {
 kill_and_measure() {
   local impl=$1 adv=$2 rd=$3 p dur deadline
   dur=$(fcalc "1+4*$adv+3+$POST_S+2")
-  ip netns exec "$NS_CLIENT" "$PYTHON" "$LIB/probe.py" "$VIP" 80 "$dur" "$PROBE_INTERVAL" "$PROBE_TIMEOUT" \
+  ip netns exec "$NS_CLIENT" taskset -c "$DATA_CORE" "$PYTHON" "$LIB/probe.py" "$VIP" 80 "$dur" "$PROBE_INTERVAL" "$PROBE_TIMEOUT" \
       >"$rd/probe.log" 2>&1 &
   p=$!; PIDS+=("$p"); register_pid "$p"
-  sleep 1
+  # 1 s of probing, plus a random fraction of an advert interval: the kill lands at a
+  # random phase of the master's advert cycle (the failover time depends on it: the
+  # backup's master-down timer started at the last advert it heard).
+  sleep "$(fcalc "1+$adv*$RANDOM/32768")"
   date +%s.%N >"$rd/t_kill"
   vrrp_kill "$K1" "$rd" lb1
   # the whole box dies: also its data plane when that is a separate process (Keepalived's
@@ -163,7 +170,7 @@ one_saturate() { # IMPL REP
   date +%s.%N >"$rd/t_load0"
   if command -v wrk >/dev/null; then
     timeout $((SAT_SECONDS + 30)) ip netns exec "$NS_CLIENT" \
-        wrk -t"$SAT_THREADS" -c"$SAT_CONNS" -d"${SAT_SECONDS}s" --timeout 2s "$url" >"$rd/wrk.txt" 2>&1 || true
+ taskset -c "$DATA_CORE" wrk -t"$SAT_THREADS" -c"$SAT_CONNS" -d"${SAT_SECONDS}s" --timeout 2s "$url" >"$rd/wrk.txt" 2>&1 || true
     awk '/Requests\/sec/{r=$2} /requests in/{n=$1} /Non-2xx/{x=$NF} END{printf "wrk %s req (%s req/s), non-2xx %s\n", n, r, (x==""?0:x)}' \
         "$rd/wrk.txt" >"$rd/load.txt"
   else

@@ -613,6 +613,7 @@ fn prometheus_vrrp_families() {
         "halb_vrrp_adverts_sent_total{vrrp_instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 40",
         "halb_vrrp_became_master_total{vrrp_instance=\"VI_51\",interface=\"eth0\",vrid=\"51\"} 1",
         "halb_vrrp_invalid_total{vrrp_instance=\"VI_<52>\",interface=\"eth0\",vrid=\"52\",reason=\"checksum\"} 2",
+        "halb_vrrp_master_info{vrrp_instance=\"VI_51\",interface=\"eth0\",vrid=\"51\",master=\"10.0.0.11\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "missing line {line}\n{text}");
     }

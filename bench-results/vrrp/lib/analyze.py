@@ -92,7 +92,20 @@ def analyze(mode, rd, impl, adv, rep, vip):
          "run": os.path.basename(rd)}
     t_kill = read(rd, "t_kill")
     if t_kill is not None:
-        r.update(failover_fields(rd, vip, float(t_kill)))
+        t0 = float(t_kill)
+        r.update(failover_fields(rd, vip, t0))
+        # Decomposition from the capture: the backup's timer (last advert of lb1 -> first
+        # advert of lb2; the protocol says 3 x advert_int + skew) and, after it, how long
+        # the new master takes to serve (VIP added, ARP announced, client answered).
+        net = vip.rsplit(".", 1)[0]
+        adverts, _ = pcap(os.path.join(rd, "capture.pcap"))
+        last1 = max((t for t, s, _, p in adverts if s == net + ".11" and p > 0 and t <= t0 + 0.05), default=None)
+        first2 = min((t for t, s, _, p in adverts if s == net + ".12" and t > t0), default=None)
+        if last1 is not None and first2 is not None:
+            r["master_down_timer_ms"] = round((first2 - last1) * 1000, 1)
+            r["kill_after_last_advert_ms"] = round((t0 - last1) * 1000, 1)
+            if r.get("failover_ms") is not None:
+                r["takeover_to_served_ms"] = round(r["failover_ms"] - (first2 - t0) * 1000, 1)
     else:
         r["failover_ms"] = None
     if mode == "saturate":
@@ -132,12 +145,13 @@ def summary(path):
             return "n/a"
         return f"{statistics.median(v):g} / {max(v):g}"
 
-    print("| mode | impl | advert_int | runs | failover ms (median / max) | client outage ms (median / max) | failed runs |")
-    print("|---|---|---|---|---|---|---|")
+    print("| mode | impl | advert_int | runs | failover ms (median / max) | client outage ms (median / max) | backup's master-down timer ms (median / max) | takeover to served ms (median / max) | failed runs |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for (mode, impl, adv), rs in sorted(groups.items()):
         failed = sum(1 for r in rs if r.get("failover_ms") is None)
         print(f"| {mode} | {impl} | {adv:g} s | {len(rs)} | {stat(rs, 'failover_ms')} | "
-              f"{stat(rs, 'client_outage_ms')} | {failed} |")
+              f"{stat(rs, 'client_outage_ms')} | {stat(rs, 'master_down_timer_ms')} | "
+              f"{stat(rs, 'takeover_to_served_ms')} | {failed} |")
     sat = [r for r in rows if r["mode"] == "saturate"]
     if sat:
         print()

@@ -10,7 +10,7 @@ vrrp_version() { "$HALB" --version 2>&1 | sed -n 1p; }
 
 dataplane_start() {
   local ns=$1 name=$2 rd=$3
-  ip netns exec "$ns" "$PYTHON" "$LIB/responder.py" 127.0.0.1 8080 "$name" "$MAX_RUNTIME" \
+  ip netns exec "$ns" taskset -c "${DATA_CORE:-0}" "$PYTHON" "$LIB/responder.py" 127.0.0.1 8080 "$name" "$MAX_RUNTIME" \
       >"$rd/responder-$name.log" 2>&1 &
   echo $!
 }
@@ -23,6 +23,7 @@ vrrp_start() {
   cat >"$cfg" <<EOC
 [global]
 shards = ${HALB_SHARDS:-1}
+control_core = ${HALB_CONTROL_CORE:-${CONTROL_CORE:-1}}
 admin_socket = "$rd/halb-$name.sock"
 
 [defaults]

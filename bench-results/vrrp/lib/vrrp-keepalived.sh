@@ -7,10 +7,36 @@
 
 vrrp_version() { keepalived -v 2>&1 | sed -n 1p; }
 
-dataplane_start() { # a responder on 0.0.0.0:80 answering NAME (the box's "HAProxy")
+dataplane_start() { # the box's HAProxy on 0.0.0.0:80, as halb: forwarding to a local
+  # responder on 127.0.0.1:8080 answering NAME, and denying SAT_PATH itself (403); pinned to
+  # DATA_CORE as halb's shard is. Without HAProxy, the responder alone on 0.0.0.0:80.
   local ns=$1 name=$2 rd=$3
-  ip netns exec "$ns" "$PYTHON" "$LIB/responder.py" 0.0.0.0 80 "$name" "$MAX_RUNTIME" \
-      >"$rd/responder-$name.log" 2>&1 &
+  if command -v haproxy >/dev/null; then
+    ip netns exec "$ns" taskset -c "${DATA_CORE:-0}" "$PYTHON" "$LIB/responder.py" 127.0.0.1 8080 "$name" "$MAX_RUNTIME" \
+        >"$rd/responder-$name.log" 2>&1 &
+    echo $!
+    cat >"$rd/haproxy-$name.cfg" <<EOC
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 0.0.0.0:80
+    http-request deny deny_status 403 if { path_beg ${SAT_PATH:-/load} }
+    default_backend app
+backend app
+    server local 127.0.0.1:8080 check inter 200ms rise 1 fall 2
+EOC
+    ip netns exec "$ns" taskset -c "${DATA_CORE:-0}" haproxy -f "$rd/haproxy-$name.cfg" -db \
+        >"$rd/haproxy-$name.log" 2>&1 &
+  else
+    ip netns exec "$ns" taskset -c "${DATA_CORE:-0}" "$PYTHON" "$LIB/responder.py" 0.0.0.0 80 "$name" "$MAX_RUNTIME" \
+        >"$rd/responder-$name.log" 2>&1 &
+  fi
   echo $!
 }
 
@@ -37,7 +63,7 @@ vrrp_instance VI_$vrid {
 EOC
   # -n foreground, -l log to stderr, -D detailed, -P VRRP only; private pid files so
   # several instances run on one host
-  ip netns exec "$ns" keepalived -n -l -D -P -f "$cfg" \
+  ip netns exec "$ns" taskset -c "${CONTROL_CORE:-1}" keepalived -n -l -D -P -f "$cfg" \
       -p "$rd/keepalived-$name.pid" -r "$rd/vrrp-$name.pid" -c "$rd/checkers-$name.pid" \
       >"$rd/keepalived-$name.log" 2>&1 &
   echo $!

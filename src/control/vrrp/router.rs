@@ -372,6 +372,9 @@ impl Vrrp {
             Action::TakeAddresses => {
                 let inst = &mut self.instances[i];
                 inst.take_addresses(&mut self.netlink);
+                if !inst.holds_addresses {
+                    return; // failed: `handle` puts the instance in FAULT
+                }
                 inst.announce_burst();
                 inst.second_burst_at = (!inst.config.garp_master_delay.is_zero())
                     .then(|| now + inst.config.garp_master_delay);

@@ -491,6 +491,20 @@ fn vrrp(w: &mut Writer, report: &StatsReport) {
         w.end();
     }
     w.family(
+        "halb_vrrp_master_info",
+        Kind::Gauge,
+        "The VRRP master as last heard (this box's own address when master): always 1, the address as a label.",
+    );
+    for i in &report.vrrp {
+        if let Some(master) = &i.master {
+            let owned = labels(i);
+            let mut l: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            l.push(("master", master));
+            w.sample("halb_vrrp_master_info", &l, 1);
+        }
+    }
+    w.end();
+    w.family(
         "halb_vrrp_invalid_total",
         Kind::Counter,
         "Received VRRP packets dropped, by reason.",
