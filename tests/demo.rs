@@ -91,7 +91,11 @@ fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
         assert!(!reply.contains("Set-Cookie"), "{reply}");
     }
     // The path ACL: /admin is denied, /static/ goes to the uri-hashed backend (sticky).
-    let denied = ask(port, b"GET /admin HTTP/1.1\r\nHost: demo\r\n\r\n");
+    // (A deny keeps a keep-alive connection open, as in HAProxy: ask for a close.)
+    let denied = ask(
+        port,
+        b"GET /admin HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+    );
     assert!(denied.starts_with("HTTP/1.1 403 "), "{denied}");
     let statics: Vec<String> = (0..3)
         .map(|_| {

@@ -316,9 +316,10 @@ fn redirects() {
     expect_status(&r, 200, "not redirected");
 }
 
-/// `deny = true` (403) and `deny = 429`: the error page, a close, nothing forwarded.
+/// `deny = true` (403) and `deny = 429`: the error page, nothing forwarded, and (as in
+/// HAProxy) the keep-alive connection stays open: the next request on it is served.
 #[test]
-fn deny_with_status() {
+fn deny_with_status_keeps_the_connection() {
     let be = HttpBackend::new("be");
     let halb = Conf::http()
         .server("s1", be.addr)
@@ -327,15 +328,150 @@ fn deny_with_status() {
         .http_request(&["deny = true", "if = \"is_admin\""])
         .http_request(&["deny = 429", "if = \"is_rate\""])
         .start();
-    for (path, status) in [("/admin/x", 403), ("/rate", 429)] {
-        let mut c = Client::connect(halb.addr);
+    let mut c = Client::connect(halb.addr);
+    for (path, status) in [("/admin/x", 403), ("/rate", 429), ("/admin/y", 403)] {
         let r = c.get(path, &[]);
         expect_status(&r, status, path);
-        assert!(r.says_close(), "{r}");
-        assert_eq!(c.closed_within(Duration::from_secs(5)), Ok(true), "{path}");
+        assert!(!r.has("connection"), "{r}");
+        assert!(r.text().contains(&format!("<h1>{status} ")), "{r}");
+        let r = c.get("/ok", &[]);
+        expect_status(&r, 200, "after a deny, same connection");
+        assert_eq!(r.server(), "be", "{r}");
+    }
+    // HEAD: the head only, and the connection goes on.
+    let r = c.request("HEAD", "/admin", &[], b"").unwrap();
+    expect_status(&r, 403, "HEAD");
+    assert!(r.body.is_empty() && !r.has("connection"), "{r}");
+    expect_status(&c.get("/ok", &[]), 200, "after a HEAD deny");
+    // Pipelined: deny, then a routed request, answered in order.
+    c.send(
+        &[
+            build_request("GET", "/admin", &[], b""),
+            build_request("GET", "/ok2", &[], b""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    expect_status(&c.read_response("GET").unwrap(), 403, "pipelined deny");
+    expect_status(
+        &c.read_response("GET").unwrap(),
+        200,
+        "pipelined after deny",
+    );
+    assert!(c.pending().is_empty());
+    assert_eq!(be.request_count(), 5, "{:?}", be.requests());
+    assert_eq!(be.accepted(), 1, "one backend connection (pooled)");
+    assert!(
+        be.requests().iter().all(|r| r.target.starts_with("/ok")),
+        "{:?}",
+        be.requests()
+    );
+    // HTTP/1.0 with keep-alive: told so, and kept.
+    let mut c10 = Client::connect(halb.addr);
+    c10.send(b"GET /admin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let r = c10.read_response("GET").unwrap();
+    expect_status(&r, 403, "HTTP/1.0 keep-alive");
+    assert_eq!(r.header("connection"), Some("keep-alive"), "{r}");
+    c10.send(b"GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    expect_status(
+        &c10.read_response("GET").unwrap(),
+        200,
+        "HTTP/1.0 after a deny",
+    );
+    // The log still says denied.
+    let client = c.local_addr().to_string();
+    let l = halb
+        .wait_access_log(|l| l.fields.get("client") == Some(&client) && l.line.contains("/rate"));
+    assert_eq!(l.get("end"), "denied", "{}", l.line);
+    assert_eq!(l.num("status"), 429, "{}", l.line);
+    assert!(l.num("bytes_out") > 0, "{}", l.line);
+}
+
+/// A deny closes the connection as before when keeping it is not possible or not wanted:
+/// a request body to skip, `Connection: close`, HTTP/1.0 without keep-alive.
+#[test]
+fn deny_closes_when_the_connection_cannot_stay() {
+    let be = HttpBackend::new("be");
+    let halb = Conf::http()
+        .server("s1", be.addr)
+        .acl("is_admin", "path_beg /admin")
+        .http_request(&["deny = true", "if = \"is_admin\""])
+        .start();
+    let cases: [(&str, &[u8]); 4] = [
+        (
+            "body",
+            b"POST /admin HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+        ),
+        (
+            "chunked body",
+            b"POST /admin HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "Connection: close",
+            b"GET /admin HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        ),
+        ("HTTP/1.0", b"GET /admin HTTP/1.0\r\nHost: h\r\n\r\n"),
+    ];
+    for (what, request) in cases {
+        let mut c = Client::connect(halb.addr);
+        c.send(request).unwrap();
+        let r = c.read_response("GET").unwrap();
+        expect_status(&r, 403, what);
+        assert!(r.says_close(), "{what}: {r}");
+        assert_eq!(c.closed_within(Duration::from_secs(5)), Ok(true), "{what}");
     }
     assert_eq!(be.request_count(), 0, "{:?}", be.requests());
-    expect_status(&get(halb.addr, "/ok", &[]), 200, "allowed");
+}
+
+/// A custom errorfile for the deny status: kept alive when it has a Content-Length and
+/// no `Connection: close`; otherwise the connection closes after it.
+#[test]
+fn deny_with_errorfile() {
+    let dir = TempDir::new();
+    let framed =
+        b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nno\n";
+    let unframed = b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n\r\nslow down\n";
+    let said_close =
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\nConnection: close\r\n\r\nno\n";
+    let path = |name: &str, bytes: &[u8]| {
+        let p = dir.path.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        toml_str(&path_str(&p))
+    };
+    let be = HttpBackend::new("be");
+    let halb = Conf::http()
+        .frontend(&format!(
+            "errorfile = {{ 403 = {}, 429 = {}, 404 = {} }}",
+            path("403.http", framed),
+            path("429.http", unframed),
+            path("404.http", said_close)
+        ))
+        .server("s1", be.addr)
+        .acl("is_admin", "path_beg /admin")
+        .acl("is_rate", "path_beg /rate")
+        .acl("is_gone", "path_beg /gone")
+        .http_request(&["deny = true", "if = \"is_admin\""])
+        .http_request(&["deny = 429", "if = \"is_rate\""])
+        .http_request(&["deny = 404", "if = \"is_gone\""])
+        .start();
+    // Content-Length, no close: the file as is, and the connection goes on.
+    let mut c = Client::connect(halb.addr);
+    c.send(b"GET /admin HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let r = c.read_response("GET").unwrap();
+    assert_eq!([&r.raw_head[..], &r.raw_body[..]].concat(), framed, "{r}");
+    expect_status(&c.get("/ok", &[]), 200, "after the errorfile deny");
+    // No Content-Length (close-delimited), or Connection: close: sent as is, then closed.
+    for (p, file) in [("/rate", &unframed[..]), ("/gone", &said_close[..])] {
+        let request = format!("GET {p} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let reply = send_raw(halb.addr, request.as_bytes());
+        assert_eq!(reply.bytes, file, "{p}: {}", reply.text());
+        assert!(
+            reply.closed,
+            "{p}: connection not closed after the errorfile"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -34,12 +34,31 @@
 //!   close-delimited — no trailing bytes that a client could read as a next response.
 //!
 //! The file is not required to carry `Connection: close`: the proxy closes the client
-//! connection after any error page regardless of what the page says.
+//! connection after any error page regardless of what the page says — except as below.
+//!
+//! # Keep-alive variants
+//!
+//! A `deny` rule may answer on a connection that stays open (see `src/l7/mod.rs`), as
+//! HAProxy does. For that, each status may also have a [`KeepAlivePage`], built once
+//! with the pages:
+//!
+//! - a built-in page has one: the same bytes without the `Connection: close` line (for
+//!   HTTP/1.1 clients), or with `Connection: keep-alive` in its place (for HTTP/1.0
+//!   clients that asked for keep-alive);
+//! - an errorfile has one only if its body is framed by `Content-Length` and its own head
+//!   lets the connection persist (RFC 9112 §9.3: no `close` token in `Connection`, and
+//!   `Connection: keep-alive` if its status line says HTTP/1.0). The file is then sent
+//!   as is to HTTP/1.1 clients, and with `Connection: keep-alive` added before the blank
+//!   line to HTTP/1.0 clients when it lacks that token. A chunked or close-delimited
+//!   errorfile, or one that says `Connection: close`, always closes the connection.
+//!
+//! A response to `HEAD` is sent without its body when the connection stays open (the
+//! client reads no body after a `HEAD`, so the body would pass for the next response).
 
 use super::chunked::ChunkedDecoder;
 use super::error::HttpError;
 use super::framing::{response_framing, BodyFraming};
-use super::head::{parse_response, Limits, Method, Parsed};
+use super::head::{parse_response, Limits, Method, Parsed, ResponseHead, Version};
 
 /// The statuses with a built-in page, in ascending order.
 pub const STATUSES: &[u16] = &[
@@ -133,36 +152,81 @@ pub enum ErrorfileError {
 /// with [`page`](Self::page).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorPages {
-    /// Indexed like [`STATUSES`].
+    /// Indexed like [`STATUSES`]: the page sent before closing the connection.
     pages: Vec<Box<[u8]>>,
+    /// Indexed like [`STATUSES`]: the page sent on a connection that stays open, if the
+    /// page allows it (see the module documentation).
+    keep_alive: Vec<Option<KeepAlivePage>>,
+}
+
+/// An error page that can be sent on a client connection that stays open: complete
+/// responses without `Connection: close`, framed by `Content-Length`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepAlivePage {
+    /// For HTTP/1.1 clients, and the length of its head.
+    http11: Box<[u8]>,
+    http11_head: usize,
+    /// For HTTP/1.0 clients that asked for keep-alive (says `Connection: keep-alive`),
+    /// and the length of its head.
+    http10: Box<[u8]>,
+    http10_head: usize,
+}
+
+impl KeepAlivePage {
+    /// The bytes to send in answer to a request of `version` with `method`: the whole
+    /// response, or only its head for `HEAD`.
+    pub fn response(&self, version: Version, method: Method) -> &[u8] {
+        let (bytes, head_len) = match version {
+            Version::Http11 => (&self.http11, self.http11_head),
+            Version::Http10 => (&self.http10, self.http10_head),
+        };
+        if method == Method::Head {
+            &bytes[..head_len]
+        } else {
+            bytes
+        }
+    }
 }
 
 impl Default for ErrorPages {
     /// The built-in pages.
     fn default() -> Self {
-        let pages = STATUSES
+        let (pages, keep_alive) = STATUSES
             .iter()
             .zip(TEXTS)
-            .map(|(&status, (reason, text))| build_page(status, reason, text))
-            .collect();
-        ErrorPages { pages }
+            .map(|(&status, (reason, text))| {
+                let page = |connection| build_page(status, reason, text, connection);
+                let (close, _) = page("Connection: close\r\n");
+                let (http11, http11_head) = page("");
+                let (http10, http10_head) = page("Connection: keep-alive\r\n");
+                let keep = KeepAlivePage {
+                    http11,
+                    http11_head,
+                    http10,
+                    http10_head,
+                };
+                (close, Some(keep))
+            })
+            .unzip();
+        ErrorPages { pages, keep_alive }
     }
 }
 
-fn build_page(status: u16, reason: &str, text: &str) -> Box<[u8]> {
+/// A built-in page with `connection` (a whole field line, or nothing) as its last field,
+/// and the length of its head.
+fn build_page(status: u16, reason: &str, text: &str, connection: &str) -> (Box<[u8]>, usize) {
     let body = format!("<html><body><h1>{status} {reason}</h1>\n{text}\n</body></html>\n");
-    format!(
+    let head = format!(
         "HTTP/1.1 {status} {reason}\r\n\
          Content-Type: text/html\r\n\
          Content-Length: {}\r\n\
          Cache-Control: no-cache\r\n\
-         Connection: close\r\n\
-         \r\n\
-         {body}",
+         {connection}\
+         \r\n",
         body.len()
-    )
-    .into_bytes()
-    .into_boxed_slice()
+    );
+    let head_len = head.len();
+    ((head + &body).into_bytes().into_boxed_slice(), head_len)
 }
 
 fn index_of(status: u16) -> Option<usize> {
@@ -191,6 +255,13 @@ impl ErrorPages {
         self.page(error.status())
     }
 
+    /// The variant of [`page`](Self::page)`(status)` that may be sent on a connection
+    /// that stays open, if that page has one (see the module documentation).
+    pub fn keep_alive(&self, status: u16) -> Option<&KeepAlivePage> {
+        let i = index_of(status).or_else(|| index_of(500))?;
+        self.keep_alive[i].as_ref()
+    }
+
     /// Replace the page of `status` with the content of an `errorfile`, after checking
     /// it (see the module documentation). On error, nothing is replaced.
     pub fn with_errorfile(
@@ -200,14 +271,52 @@ impl ErrorPages {
     ) -> Result<Self, ErrorfileError> {
         let bytes = bytes.into();
         let i = index_of(status).ok_or(ErrorfileError::UnsupportedStatus(status))?;
-        validate_errorfile(status, &bytes)?;
+        let (head, framing) = validate_errorfile(status, &bytes)?;
+        self.keep_alive[i] = errorfile_keep_alive(&bytes, &head, framing);
         self.pages[i] = bytes.into_boxed_slice();
         Ok(self)
     }
 }
 
-/// Check that `bytes` is a complete, self-consistent response with status `status`.
-fn validate_errorfile(status: u16, bytes: &[u8]) -> Result<(), ErrorfileError> {
+/// The keep-alive variant of a valid errorfile, if it may have one: `Content-Length`
+/// framing and a head that lets the connection persist.
+fn errorfile_keep_alive(
+    bytes: &[u8],
+    head: &ResponseHead,
+    framing: BodyFraming,
+) -> Option<KeepAlivePage> {
+    // `Content-Length: 0` frames as `None`; without the field a 4xx/5xx response would
+    // be close-delimited.
+    let has_length = head.headers.get(bytes, "content-length").is_some()
+        && matches!(framing, BodyFraming::Length(_) | BodyFraming::None);
+    if !has_length || !head.keep_alive(bytes) {
+        return None;
+    }
+    let http11: Box<[u8]> = bytes.into();
+    let http10: Box<[u8]> = if head.headers.has_token(bytes, "connection", "keep-alive") {
+        http11.clone()
+    } else {
+        // Before the blank line that ends the head.
+        let at = head.head_len - 2;
+        [&bytes[..at], b"Connection: keep-alive\r\n", &bytes[at..]]
+            .concat()
+            .into()
+    };
+    let added = http10.len() - http11.len();
+    Some(KeepAlivePage {
+        http11,
+        http11_head: head.head_len,
+        http10,
+        http10_head: head.head_len + added,
+    })
+}
+
+/// Check that `bytes` is a complete, self-consistent response with status `status`;
+/// its head and body framing.
+fn validate_errorfile(
+    status: u16,
+    bytes: &[u8],
+) -> Result<(ResponseHead, BodyFraming), ErrorfileError> {
     if bytes.len() > MAX_ERRORFILE {
         return Err(ErrorfileError::TooLarge {
             status,
@@ -233,7 +342,8 @@ fn validate_errorfile(status: u16, bytes: &[u8]) -> Result<(), ErrorfileError> {
     }
     let body = &bytes[head.head_len..];
     let bad_body = |problem: String| ErrorfileError::BadBody { status, problem };
-    match response_framing(Method::Get, &head, bytes).map_err(invalid)? {
+    let framing = response_framing(Method::Get, &head, bytes).map_err(invalid)?;
+    match framing {
         BodyFraming::None if !body.is_empty() => Err(bad_body(format!(
             "{} bytes after a head that announces no body",
             body.len()
@@ -260,7 +370,8 @@ fn validate_errorfile(status: u16, bytes: &[u8]) -> Result<(), ErrorfileError> {
         // Close-delimited: the whole rest is the body, and we close after it anyway.
         // Tunnel cannot happen: 101 is not in STATUSES.
         _ => Ok(()),
-    }
+    }?;
+    Ok((head, framing))
 }
 
 #[cfg(test)]
@@ -375,6 +486,106 @@ Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nsorry"
         // No body at all.
         let empty = &b"HTTP/1.1 429 Slow down\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n"[..];
         ErrorPages::default().with_errorfile(429, empty).unwrap();
+    }
+
+    /// The keep-alive variants of `pages` for `status`: (HTTP/1.1 GET, HTTP/1.0 GET,
+    /// HTTP/1.1 HEAD, HTTP/1.0 HEAD).
+    fn variants(pages: &ErrorPages, status: u16) -> Option<[&[u8]; 4]> {
+        let k = pages.keep_alive(status)?;
+        Some([
+            k.response(Version::Http11, Method::Get),
+            k.response(Version::Http10, Method::Get),
+            k.response(Version::Http11, Method::Head),
+            k.response(Version::Http10, Method::Head),
+        ])
+    }
+
+    #[test]
+    fn every_builtin_page_has_keep_alive_variants() {
+        let pages = ErrorPages::default();
+        for &status in STATUSES {
+            let close = pages.page(status);
+            let [v11, v10, head11, head10] = variants(&pages, status).unwrap();
+            let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+            // The same bytes minus the Connection: close line / with keep-alive instead.
+            assert_eq!(text(v11), text(close).replace("Connection: close\r\n", ""));
+            assert_eq!(
+                text(v10),
+                text(close).replace("Connection: close\r\n", "Connection: keep-alive\r\n")
+            );
+            let h11 = parse(v11);
+            assert_eq!(h11.status, status);
+            assert!(h11.headers.get(v11, "connection").is_none());
+            assert!(h11.keep_alive(v11), "{status}");
+            assert_eq!(&close[parse(close).head_len..], &v11[h11.head_len..]);
+            let h10 = parse(v10);
+            assert_eq!(h10.headers.get(v10, "connection"), Some(&b"keep-alive"[..]));
+            // For HEAD, the head alone.
+            assert_eq!(head11, &v11[..h11.head_len]);
+            assert_eq!(head10, &v10[..h10.head_len]);
+            assert!(head11.ends_with(b"Cache-Control: no-cache\r\n\r\n"));
+        }
+        // A status without a page gets the 500 page's variant, like `page`.
+        assert_eq!(variants(&pages, 418), variants(&pages, 500));
+    }
+
+    #[test]
+    fn page_403_keep_alive_is_exact() {
+        let pages = ErrorPages::new();
+        assert_eq!(
+            pages
+                .keep_alive(403)
+                .unwrap()
+                .response(Version::Http11, Method::Get),
+            &b"HTTP/1.1 403 Forbidden\r\n\
+Content-Type: text/html\r\n\
+Content-Length: 93\r\n\
+Cache-Control: no-cache\r\n\
+\r\n\
+<html><body><h1>403 Forbidden</h1>\n\
+Request forbidden by administrative rules.\n\
+</body></html>\n"[..]
+        );
+    }
+
+    #[test]
+    fn errorfile_keep_alive_only_with_content_length_and_no_close() {
+        let with =
+            |status: u16, file: &[u8]| ErrorPages::default().with_errorfile(status, file).unwrap();
+        // Content-Length, no Connection: sent as is; HTTP/1.0 clients get keep-alive added.
+        let file = &b"HTTP/1.1 403 No\r\nContent-Length: 3\r\nX-A: b\r\n\r\nno\n"[..];
+        let pages = with(403, file);
+        let [v11, v10, head11, head10] = variants(&pages, 403).unwrap();
+        assert_eq!(v11, file);
+        assert_eq!(
+            v10,
+            &b"HTTP/1.1 403 No\r\nContent-Length: 3\r\nX-A: b\r\nConnection: keep-alive\r\n\r\nno\n"[..]
+        );
+        assert_eq!(head11, &file[..file.len() - 3]);
+        assert_eq!(head10, &v10[..v10.len() - 3]);
+        // The other statuses keep their built-in variants.
+        assert_eq!(variants(&pages, 429), variants(&ErrorPages::new(), 429));
+        // Content-Length: 0, and a file that already says keep-alive (also HTTP/1.0).
+        let empty = &b"HTTP/1.1 429 Slow\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n"[..];
+        assert_eq!(variants(&with(429, empty), 429).unwrap()[0], empty);
+        let ka = &b"HTTP/1.0 403 No\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nno"[..];
+        assert_eq!(variants(&with(403, ka), 403).unwrap()[..2], [ka, ka]);
+        // No keep-alive variant: the page always closes.
+        for file in [
+            &b"HTTP/1.1 403 No\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"[..],
+            b"HTTP/1.1 403 No\r\nConnection: x, Close\r\nContent-Length: 2\r\n\r\nno",
+            b"HTTP/1.1 403 No\r\nContent-Type: text/plain\r\n\r\nclose-delimited",
+            b"HTTP/1.1 403 No\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n\r\n",
+            b"HTTP/1.0 403 No\r\nContent-Length: 2\r\n\r\nno",
+        ] {
+            let pages = with(403, file);
+            assert!(pages.keep_alive(403).is_none(), "{}", show(file));
+            assert_eq!(pages.page(403), file);
+        }
+    }
+
+    fn show(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
     }
 
     fn refused(status: u16, bytes: &[u8]) -> ErrorfileError {

@@ -9,7 +9,9 @@
 //! ([`exchange`]). After a clean exchange the server connection goes back to the shard's
 //! pool and the client connection waits up to `timeouts.http_keep_alive` for its next
 //! request. Any protocol error answers with an error page and closes the client
-//! connection; nothing of a rejected request reaches a server.
+//! connection; nothing of a rejected request reaches a server. A `deny` rule answers its
+//! error page and, like a redirect, keeps the connection when the client wants it and the
+//! request has no body (HAProxy's `http-request deny` behaviour).
 
 pub mod exchange;
 pub mod facts;
@@ -440,7 +442,29 @@ impl Conn<'_> {
 
         match verdict {
             Some(RequestAction::Deny(status)) => {
-                return self.fail(ctx_fail, *status, Outcome::Denied, record).await;
+                // As for a redirect, the connection stays open only if no body would have
+                // to be skipped, and only if the page has a keep-alive variant (built-in
+                // pages do; an errorfile only with Content-Length and no close of its
+                // own). Otherwise the close page, and the connection closes.
+                let keep = client_keep && framing == BodyFraming::None && !self.shard.stopping();
+                let page = keep.then(|| http.errors.keep_alive(*status)).flatten();
+                let Some(page) = page else {
+                    return self.fail(ctx_fail, *status, Outcome::Denied, record).await;
+                };
+                let response = page.response(head.version, head.method);
+                record.end = Outcome::Denied;
+                record.status = Some(*status);
+                let wait = self.client_wait_for(frontend.timeouts.client);
+                if write_all(&self.socket, response, &self.tracked.idle, wait)
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+                record.bytes_out = response.len() as u64;
+                record.bytes_in = head.head_len as u64;
+                self.buf.consume(head.head_len);
+                return true;
             }
             Some(RequestAction::Redirect(redirect)) => {
                 // The connection stays open only if no body would have to be skipped.
