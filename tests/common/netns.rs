@@ -5,9 +5,9 @@
 //! target namespaces):
 //!
 //! ```text
-//!   <tag>-lb1    eth0 10.99.0.11/24 --veth-- v-lb1 --+
-//!   <tag>-lb2    eth0 10.99.0.12/24 --veth-- v-lb2 --+-- br0 (in <tag>-sw, mcast_snooping 0)
-//!   <tag>-client eth0 10.99.0.2/24  --veth-- v-client+
+//!   <tag>-lb1    eth0 10.99.0.11/24 fd00:99::11/64 --veth-- v-lb1 --+
+//!   <tag>-lb2    eth0 10.99.0.12/24 fd00:99::12/64 --veth-- v-lb2 --+-- br0 (in <tag>-sw,
+//!   <tag>-client eth0 10.99.0.2/24  fd00:99::2/64  --veth-- v-client+   mcast_snooping 0)
 //!   optional second segment: ethN1 10.98.0.11/24 ... on br1 (for track_interface tests)
 //! ```
 //!
@@ -15,8 +15,10 @@
 //! threads (and other test processes) never share a namespace; the same 10.99.0.0/24 is
 //! used in every Lan since addresses in different namespaces cannot collide. Namespaces
 //! left behind by a dead process (`hv{pid}x*` whose pid is gone, or ours from a reused pid)
-//! are deleted before the first Lan of a process is built. IPv6 stays on in the boxes but
-//! with DAD off (a v6 test is possible later); the switch namespace has IPv6 off.
+//! are deleted before the first Lan of a process is built. IPv6 is on in the boxes, with
+//! DAD off (addresses usable at once): eth0 has a link-local address and `fd00:99::N/64`
+//! (N as in the IPv4 address) for the VRRPv3-over-IPv6 tests; the switch namespace has
+//! IPv6 off.
 //! `ip_nonlocal_bind` is left at 0 everywhere: the test responders bind 0.0.0.0 and halb
 //! binds the VIP with IP_FREEBIND itself.
 //!
@@ -24,7 +26,8 @@
 //! * [`Lan::in_ns`] runs a closure on a thread that entered a namespace
 //!   (`halb::sys::enter_network`); [`Lan::http_backend`] is a tiny HTTP/1.1 server on such a
 //!   thread answering its box name (body `lb1`); [`Lan::probe`] is the client: a fresh
-//!   connection to VIP:80 from the client namespace, `GET /`, the body that came back.
+//!   connection to VIP:80 (IPv4 or IPv6) from the client namespace, `GET /`, the body that
+//!   came back. [`Lan::script`] writes an executable shell script (notify, track_script).
 //! * [`Lan::spawn`] runs a process there (`ip netns exec`), output to a log file, killed on
 //!   drop; [`Lan::keepalived`] and [`Lan::halb`] start the two VRRP implementations from one
 //!   [`VrrpConf`] (rendered to keepalived.conf or to halb's `[vrrp.NAME]`).
@@ -33,7 +36,8 @@
 //!   longer hear each other's adverts, the client still reaches both, links stay up so
 //!   nobody goes FAULT) and heal it all at once or one box at a time, [`Lan::link_down`] for
 //!   track_interface, [`Lan::capture`] runs tcpdump and [`Packets`] reads back gratuitous
-//!   ARPs and VRRP adverts.
+//!   ARPs, VRRP adverts (with destination and TTL / hop limit when read with
+//!   [`Capture::stop_verbose`]) and IPv6 neighbour advertisements.
 //!
 //! Cleanup: on drop (also when the test panics) every process still running in the Lan's
 //! namespaces is SIGKILLed by pid, the backend threads stop, and the namespaces are deleted.
@@ -44,7 +48,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -65,6 +70,10 @@ pub const NET1: &str = "10.98.0";
 pub const VIP: &str = "10.99.0.100";
 /// The second virtual IP (VRID 52, sync-group tests).
 pub const VIP2: &str = "10.99.0.101";
+/// Start of the IPv6 addresses of the main segment: box `.N` has `fd00:99::N/64` on eth0.
+pub const NET6: &str = "fd00:99:";
+/// The IPv6 virtual IP of the VRRPv3-over-IPv6 tests.
+pub const VIP6: &str = "fd00:99::100";
 /// Name of the client box.
 pub const CLIENT: &str = "client";
 /// Name of the switch namespace (holds br0, br1).
@@ -417,12 +426,13 @@ impl Lan {
         let boxes = self.boxes();
         for b in &boxes {
             self.mkns(b, false);
-            self.attach(b, "eth0", &format!("v-{b}"), "br0", &self.ip(b));
+            let ip6 = self.ip6(b);
+            self.attach(b, "eth0", &format!("v-{b}"), "br0", &self.ip(b), Some(&ip6));
         }
         if self.opts.eth1 {
             for b in &self.opts.lbs {
                 let ip1 = self.ip1(b);
-                self.attach(b, "eth1", &format!("w-{b}"), "br1", &ip1);
+                self.attach(b, "eth1", &format!("w-{b}"), "br1", &ip1, None);
             }
         }
         // L2 reachability (carrier comes up asynchronously): from the first other box, a
@@ -473,8 +483,17 @@ impl Lan {
         cmd(&args);
     }
 
-    /// A veth `dev` in box `short` with peer `port` in the switch, enslaved to `bridge`.
-    fn attach(&self, short: &str, dev: &str, port: &str, bridge: &str, addr: &str) {
+    /// A veth `dev` in box `short` with peer `port` in the switch, enslaved to `bridge`;
+    /// `addr`/24 and, if given, `addr6`/64 on it.
+    fn attach(
+        &self,
+        short: &str,
+        dev: &str,
+        port: &str,
+        bridge: &str,
+        addr: &str,
+        addr6: Option<&str>,
+    ) {
         let full = self.ns(short);
         let sw = self.ns(SWITCH);
         cmd(&[
@@ -492,6 +511,19 @@ impl Lan {
             "dev",
             dev,
         ]);
+        if let Some(a6) = addr6 {
+            cmd(&[
+                "ip",
+                "-n",
+                &full,
+                "addr",
+                "add",
+                &format!("{a6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+        }
         cmd(&["ip", "-n", &full, "link", "set", dev, "up"]);
     }
 
@@ -533,6 +565,26 @@ impl Lan {
         format!("{NET}.{}", 11 + i)
     }
 
+    /// IPv6 eth0 address of box `short` (`fd00:99::11`, ..., client `fd00:99::2`).
+    pub fn ip6(&self, short: &str) -> String {
+        let v4 = self.ip(short);
+        let last = v4.rsplit('.').next().unwrap();
+        format!("{NET6}:{last}")
+    }
+
+    /// The link-local (fe80::/64) address of `dev` in box `short`, without prefix length.
+    pub fn link_local(&self, short: &str, dev: &str) -> String {
+        let full = self.ns(short);
+        let out = cmd(&[
+            "ip", "-n", &full, "-6", "-br", "addr", "show", "dev", dev, "scope", "link",
+        ]);
+        out.split_whitespace()
+            .find(|t| t.starts_with("fe80:"))
+            .and_then(|t| t.split('/').next())
+            .unwrap_or_else(|| panic!("no link-local address on {dev} in {short}: `{out}`"))
+            .to_string()
+    }
+
     /// eth1 address of lb box `short` (`10.98.0.11`, ...).
     pub fn ip1(&self, short: &str) -> String {
         let i = self.opts.lbs.iter().position(|b| b == short).unwrap();
@@ -543,6 +595,16 @@ impl Lan {
     pub fn file(&self, stem: &str, ext: &str) -> PathBuf {
         let n = self.seq.fetch_add(1, Ordering::SeqCst);
         self.dir.path.join(format!("{stem}-{n}.{ext}"))
+    }
+
+    /// An executable `/bin/sh` script `body` (without the `#!` line) at a fresh absolute
+    /// path in this Lan's directory (for `notify*` and `track_script`).
+    pub fn script(&self, stem: &str, body: &str) -> PathBuf {
+        let path = self.file(stem, "sh");
+        fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write script");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod script");
+        assert!(path.is_absolute(), "{}", path.display());
+        path
     }
 
     // ---- commands and processes ------------------------------------------------------
@@ -812,7 +874,8 @@ impl Lan {
     /// One client request from the client box: a new connection to `ip:80`, `GET /`,
     /// `Connection: close`; the body (trimmed) of a 200, or what went wrong.
     pub fn probe_detail(&self, ip: &str) -> Result<String, String> {
-        let addr: SocketAddr = format!("{ip}:80").parse().unwrap();
+        let ip: IpAddr = ip.parse().expect("probe address");
+        let addr = SocketAddr::new(ip, 80);
         self.in_ns(CLIENT, move || http_get(addr))
     }
 
@@ -1053,6 +1116,10 @@ pub struct VrrpConf {
     pub track_interface: Vec<String>,
     /// Sync group name.
     pub sync_group: Option<String>,
+    /// halb only: `notify*` keys and their command lines (`("notify_master", "/x.sh a")`).
+    pub notify: Vec<(String, String)>,
+    /// halb only: `track_script` entries, as inline TOML tables.
+    pub track_script: Vec<String>,
 }
 
 impl VrrpConf {
@@ -1075,6 +1142,8 @@ impl VrrpConf {
             track_proxy: None,
             track_interface: Vec::new(),
             sync_group: None,
+            notify: Vec::new(),
+            track_script: Vec::new(),
         }
     }
     /// Keepalived's initial state.
@@ -1106,6 +1175,23 @@ impl VrrpConf {
     /// Unicast peers.
     pub fn peers(mut self, peers: &[&str]) -> Self {
         self.unicast_peers = peers.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// `preempt_delay`.
+    pub fn preempt_delay(mut self, d: Duration) -> Self {
+        self.preempt_delay = Some(d);
+        self
+    }
+    /// halb `key = "command"` for `key` one of `notify`, `notify_master`,
+    /// `notify_backup`, `notify_fault`, `notify_stop`.
+    pub fn notify(mut self, key: &str, command: &str) -> Self {
+        self.notify.push((key.to_string(), command.to_string()));
+        self
+    }
+    /// Add a halb `track_script` entry, an inline table
+    /// (`{ script = "/x/check.sh", weight = -60 }`).
+    pub fn track_script(mut self, entry: &str) -> Self {
+        self.track_script.push(entry.to_string());
         self
     }
     /// halb `track_proxy = { weight = W }`.
@@ -1178,6 +1264,12 @@ impl VrrpConf {
         if let Some(g) = &self.sync_group {
             let _ = writeln!(t, "sync_group = \"{g}\"");
         }
+        for (key, command) in &self.notify {
+            let _ = writeln!(t, "{key} = \"{command}\"");
+        }
+        if !self.track_script.is_empty() {
+            let _ = writeln!(t, "track_script = [{}]", self.track_script.join(", "));
+        }
         t
     }
 
@@ -1186,6 +1278,10 @@ impl VrrpConf {
         assert!(
             self.track_proxy.is_none(),
             "track_proxy is halb-only (keepalived would need a vrrp_script)"
+        );
+        assert!(
+            self.track_script.is_empty() && self.notify.is_empty(),
+            "track_script and notify are only rendered for halb"
         );
         let mut t = String::new();
         let _ = writeln!(t, "vrrp_instance {} {{", self.name);
@@ -1377,7 +1473,11 @@ impl HalbConf {
         let mut binds: Vec<String> = Vec::new();
         for v in &vrrp {
             for ip in &v.vips {
-                let b = format!("{}:80", ip.split('/').next().unwrap());
+                let host = ip.split('/').next().unwrap();
+                let b = match host.parse::<IpAddr>() {
+                    Ok(IpAddr::V6(_)) => format!("[{host}]:80"),
+                    _ => format!("{host}:80"),
+                };
                 if !binds.contains(&b) {
                     binds.push(b);
                 }
@@ -1516,19 +1616,38 @@ pub struct Capture {
 
 impl Capture {
     /// Stop tcpdump (SIGTERM, bounded) and read the pcap back (`tcpdump -r -nn -e -tt`).
-    pub fn stop(mut self) -> Packets {
+    pub fn stop(self) -> Packets {
+        self.stop_with(&[])
+    }
+
+    /// Same, read back with `-v` as well: the IP header is shown (TTL / hop limit, in
+    /// [`Advert::hops`] and [`Na::hops`]). tcpdump then continues some packets on indented
+    /// lines (the IPv4 addresses and the VRRP fields, ICMPv6 options): they are joined to
+    /// their packet's line, so there is still one line per packet.
+    pub fn stop_verbose(self) -> Packets {
+        self.stop_with(&["-v"])
+    }
+
+    fn stop_with(mut self, extra: &[&str]) -> Packets {
         self.proc.signal("TERM");
         if self.proc.wait_exit(CMD_TIMEOUT).is_none() {
             self.proc.kill9();
         }
         let f = self.file.to_str().unwrap().to_string();
-        let out = cmd_quiet(&["tcpdump", "-r", &f, "-nn", "-e", "-tt"]);
-        Packets {
-            lines: String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect(),
+        let mut args = vec!["tcpdump", "-r", &f, "-nn", "-e", "-tt"];
+        args.extend_from_slice(extra);
+        let out = cmd_quiet(&args);
+        let mut lines: Vec<String> = Vec::new();
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            match lines.last_mut() {
+                Some(prev) if l.starts_with([' ', '\t']) => {
+                    prev.push(' ');
+                    prev.push_str(l.trim());
+                }
+                _ => lines.push(l.to_string()),
+            }
         }
+        Packets { lines }
     }
 }
 
@@ -1550,12 +1669,54 @@ pub struct Advert {
     pub t: f64,
     /// IP source.
     pub src: String,
+    /// IP destination (224.0.0.18, ff02::12, or a unicast peer).
+    pub dst: String,
+    /// TTL (IPv4) or hop limit (IPv6): only when read with [`Capture::stop_verbose`].
+    pub hops: Option<u8>,
     /// `VRRPv2` / `VRRPv3`.
     pub version: String,
     /// Virtual router id.
     pub vrid: u8,
     /// Advertised priority (0 = the master is leaving).
     pub prio: u8,
+}
+
+/// An IPv6 neighbour advertisement seen in a capture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Na {
+    /// Epoch seconds.
+    pub t: f64,
+    /// Ethernet source (lower case).
+    pub src_mac: String,
+    /// IPv6 source.
+    pub src: String,
+    /// IPv6 destination (ff02::1 for an unsolicited one).
+    pub dst: String,
+    /// Hop limit: only when read with [`Capture::stop_verbose`].
+    pub hops: Option<u8>,
+    /// The target address.
+    pub target: String,
+    /// Whether the Override flag is set: only shown by [`Capture::stop_verbose`].
+    pub override_flag: bool,
+}
+
+/// The number after `name` in `text` (`"ttl "` in `"(tos 0x0, ttl 255, ..."`).
+fn number_after(text: &str, name: &str) -> Option<u8> {
+    let i = text.find(name)?;
+    text[i + name.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `(src, dst)` of the last `a > b` in `head` (the IP addresses: the MACs come first
+/// with `-e`); `dst` without a trailing `:`.
+fn ip_pair(head: &str) -> Option<(String, String)> {
+    let (left, right) = head.rsplit_once(" > ")?;
+    let src = left.rsplit(' ').next()?.to_string();
+    let dst = right.split_whitespace().next()?.trim_end_matches(':');
+    Some((src, dst.to_string()))
 }
 
 /// The packets of a stopped [`Capture`], as `tcpdump -nn -e -tt` lines.
@@ -1608,23 +1769,51 @@ impl Packets {
             .filter_map(|l| {
                 let (head, vrrp) = l.split_once(": VRRPv")?;
                 let t = head.split_whitespace().next()?.parse().ok()?;
-                // the IP source is the word before '>' in the last "a > b" of the head
-                let src = head.rsplit_once(" > ")?.0.rsplit(' ').next()?.to_string();
+                // the IP addresses are the last "a > b" of the head
+                let (src, dst) = ip_pair(head)?;
                 let version = format!("VRRPv{}", vrrp.chars().next()?);
-                let field = |name: &str| -> Option<u8> {
-                    let i = vrrp.find(name)?;
-                    vrrp[i + name.len()..]
-                        .split(|c: char| !c.is_ascii_digit())
-                        .next()?
-                        .parse()
-                        .ok()
-                };
+                let hops = number_after(head, "ttl ").or_else(|| number_after(head, "hlim "));
                 Some(Advert {
                     t,
                     src,
+                    dst,
+                    hops,
                     version,
-                    vrid: field("vrid ")?,
-                    prio: field("prio ")?,
+                    vrid: number_after(vrrp, "vrid ")?,
+                    prio: number_after(vrrp, "prio ")?,
+                })
+            })
+            .collect()
+    }
+
+    /// IPv6 neighbour advertisements for `target` (`... fe80::1 > ff02::1: [icmp6 sum ok]
+    /// ICMP6, neighbor advertisement, length 32, tgt is fd00:99::100, Flags [override]`).
+    pub fn neighbour_adverts(&self, target: &str) -> Vec<Na> {
+        self.lines
+            .iter()
+            .filter_map(|l| {
+                let i = l.find("ICMP6, neighbor advertisement")?;
+                let (head, na) = l.split_at(i);
+                let mut w = head.split_whitespace();
+                let t = w.next()?.parse().ok()?;
+                let src_mac = w.next()?.to_lowercase();
+                let (src, dst) = ip_pair(head)?;
+                let (_, tgt) = na.split_once("tgt is ")?;
+                let tgt = tgt.split([',', ' ']).next()?;
+                if tgt != target {
+                    return None;
+                }
+                let override_flag = na
+                    .split_once("Flags [")
+                    .is_some_and(|(_, f)| f.split(']').next().unwrap_or("").contains("override"));
+                Some(Na {
+                    t,
+                    src_mac,
+                    src,
+                    dst,
+                    hops: number_after(head, "hlim "),
+                    target: tgt.to_string(),
+                    override_flag,
                 })
             })
             .collect()
