@@ -1,14 +1,19 @@
 //! Log output: tracing to stderr or to a file (`global.log`).
 //!
-//! Connection records use the target `halb::access`, one line per closed connection;
-//! everything else (startup, transitions, errors) uses `halb`. The level is INFO unless
-//! the environment variable `HALB_LOG` names another (`debug`, `warn`, ...).
+//! Connection records use the target `halb::access`, one line per closed connection (per
+//! request in HTTP mode); everything else (startup, transitions, errors) uses `halb` and
+//! its modules (`halb::vrrp`, `halb::health`, ...). The level is INFO unless the
+//! environment variable `HALB_LOG` says otherwise: a level (`debug`, `warn`, ...) or
+//! per-target directives, e.g. `HALB_LOG=info,halb::access=off` to keep everything but
+//! the access log (which shards then skip entirely, not even formatting the line).
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
 
 use crate::config::LogTarget;
 
@@ -20,12 +25,12 @@ use crate::config::LogTarget;
 /// short. (`std::io::stderr` or a `Mutex<File>` would make every shard contend on one
 /// lock per connection.)
 pub fn init(target: &LogTarget) -> std::io::Result<()> {
-    let level = std::env::var("HALB_LOG")
+    let filter = std::env::var("HALB_LOG")
         .ok()
-        .and_then(|v| v.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_max_level(LevelFilter::TRACE)
         .with_target(true)
         .with_thread_names(false);
     let (file, ansi) = match target {
@@ -39,9 +44,11 @@ pub fn init(target: &LogTarget) -> std::io::Result<()> {
             false,
         ),
     };
-    let _ = builder
+    let subscriber = builder
         .with_ansi(ansi)
         .with_writer(Arc::new(file))
-        .try_init();
+        .finish()
+        .with(filter);
+    let _ = tracing::subscriber::set_global_default(subscriber);
     Ok(())
 }

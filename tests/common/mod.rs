@@ -440,6 +440,10 @@ pub struct Halb {
 impl Halb {
     /// Write `config` to a temp file and start `halb run -c` on it, output piped.
     fn spawn(config: &str) -> (TempDir, PathBuf, Child) {
+        Halb::spawn_with_env(config, &[])
+    }
+
+    fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> (TempDir, PathBuf, Child) {
         let dir = TempDir::new();
         let config_path = dir.path.join("halb.toml");
         fs::write(&config_path, config).expect("write config");
@@ -447,6 +451,7 @@ impl Halb {
             .arg("run")
             .arg("-c")
             .arg(&config_path)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -459,7 +464,12 @@ impl Halb {
     /// Write `config` to a temp file, run halb on it and wait for `halb: ready` (bounded).
     /// `addr` is the frontend address the config binds.
     pub fn start(config: &str, addr: SocketAddr) -> Halb {
-        let (dir, config_path, mut child) = Halb::spawn(config);
+        Halb::start_with_env(config, addr, &[])
+    }
+
+    /// [`Halb::start`] with extra environment variables (e.g. `HALB_LOG`).
+    pub fn start_with_env(config: &str, addr: SocketAddr, env: &[(&str, &str)]) -> Halb {
+        let (dir, config_path, mut child) = Halb::spawn_with_env(config, env);
         let output = Arc::new(Output::default());
         pump(child.stdout.take().unwrap(), output.clone());
         pump(child.stderr.take().unwrap(), output.clone());

@@ -56,7 +56,7 @@ advert_int = "$(_halb_duration "$adv")"
 version = $ver
 virtual_ipaddress = ["$vip"]
 EOC
-  ip netns exec "$ns" env NO_COLOR=1 "$HALB" run -c "$cfg" >"$rd/halb-$name.log" 2>&1 &
+  ip netns exec "$ns" env NO_COLOR=1 HALB_LOG="${HALB_LOG:-info,halb::access=off}" "$HALB" run -c "$cfg" >"$rd/halb-$name.log" 2>&1 &
   echo $!
 }
 
