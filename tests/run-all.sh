@@ -7,9 +7,10 @@
 # Steps: Debian packages (apt-get, only the missing ones), Rust toolchain check
 # (cargo, clippy, rustfmt), resource limits (open files, locked memory), then
 #   cargo fmt --all -- --check
-#   cargo clippy --all-targets -- -D warnings
-#   cargo build --release
-#   cargo test --all-targets        (unit + integration tests: they drive the real binary)
+#   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo build --release --workspace
+#   cargo test --workspace --all-targets   (unit + integration tests: they drive the real
+#                                           binaries, halb and loadtest/'s halb-loadtest)
 #   cargo test --doc
 # and a summary. Works from any directory. Exit status 0 only if every step passed.
 #
@@ -217,9 +218,9 @@ main() {
     trap 'rm -f "$TEST_LOG"' EXIT
 
     run_step fmt cargo fmt --all -- --check || true
-    run_step clippy cargo clippy --all-targets -- -D warnings || true
-    run_step build-release cargo build --release || true
-    if run_step test cargo_test --all-targets; then :; fi
+    run_step clippy cargo clippy --workspace --all-targets -- -D warnings || true
+    run_step build-release cargo build --release --workspace || true
+    if run_step test cargo_test --workspace --all-targets; then :; fi
     if [[ -f src/lib.rs ]]; then
         run_step doctest cargo_test --doc || true
     fi
