@@ -136,37 +136,43 @@ fn head_from(resp: &httparse::Response, header_len: usize) -> Result<Head, Frami
     let mut length: Option<usize> = None;
     let mut chunked = false;
     let mut close = resp.version == Some(0);
+    // Header values are looked at as bytes, in place: no UTF-8 check, no allocation.
     for h in resp.headers.iter() {
-        let value = std::str::from_utf8(h.value)
-            .map_err(|_| FramingError(format!("non-UTF-8 {} header", h.name)))?
-            .trim();
+        let value = h.value.trim_ascii();
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n: usize = value
-                .parse()
-                .map_err(|_| FramingError(format!("invalid Content-Length {value:?}")))?;
+            let n = parse_decimal(value).ok_or_else(|| {
+                FramingError(format!(
+                    "invalid Content-Length {:?}",
+                    String::from_utf8_lossy(value)
+                ))
+            })?;
             if length.is_some_and(|prev| prev != n) {
                 return Err(FramingError("conflicting Content-Length headers".into()));
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = value.rsplit(',').next().unwrap_or("").trim();
-            if last.eq_ignore_ascii_case("chunked") {
+            let last = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or(b"")
+                .trim_ascii();
+            if last.eq_ignore_ascii_case(b"chunked") {
                 chunked = true;
             } else {
                 return Err(FramingError(format!(
-                    "unsupported Transfer-Encoding {value:?}"
+                    "unsupported Transfer-Encoding {:?}",
+                    String::from_utf8_lossy(value)
                 )));
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
-            if value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("close"))
-            {
+            let has = |token: &[u8]| {
+                value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+            };
+            if has(b"close") {
                 close = true;
-            } else if value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("keep-alive"))
-            {
+            } else if has(b"keep-alive") {
                 close = false;
             }
         }
@@ -194,6 +200,21 @@ fn head_from(resp: &httparse::Response, header_len: usize) -> Result<Head, Frami
         pos: header_len,
         chunk: Chunk::Size,
         decoded: 0,
+    })
+}
+
+/// A non-empty run of ASCII digits that fits a usize (what `str::parse::<usize>` accepts,
+/// less a leading `+`).
+fn parse_decimal(text: &[u8]) -> Option<usize> {
+    if text.is_empty() {
+        return None;
+    }
+    text.iter().try_fold(0usize, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(usize::from(b - b'0'))
+        } else {
+            None
+        }
     })
 }
 

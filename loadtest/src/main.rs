@@ -1,14 +1,22 @@
-//! halb-loadtest: halb's bundled HTTP/1.1 load generator.
+//! halb-loadtest: halb's bundled load generator.
 //!
 //! Thread-per-core like halb: one pinned glommio executor per worker core, the
 //! connections split between them. Closed loop by default; open loop at a constant total
-//! rate with `--rate`, latency measured from each request's intended send time.
+//! rate with `--rate`, latency measured from each request's intended send time. HTTP/1.1,
+//! plain TCP request/response (`tcp://`) and TCP bulk streaming (`tcp-bulk://`); scenario
+//! files run a matrix of runs (`halb-loadtest scenario FILE.toml`).
 
+mod histogram;
 mod http;
+mod plot;
+mod scenario;
+mod tcp;
 mod worker;
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,19 +25,24 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use glommio::{LocalExecutorBuilder, Placement};
 
+use tcp::TcpPlan;
 use worker::{ErrorKind, Plan, Stats};
 
 /// Locked memory for each executor's io_uring rings (as halb's shards).
 const IO_MEMORY: usize = 256 * 1024;
 
-#[derive(Parser, Debug)]
+/// Default write size for `tcp-bulk://` (request/response defaults to 64 bytes).
+const BULK_PAYLOAD: usize = 64 * 1024;
+
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "halb-loadtest",
     version,
-    about = "HTTP/1.1 load generator bundled with halb (closed loop, or open loop with --rate)"
+    about = "Load generator bundled with halb: HTTP/1.1, TCP request/response and TCP bulk (closed loop, or open loop with --rate)",
+    after_help = "Scenario files: halb-loadtest scenario FILE.toml [--out DIR] (see README)"
 )]
 struct Cli {
-    /// Target, http://host[:port][/path]
+    /// Target: http://host[:port][/path], tcp://host:port or tcp-bulk://host:port
     url: String,
     /// Concurrent connections (split between the worker cores)
     #[arg(short = 'c', long, default_value_t = 10)]
@@ -64,6 +77,18 @@ struct Cli {
     /// Per-request timeout (connect, and request to complete response)
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     timeout: Duration,
+    /// Write the latency percentile distribution (HdrHistogram text format, ms) to FILE
+    #[arg(long, value_name = "FILE")]
+    hist_out: Option<PathBuf>,
+    /// Write a latency-by-percentile plot (SVG) to FILE
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// TCP: bytes written per exchange (tcp://, default 64) or per write (tcp-bulk://, default 65536)
+    #[arg(long, value_name = "N")]
+    payload: Option<usize>,
+    /// tcp://: bytes expected back per exchange (default: the payload size, an echo)
+    #[arg(long, value_name = "N")]
+    response: Option<usize>,
 }
 
 /// "250ms", "10s", "2m": a whole number with a unit.
@@ -84,16 +109,42 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http,
+    Tcp,
+    TcpBulk,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Tcp => "tcp",
+            Protocol::TcpBulk => "tcp-bulk",
+        }
+    }
+}
+
 struct Target {
+    protocol: Protocol,
     addr: SocketAddr,
     host_header: String,
     path: String,
 }
 
 fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?}: only http:// URLs are supported"))?;
+    let (protocol, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (Protocol::Http, rest)
+    } else if let Some(rest) = url.strip_prefix("tcp://") {
+        (Protocol::Tcp, rest)
+    } else if let Some(rest) = url.strip_prefix("tcp-bulk://") {
+        (Protocol::TcpBulk, rest)
+    } else {
+        return Err(format!(
+            "{url:?}: only http://, tcp:// and tcp-bulk:// URLs are supported"
+        ));
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -101,21 +152,34 @@ fn parse_url(url: &str) -> Result<Target, String> {
     if authority.is_empty() {
         return Err(format!("{url:?}: no host"));
     }
+    if protocol != Protocol::Http && path != "/" {
+        return Err(format!("{url:?}: a TCP target has no path"));
+    }
+    let default_port = match protocol {
+        Protocol::Http => Some(80),
+        _ => None,
+    };
+    let port_of = |p: Option<&str>| -> Result<u16, String> {
+        match p {
+            None => default_port.ok_or_else(|| format!("{url:?}: a TCP target needs a port")),
+            Some(p) => p.parse().map_err(|_| format!("{url:?}: bad port")),
+        }
+    };
     // [v6]:port, host:port, or host (port 80).
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let end = v6.find(']').ok_or_else(|| format!("{url:?}: unclosed ["))?;
         let port = match &v6[end + 1..] {
-            "" => 80,
-            p => p
-                .strip_prefix(':')
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| format!("{url:?}: bad port"))?,
+            "" => port_of(None)?,
+            p => port_of(Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| format!("{url:?}: bad port"))?,
+            ))?,
         };
         (&v6[..end], port)
     } else {
         match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| format!("{url:?}: bad port"))?),
-            None => (authority, 80),
+            Some((h, p)) => (h, port_of(Some(p))?),
+            None => (authority, port_of(None)?),
         }
     };
     let addr = (host, port)
@@ -124,6 +188,7 @@ fn parse_url(url: &str) -> Result<Target, String> {
         .next()
         .ok_or_else(|| format!("{url:?}: {host} has no address"))?;
     Ok(Target {
+        protocol,
         addr,
         host_header: authority.to_string(),
         path: path.to_string(),
@@ -131,8 +196,21 @@ fn parse_url(url: &str) -> Result<Target, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "scenario") {
+        return scenario::main(&args[2..]);
+    }
+    let cli = Cli::parse_from(args);
+    let result = measure(&cli).and_then(|outcome| {
+        write_files(&cli, &outcome)?;
+        if cli.json {
+            println!("{}", outcome.json);
+        } else {
+            print!("{}", outcome.text);
+        }
+        Ok(outcome.exit_code())
+    });
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("halb-loadtest: {e}");
@@ -141,7 +219,74 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<ExitCode, String> {
+/// The work each executor runs.
+#[derive(Clone)]
+enum Job {
+    Http(Arc<Plan>),
+    Tcp(Arc<TcpPlan>),
+}
+
+impl Job {
+    fn counters(&self) -> (u64, u64) {
+        let (ok, err) = match self {
+            Job::Http(p) => (&p.done_ok, &p.done_err),
+            Job::Tcp(p) => (&p.done_ok, &p.done_err),
+        };
+        (ok.load(Ordering::Relaxed), err.load(Ordering::Relaxed))
+    }
+}
+
+/// One finished run: the merged stats and its reports.
+pub struct Outcome {
+    pub stats: Stats,
+    pub json: serde_json::Value,
+    pub text: String,
+    /// The plot title: URL, mode and rate.
+    pub title: String,
+}
+
+impl Outcome {
+    fn exit_code(&self) -> ExitCode {
+        if self.stats.ok == 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+
+    /// The percentile curve, latency in ms.
+    pub fn curve(&self) -> Vec<(f64, f64)> {
+        histogram::steps(&self.stats.hist, histogram::TICKS_PER_HALF_DISTANCE)
+            .into_iter()
+            .map(|s| (s.quantile, s.value as f64 / 1000.0))
+            .collect()
+    }
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), String> {
+    std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// `--hist-out` and `--plot`.
+fn write_files(cli: &Cli, outcome: &Outcome) -> Result<(), String> {
+    if let Some(path) = &cli.hist_out {
+        write_file(
+            path,
+            &histogram::percentile_distribution(&outcome.stats.hist, 1000.0),
+        )?;
+    }
+    if let Some(path) = &cli.plot {
+        let series = plot::Series {
+            label: outcome.title.clone(),
+            points: outcome.curve(),
+        };
+        write_file(path, &plot::svg(&outcome.title, &[series]))?;
+    }
+    Ok(())
+}
+
+/// Runs the load described by `cli` to the end.
+fn measure(cli: &Cli) -> Result<Outcome, String> {
     if cli.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
@@ -157,6 +302,38 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         return Err("--timeout must be positive".into());
     }
     let target = parse_url(&cli.url)?;
+    match target.protocol {
+        Protocol::Http => {
+            if cli.payload.is_some() || cli.response.is_some() {
+                return Err("--payload and --response are for tcp:// targets".into());
+            }
+        }
+        Protocol::Tcp => {
+            if cli.expect_status.is_some() || cli.expect_body_size.is_some() {
+                return Err(
+                    "--expect-status and --expect-body-size are for http:// targets".into(),
+                );
+            }
+        }
+        Protocol::TcpBulk => {
+            if cli.expect_status.is_some() || cli.expect_body_size.is_some() {
+                return Err(
+                    "--expect-status and --expect-body-size are for http:// targets".into(),
+                );
+            }
+            if cli.rate.is_some() || cli.requests.is_some() || cli.response.is_some() {
+                return Err(
+                    "tcp-bulk:// runs for --duration: no --rate, --requests or --response".into(),
+                );
+            }
+            if cli.close {
+                return Err("tcp-bulk:// streams on each connection: no --close".into());
+            }
+            if cli.payload == Some(0) {
+                return Err("--payload must be at least 1 for tcp-bulk://".into());
+            }
+        }
+    }
     let allowed = core_affinity::get_core_ids().unwrap_or_default();
     if allowed.len() < cli.cores {
         return Err(format!(
@@ -173,33 +350,63 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
 
     let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + cli.warmup;
-    let plan = Arc::new(Plan {
-        addr: target.addr,
-        request: http::build_request(&target.host_header, &target.path, cli.close),
-        close: cli.close,
-        start,
-        measure_from,
-        deadline: duration.map(|d| measure_from + d),
-        requests: cli.requests,
-        timeout: cli.timeout,
-        expect_status: cli.expect_status,
-        expect_body_size: cli.expect_body_size,
-        rate: cli.rate,
-        total_connections: cli.connections,
-        tickets: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-        done_ok: AtomicU64::new(0),
-        done_err: AtomicU64::new(0),
+    let deadline = duration.map(|d| measure_from + d);
+    let payload_len = cli.payload.unwrap_or(match target.protocol {
+        Protocol::TcpBulk => BULK_PAYLOAD,
+        _ => 64,
     });
+    let job = match target.protocol {
+        Protocol::Http => Job::Http(Arc::new(Plan {
+            addr: target.addr,
+            request: http::build_request(&target.host_header, &target.path, cli.close),
+            close: cli.close,
+            start,
+            measure_from,
+            deadline,
+            requests: cli.requests,
+            timeout: cli.timeout,
+            expect_status: cli.expect_status,
+            expect_body_size: cli.expect_body_size,
+            rate: cli.rate,
+            total_connections: cli.connections,
+            tickets: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            done_ok: AtomicU64::new(0),
+            done_err: AtomicU64::new(0),
+        })),
+        Protocol::Tcp | Protocol::TcpBulk => Job::Tcp(Arc::new(TcpPlan {
+            addr: target.addr,
+            bulk: target.protocol == Protocol::TcpBulk,
+            payload: tcp::payload(payload_len),
+            response: cli.response.unwrap_or(payload_len),
+            close: cli.close,
+            start,
+            measure_from,
+            deadline,
+            requests: cli.requests,
+            timeout: cli.timeout,
+            rate: cli.rate,
+            total_connections: cli.connections,
+            tickets: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            done_ok: AtomicU64::new(0),
+            done_err: AtomicU64::new(0),
+        })),
+    };
 
     let mut handles = Vec::with_capacity(workers);
     for (w, core) in allowed.iter().take(workers).enumerate() {
         let connections: Vec<usize> = (w..cli.connections).step_by(workers).collect();
-        let plan = plan.clone();
+        let job = job.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(core.id))
             .name(&format!("loadtest-{w}"))
             .io_memory(IO_MEMORY)
-            .spawn(move || worker::run_worker(plan, connections))
+            .spawn(move || async move {
+                match job {
+                    Job::Http(plan) => worker::run_worker(plan, connections).await,
+                    Job::Tcp(plan) => tcp::run_worker(plan, connections).await,
+                }
+            })
             .map_err(|e| {
                 format!(
                     "cannot start worker on core {}: {e} (glommio needs RLIMIT_MEMLOCK >= 512 KiB per worker: ulimit -l)",
@@ -211,9 +418,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
 
     let progress_done = Arc::new(AtomicBool::new(false));
     let progress = std::io::stderr().is_terminal().then(|| {
-        let plan = plan.clone();
+        let job = job.clone();
         let done = progress_done.clone();
-        std::thread::spawn(move || progress_line(&plan, &done))
+        std::thread::spawn(move || progress_line(&job, &done))
     });
 
     let mut stats = Stats::new();
@@ -238,31 +445,29 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     let report = Report {
         url: &cli.url,
         cli,
+        protocol: target.protocol,
+        payload: payload_len,
         workers,
         stats: &stats,
         duration_s: elapsed,
     };
-    if cli.json {
-        println!("{}", report.json());
-    } else {
-        print!("{}", report.text());
-    }
-    Ok(if stats.ok == 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    let (json, text, title) = (report.json(), report.text(), report.title());
+    Ok(Outcome {
+        stats,
+        json,
+        text,
+        title,
     })
 }
 
-fn progress_line(plan: &Plan, done: &AtomicBool) {
+fn progress_line(job: &Job, done: &AtomicBool) {
     let began = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(250));
+        let (ok, err) = job.counters();
         eprint!(
-            "\r[{:6.1}s] {} ok, {} errors   ",
+            "\r[{:6.1}s] {ok} ok, {err} errors   ",
             began.elapsed().as_secs_f64(),
-            plan.done_ok.load(Ordering::Relaxed),
-            plan.done_err.load(Ordering::Relaxed)
         );
     }
     eprint!("\r{:60}\r", "");
@@ -271,6 +476,8 @@ fn progress_line(plan: &Plan, done: &AtomicBool) {
 struct Report<'a> {
     url: &'a str,
     cli: &'a Cli,
+    protocol: Protocol,
+    payload: usize,
     workers: usize,
     stats: &'a Stats,
     duration_s: f64,
@@ -293,15 +500,54 @@ impl Report<'_> {
         }
     }
 
+    fn bulk(&self) -> bool {
+        self.protocol == Protocol::TcpBulk
+    }
+
+    fn mode(&self) -> &'static str {
+        match (self.bulk(), self.cli.rate) {
+            (true, _) => "bulk",
+            (false, Some(_)) => "open",
+            (false, None) => "closed",
+        }
+    }
+
+    fn title(&self) -> String {
+        match self.cli.rate {
+            Some(r) => format!("{}: {} loop at {r} req/s", self.url, self.mode()),
+            None => format!(
+                "{}: {} loop, {} connection(s)",
+                self.url,
+                self.mode(),
+                self.cli.connections
+            ),
+        }
+    }
+
     fn json(&self) -> serde_json::Value {
         let s = self.stats;
         let errors: serde_json::Map<String, serde_json::Value> = ErrorKind::ALL
             .iter()
             .map(|k| (k.name().to_string(), s.errors[*k as usize].into()))
             .collect();
-        serde_json::json!({
+        let latency = if self.bulk() {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({
+                "min": if s.hist.is_empty() { 0 } else { s.hist.min() },
+                "mean": if s.hist.is_empty() { 0.0 } else { s.hist.mean() },
+                "p50": self.quantile(0.50),
+                "p90": self.quantile(0.90),
+                "p99": self.quantile(0.99),
+                "p999": self.quantile(0.999),
+                "p9999": self.quantile(0.9999),
+                "max": if s.hist.is_empty() { 0 } else { s.hist.max() },
+            })
+        };
+        let mut v = serde_json::json!({
             "url": self.url,
-            "mode": if self.cli.rate.is_some() { "open" } else { "closed" },
+            "protocol": self.protocol.name(),
+            "mode": self.mode(),
             "rate": self.cli.rate,
             "connections": self.cli.connections,
             "cores": self.workers,
@@ -312,27 +558,27 @@ impl Report<'_> {
             "ok": s.ok,
             "errors_total": s.error_total(),
             "errors": errors,
-            "requests_per_sec": self.per_sec(s.ok),
+            "requests_per_sec": if self.bulk() { None } else { Some(self.per_sec(s.ok)) },
             "bytes": s.bytes,
             "bytes_per_sec": self.per_sec(s.bytes),
-            "latency_us": {
-                "min": if s.hist.is_empty() { 0 } else { s.hist.min() },
-                "mean": if s.hist.is_empty() { 0.0 } else { s.hist.mean() },
-                "p50": self.quantile(0.50),
-                "p90": self.quantile(0.90),
-                "p99": self.quantile(0.99),
-                "p999": self.quantile(0.999),
-                "p9999": self.quantile(0.9999),
-                "max": if s.hist.is_empty() { 0 } else { s.hist.max() },
-            },
-        })
+            "gbit_per_sec": self.per_sec(s.bytes) * 8.0 / 1e9,
+            "latency_us": latency,
+        });
+        if self.protocol != Protocol::Http {
+            v["payload"] = self.payload.into();
+        }
+        if self.protocol == Protocol::Tcp {
+            v["response"] = self.cli.response.unwrap_or(self.payload).into();
+        }
+        v
     }
 
     fn text(&self) -> String {
         let s = self.stats;
-        let mode = match self.cli.rate {
-            Some(r) => format!("open loop at {r} req/s"),
-            None => "closed loop".to_string(),
+        let mode = match (self.bulk(), self.cli.rate) {
+            (true, _) => format!("bulk, {} B writes", self.payload),
+            (false, Some(r)) => format!("open loop at {r} req/s"),
+            (false, None) => "closed loop".to_string(),
         };
         let mut out =
             format!(
@@ -343,7 +589,8 @@ impl Report<'_> {
             self.workers,
             self.duration_s
         );
-        out += &format!("  requests    {} ok, {} errors\n", s.ok, s.error_total());
+        let what = if self.bulk() { "writes  " } else { "requests" };
+        out += &format!("  {what}    {} ok, {} errors\n", s.ok, s.error_total());
         if s.error_total() > 0 {
             let kinds: Vec<String> = ErrorKind::ALL
                 .iter()
@@ -351,6 +598,14 @@ impl Report<'_> {
                 .map(|k| format!("{} {}", k.name(), s.errors[*k as usize]))
                 .collect();
             out += &format!("  errors      {}\n", kinds.join(", "));
+        }
+        if self.bulk() {
+            out += &format!(
+                "  throughput  {:.2} MiB/s, {:.3} Gbit/s\n",
+                self.per_sec(s.bytes) / (1024.0 * 1024.0),
+                self.per_sec(s.bytes) * 8.0 / 1e9
+            );
+            return out;
         }
         out += &format!(
             "  throughput  {:.1} req/s, {:.2} MiB/s\n",
@@ -398,6 +653,12 @@ mod tests {
         let t = parse_url("http://127.0.0.1").unwrap();
         assert_eq!(t.addr.port(), 80);
         assert!(parse_url("https://x/").is_err());
+        let t = parse_url("tcp://127.0.0.1:9").unwrap();
+        assert_eq!((t.protocol, t.addr.port()), (Protocol::Tcp, 9));
+        let t = parse_url("tcp-bulk://[::1]:9").unwrap();
+        assert_eq!((t.protocol, t.addr.port()), (Protocol::TcpBulk, 9));
+        assert!(parse_url("tcp://127.0.0.1").is_err());
+        assert!(parse_url("tcp://127.0.0.1:9/x").is_err());
         assert!(parse_url("http://127.0.0.1:x/").is_err());
     }
 }

@@ -3,16 +3,27 @@
 //! response is complete. Open loop (`--rate`): each connection has a fixed schedule of
 //! intended send times; latency is measured from the intended time (wrk2's correction for
 //! coordinated omission), and a connection whose slot has passed sends at once.
+//!
+//! Sockets are driven like halb's shards drive theirs (`halb::l4::socket::Socket`): plain
+//! non-blocking `send`/`recv`, waiting for readiness through the thread's edge-triggered
+//! epoll reactor (`halb::runtime::reactor`), not through one io_uring poll per wait, whose
+//! completion the kernel signals with an IPI each (glommio's rings have no
+//! `IORING_SETUP_COOP_TASKRUN`). Nothing is allocated per request: the request bytes are
+//! built once, each connection reuses one receive buffer, and responses are parsed in it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use futures_lite::future::poll_fn;
 use glommio::timer::sleep;
+use halb::l4::socket::Socket;
+use halb::sys;
 use hdrhistogram::Histogram;
 
 use crate::http::{Parser, Progress};
@@ -125,16 +136,27 @@ impl Default for Stats {
 /// A worker's body: run its connections (global indices) to the end and return the stats.
 pub async fn run_worker(plan: std::sync::Arc<Plan>, connections: Vec<usize>) -> Stats {
     let stats = Rc::new(RefCell::new(Stats::new()));
+    let watch = Rc::new(Watch {
+        deadlines: (0..connections.len())
+            .map(|_| Deadline::default())
+            .collect(),
+    });
     let now = Instant::now();
     if plan.start > now {
         sleep(plan.start - now).await;
     }
+    // Dropped (so cancelled) once the connections are done.
+    let _watchdog = glommio::spawn_local(watchdog(watch.clone(), tick(plan.timeout)));
     let tasks: Vec<_> = connections
         .into_iter()
-        .map(|index| {
+        .enumerate()
+        .map(|(slot, index)| {
             let plan = plan.clone();
             let stats = stats.clone();
-            glommio::spawn_local(async move { run_connection(&plan, index, &stats).await })
+            let watch = watch.clone();
+            glommio::spawn_local(async move {
+                run_connection(&plan, index, &stats, &watch.deadlines[slot]).await
+            })
         })
         .collect();
     for task in tasks {
@@ -149,9 +171,80 @@ pub async fn run_worker(plan: std::sync::Arc<Plan>, connections: Vec<usize>) -> 
         })
 }
 
-async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>) {
-    let mut stream: Option<TcpStream> = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+/// Request timeouts without a timer per request: each connection publishes the deadline
+/// of the request it is on, and one task per worker looks at them every `tick` and wakes
+/// (with `expired` set) the connections past theirs. A timeout fires up to one tick late.
+struct Watch {
+    deadlines: Vec<Deadline>,
+}
+
+#[derive(Default)]
+struct Deadline {
+    at: Cell<Option<Instant>>,
+    expired: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// The watchdog's period: a twentieth of the timeout, between 1 ms and 10 ms.
+fn tick(timeout: Duration) -> Duration {
+    (timeout / 20).clamp(Duration::from_millis(1), Duration::from_millis(10))
+}
+
+async fn watchdog(watch: Rc<Watch>, tick: Duration) {
+    loop {
+        sleep(tick).await;
+        let now = Instant::now();
+        for d in &watch.deadlines {
+            if d.at.get().is_some_and(|at| at <= now) && !d.expired.get() {
+                d.expired.set(true);
+                if let Some(w) = d.waker.borrow_mut().take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+impl Deadline {
+    fn arm(&self, at: Instant) {
+        self.at.set(Some(at));
+        self.expired.set(false);
+    }
+
+    fn disarm(&self) {
+        self.at.set(None);
+        self.expired.set(false);
+    }
+
+    /// Run `work` until it completes (`Some`) or the deadline passes (`None`).
+    async fn run<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        poll_fn(|cx| {
+            if self.expired.get() {
+                return Poll::Ready(None);
+            }
+            if let Poll::Ready(v) = work.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            let mut waker = self.waker.borrow_mut();
+            match &*waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>, deadline: &Deadline) {
+    let mut conn = Conn {
+        socket: None,
+        buf: vec![0; READ_CHUNK],
+    };
+    // Progress counters, flushed to the shared atomics now and then (not per request: the
+    // workers would contend on their cache line).
+    let (mut pending_ok, mut pending_err) = (0u64, 0u64);
     // Open loop: connection `index` of C sends at start + index/R + k*C/R.
     let interval = plan
         .rate
@@ -170,6 +263,8 @@ async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>) {
                 }
                 let now = Instant::now();
                 if slot > now {
+                    // Flush before idling, so the progress line stays current.
+                    flush_progress(plan, &mut pending_ok, &mut pending_err);
                     sleep(slot - now).await;
                     if plan.stop.load(Ordering::Relaxed) {
                         break;
@@ -195,11 +290,11 @@ async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>) {
                 }
             }
         }
-        let outcome = one_request(plan, &mut stream, &mut buf).await;
+        let outcome = one_request(plan, &mut conn, deadline).await;
         let done = Instant::now();
         match outcome {
             Ok(bytes) => {
-                plan.done_ok.fetch_add(1, Ordering::Relaxed);
+                pending_ok += 1;
                 if measured {
                     let mut s = stats.borrow_mut();
                     let us = done.saturating_duration_since(intended).as_micros() as u64;
@@ -210,7 +305,7 @@ async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>) {
                 }
             }
             Err((kind, bytes)) => {
-                plan.done_err.fetch_add(1, Ordering::Relaxed);
+                pending_err += 1;
                 if measured {
                     let mut s = stats.borrow_mut();
                     s.errors[kind as usize] += 1;
@@ -219,53 +314,80 @@ async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>) {
                 }
                 if kind == ErrorKind::Connect && plan.rate.is_none() {
                     // Closed loop: don't spin on a refused port.
+                    flush_progress(plan, &mut pending_ok, &mut pending_err);
                     sleep(Duration::from_millis(10)).await;
                 }
             }
         }
+        if pending_ok + pending_err >= PROGRESS_BATCH {
+            flush_progress(plan, &mut pending_ok, &mut pending_err);
+        }
     }
+    flush_progress(plan, &mut pending_ok, &mut pending_err);
+}
+
+/// Requests counted locally before the shared progress counters are updated.
+const PROGRESS_BATCH: u64 = 64;
+
+fn flush_progress(plan: &Plan, ok: &mut u64, err: &mut u64) {
+    if *ok > 0 {
+        plan.done_ok
+            .fetch_add(std::mem::take(ok), Ordering::Relaxed);
+    }
+    if *err > 0 {
+        plan.done_err
+            .fetch_add(std::mem::take(err), Ordering::Relaxed);
+    }
+}
+
+/// Bytes asked of each `recv` (the buffer grows by this much when a response needs more).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One connection's state, kept across requests: the socket (when open) and the receive
+/// buffer, allocated (and zeroed) once and reused for every response.
+struct Conn {
+    socket: Option<Socket>,
+    buf: Vec<u8>,
 }
 
 /// One request/response on the connection (opened if needed). Ok: response bytes.
 /// Err: the error kind and the response bytes received (for complete but rejected ones).
 async fn one_request(
     plan: &Plan,
-    stream: &mut Option<TcpStream>,
-    buf: &mut Vec<u8>,
+    conn: &mut Conn,
+    deadline: &Deadline,
 ) -> Result<u64, (ErrorKind, u64)> {
-    let started = Instant::now();
-    if stream.is_none() {
-        let connect = async {
-            let s = TcpStream::connect(plan.addr).await.ok()?;
-            s.set_nodelay(true).ok()?;
-            Some(s)
-        };
-        let timed_out = async {
-            sleep(plan.timeout).await;
-            None
-        };
-        match future::or(connect, timed_out).await {
-            Some(s) => *stream = Some(s),
-            None => return Err((ErrorKind::Connect, 0)),
+    deadline.arm(Instant::now() + plan.timeout);
+    let result = request_within(plan, conn, deadline).await;
+    deadline.disarm();
+    result
+}
+
+async fn request_within(
+    plan: &Plan,
+    conn: &mut Conn,
+    deadline: &Deadline,
+) -> Result<u64, (ErrorKind, u64)> {
+    if conn.socket.is_none() {
+        match deadline.run(connect(plan.addr)).await {
+            Some(Ok(s)) => conn.socket = Some(s),
+            Some(Err(_)) | None => return Err((ErrorKind::Connect, 0)),
         }
     }
-    let remaining = plan.timeout.saturating_sub(started.elapsed());
-    let s = stream.as_mut().expect("connected above");
-    let exchange = exchange(plan, s, buf);
-    let timed_out = async {
-        sleep(remaining).await;
-        Err(ErrorKind::Timeout)
-    };
-    let result = future::or(exchange, timed_out).await;
+    let s = conn.socket.as_ref().expect("connected above");
+    let result = deadline
+        .run(exchange(plan, s, &mut conn.buf))
+        .await
+        .unwrap_or(Err(ErrorKind::Timeout));
     let response = match result {
         Ok(r) => r,
         Err(kind) => {
-            *stream = None;
+            conn.socket = None;
             return Err((kind, 0));
         }
     };
     if response.close || plan.close {
-        *stream = None;
+        conn.socket = None;
     }
     let bytes = response.wire_len as u64;
     let status_ok = match plan.expect_status {
@@ -284,35 +406,59 @@ async fn one_request(
     Ok(bytes)
 }
 
+/// A non-blocking connect, its socket registered with this thread's epoll reactor (as
+/// halb's shards connect to backends): on loopback the handshake is done when
+/// `connect(2)` returns; otherwise a zero-length `send` says when it is.
+async fn connect(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::connected(sys::connect_start(addr)?)?;
+    sys::set_nodelay(socket.fd())?;
+    loop {
+        match socket.send(&[]) {
+            Ok(_) => return Ok(socket),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Send the request, then receive into `buf` (reused: only its first `filled` bytes are
+/// this response's) until the parser says the response is complete.
 async fn exchange(
     plan: &Plan,
-    s: &mut TcpStream,
+    s: &Socket,
     buf: &mut Vec<u8>,
 ) -> Result<crate::http::Response, ErrorKind> {
-    s.write_all(&plan.request)
+    s.send_all(&plan.request)
         .await
         .map_err(|_| ErrorKind::Reset)?;
-    buf.clear();
+    let mut filled = 0;
     let mut parser = Parser::new();
     loop {
-        let len = buf.len();
-        buf.resize(len + 16 * 1024, 0);
-        let n = match s.read(&mut buf[len..]).await {
+        if filled == buf.len() {
+            // A response larger than the buffer: grow it (once per connection, as a rule).
+            buf.resize(buf.len() + READ_CHUNK, 0);
+        }
+        // Only read when the reactor says there may be something: right after the
+        // request, the answer is rarely there yet, and a `recv` that says `WouldBlock`
+        // would be a syscall for nothing (the previous response's short read, or the new
+        // connection, left the socket marked drained).
+        s.readable().await;
+        let n = match s.recv(&mut buf[filled..]) {
             Ok(n) => n,
-            Err(_) => {
-                buf.truncate(len);
-                return Err(ErrorKind::Reset);
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(ErrorKind::Reset),
         };
-        buf.truncate(len + n);
+        filled += n;
         let eof = n == 0;
-        match parser.advance(buf, eof) {
+        match parser.advance(&buf[..filled], eof) {
             Err(_) => return Err(ErrorKind::BadFraming),
             Ok(Progress::Partial) if eof => return Err(ErrorKind::Reset),
             Ok(Progress::Partial) => {}
             Ok(Progress::Complete(r)) => {
                 // We never pipeline: bytes past the response are a framing violation.
-                if r.wire_len < buf.len() {
+                if r.wire_len < filled {
                     return Err(ErrorKind::BadFraming);
                 }
                 return Ok(r);
