@@ -15,7 +15,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-source "$HERE/lib/backend-nginx.sh"
+# shellcheck source=../l4/lib/backend-nginx.sh
+source "$REPO/bench-results/l4/lib/backend-nginx.sh"
 
 REPS=${REPS:-5}
 DURATION=${DURATION:-5}            # seconds

@@ -119,7 +119,7 @@ bring_up() {
 
 tear_down() {
   local i
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do stop_pid "${PIDS[i]}"; done
+  for ((i=${#PIDS[@]}-1; i>=0; i--)); do stop_pid "${PIDS[i]}" || true; done
   netns_teardown
   _PIDS=()   # all stopped: never signal these (possibly reused) pids again at exit
 }

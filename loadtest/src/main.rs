@@ -26,7 +26,7 @@ use clap::Parser;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use tcp::TcpPlan;
-use worker::{ErrorKind, Plan, Stats};
+use worker::{ErrorKind, Plan, Stats, Timeline};
 
 /// Locked memory for each executor's io_uring rings (as halb's shards).
 const IO_MEMORY: usize = 256 * 1024;
@@ -229,8 +229,8 @@ enum Job {
 impl Job {
     fn counters(&self) -> (u64, u64) {
         let (ok, err) = match self {
-            Job::Http(p) => (&p.done_ok, &p.done_err),
-            Job::Tcp(p) => (&p.done_ok, &p.done_err),
+            Job::Http(p) => (&p.timeline.done_ok, &p.timeline.done_err),
+            Job::Tcp(p) => (&p.timeline.done_ok, &p.timeline.done_err),
         };
         (ok.load(Ordering::Relaxed), err.load(Ordering::Relaxed))
     }
@@ -355,24 +355,27 @@ fn measure(cli: &Cli) -> Result<Outcome, String> {
         Protocol::TcpBulk => BULK_PAYLOAD,
         _ => 64,
     });
+    let timeline = || Timeline {
+        start,
+        measure_from,
+        deadline,
+        requests: cli.requests,
+        rate: cli.rate,
+        total_connections: cli.connections,
+        tickets: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        done_ok: AtomicU64::new(0),
+        done_err: AtomicU64::new(0),
+    };
     let job = match target.protocol {
         Protocol::Http => Job::Http(Arc::new(Plan {
             addr: target.addr,
             request: http::build_request(&target.host_header, &target.path, cli.close),
             close: cli.close,
-            start,
-            measure_from,
-            deadline,
-            requests: cli.requests,
             timeout: cli.timeout,
             expect_status: cli.expect_status,
             expect_body_size: cli.expect_body_size,
-            rate: cli.rate,
-            total_connections: cli.connections,
-            tickets: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-            done_ok: AtomicU64::new(0),
-            done_err: AtomicU64::new(0),
+            timeline: timeline(),
         })),
         Protocol::Tcp | Protocol::TcpBulk => Job::Tcp(Arc::new(TcpPlan {
             addr: target.addr,
@@ -380,17 +383,8 @@ fn measure(cli: &Cli) -> Result<Outcome, String> {
             payload: tcp::payload(payload_len),
             response: cli.response.unwrap_or(payload_len),
             close: cli.close,
-            start,
-            measure_from,
-            deadline,
-            requests: cli.requests,
             timeout: cli.timeout,
-            rate: cli.rate,
-            total_connections: cli.connections,
-            tickets: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-            done_ok: AtomicU64::new(0),
-            done_err: AtomicU64::new(0),
+            timeline: timeline(),
         })),
     };
 

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::timer::sleep;
 
-use crate::worker::{ErrorKind, Stats};
+use crate::worker::{ErrorKind, Stats, Timeline, Turn};
 
 /// What every TCP worker shares.
 pub struct TcpPlan {
@@ -30,17 +30,8 @@ pub struct TcpPlan {
     pub response: usize,
     /// Request/response: a new connection per exchange.
     pub close: bool,
-    pub start: Instant,
-    pub measure_from: Instant,
-    pub deadline: Option<Instant>,
-    pub requests: Option<u64>,
     pub timeout: Duration,
-    pub rate: Option<f64>,
-    pub total_connections: usize,
-    pub tickets: AtomicU64,
-    pub stop: AtomicBool,
-    pub done_ok: AtomicU64,
-    pub done_err: AtomicU64,
+    pub timeline: Timeline,
 }
 
 /// The payload: a repeating, recognisable pattern.
@@ -50,10 +41,7 @@ pub fn payload(len: usize) -> Vec<u8> {
 
 pub async fn run_worker(plan: Arc<TcpPlan>, connections: Vec<usize>) -> Stats {
     let stats = Rc::new(RefCell::new(Stats::new()));
-    let now = Instant::now();
-    if plan.start > now {
-        sleep(plan.start - now).await;
-    }
+    plan.timeline.started().await;
     let tasks: Vec<_> = connections
         .into_iter()
         .map(|index| {
@@ -90,7 +78,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Option<TcpStream> {
 }
 
 fn record_error(plan: &TcpPlan, stats: &RefCell<Stats>, kind: ErrorKind, measured: bool) {
-    plan.done_err.fetch_add(1, Ordering::Relaxed);
+    plan.timeline.done_err.fetch_add(1, Ordering::Relaxed);
     if measured {
         let mut s = stats.borrow_mut();
         s.errors[kind as usize] += 1;
@@ -101,52 +89,13 @@ fn record_error(plan: &TcpPlan, stats: &RefCell<Stats>, kind: ErrorKind, measure
 async fn exchange_connection(plan: &TcpPlan, index: usize, stats: &RefCell<Stats>) {
     let mut stream: Option<TcpStream> = None;
     let mut buf = vec![0u8; plan.response];
-    let interval = plan
-        .rate
-        .map(|r| Duration::from_secs_f64(plan.total_connections as f64 / r));
-    let mut next_slot = plan
-        .rate
-        .map(|r| plan.start + Duration::from_secs_f64(index as f64 / r));
-    loop {
-        if plan.stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let intended = match (next_slot, interval) {
-            (Some(slot), Some(interval)) => {
-                if plan.deadline.is_some_and(|d| slot >= d) {
-                    break;
-                }
-                let now = Instant::now();
-                if slot > now {
-                    sleep(slot - now).await;
-                    if plan.stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                }
-                next_slot = Some(slot + interval);
-                slot
-            }
-            _ => {
-                let now = Instant::now();
-                if plan.deadline.is_some_and(|d| now >= d) {
-                    break;
-                }
-                now
-            }
-        };
-        let measured = intended >= plan.measure_from;
-        if measured {
-            if let Some(budget) = plan.requests {
-                if plan.tickets.fetch_add(1, Ordering::Relaxed) >= budget {
-                    plan.stop.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
+    let timeline = &plan.timeline;
+    let mut slots = timeline.slots(index);
+    while let Some(Turn { intended, measured }) = timeline.next_turn(&mut slots, || ()).await {
         match exchange(plan, &mut stream, &mut buf).await {
             Ok(bytes) => {
                 let done = Instant::now();
-                plan.done_ok.fetch_add(1, Ordering::Relaxed);
+                timeline.done_ok.fetch_add(1, Ordering::Relaxed);
                 if measured {
                     let mut s = stats.borrow_mut();
                     let us = done.saturating_duration_since(intended).as_micros() as u64;
@@ -158,7 +107,7 @@ async fn exchange_connection(plan: &TcpPlan, index: usize, stats: &RefCell<Stats
             }
             Err(kind) => {
                 record_error(plan, stats, kind, measured);
-                if kind == ErrorKind::Connect && plan.rate.is_none() {
+                if kind == ErrorKind::Connect && timeline.rate.is_none() {
                     sleep(Duration::from_millis(10)).await;
                 }
             }
@@ -207,13 +156,13 @@ enum Write {
 }
 
 async fn bulk_connection(plan: &TcpPlan, stats: &RefCell<Stats>) {
-    let Some(deadline) = plan.deadline else {
+    let Some(deadline) = plan.timeline.deadline else {
         return;
     };
     let mut stream: Option<TcpStream> = None;
     loop {
         let now = Instant::now();
-        if plan.stop.load(Ordering::Relaxed) || now >= deadline {
+        if plan.timeline.stop.load(Ordering::Relaxed) || now >= deadline {
             break;
         }
         let s = match stream.as_mut() {
@@ -224,7 +173,12 @@ async fn bulk_connection(plan: &TcpPlan, stats: &RefCell<Stats>) {
                     Some(s) => stream.insert(s),
                     None => {
                         if Instant::now() < deadline {
-                            record_error(plan, stats, ErrorKind::Connect, now >= plan.measure_from);
+                            record_error(
+                                plan,
+                                stats,
+                                ErrorKind::Connect,
+                                now >= plan.timeline.measure_from,
+                            );
                             sleep(Duration::from_millis(10)).await;
                         }
                         continue;
@@ -251,8 +205,8 @@ async fn bulk_connection(plan: &TcpPlan, stats: &RefCell<Stats>) {
         match future::or(write, timed_out).await {
             Write::Done => {
                 let done = Instant::now();
-                plan.done_ok.fetch_add(1, Ordering::Relaxed);
-                if started >= plan.measure_from && done <= deadline {
+                plan.timeline.done_ok.fetch_add(1, Ordering::Relaxed);
+                if started >= plan.timeline.measure_from && done <= deadline {
                     let mut s = stats.borrow_mut();
                     s.ok += 1;
                     s.bytes += plan.payload.len() as u64;
@@ -262,7 +216,7 @@ async fn bulk_connection(plan: &TcpPlan, stats: &RefCell<Stats>) {
             Write::Deadline => break,
             Write::Failed(kind) => {
                 stream = None;
-                record_error(plan, stats, kind, started >= plan.measure_from);
+                record_error(plan, stats, kind, started >= plan.timeline.measure_from);
             }
         }
     }

@@ -61,11 +61,10 @@ impl ErrorKind {
     }
 }
 
-/// What every worker shares: the run's parameters and its few global counters.
-pub struct Plan {
-    pub addr: SocketAddr,
-    pub request: Vec<u8>,
-    pub close: bool,
+/// What every worker of a run shares, whatever it speaks (HTTP here, TCP in `tcp.rs`):
+/// when load starts and stops, the warm-up, the `--requests` budget, the open-loop rate,
+/// and the few global counters.
+pub struct Timeline {
     /// When load starts (a little after the workers are spawned, so they start together).
     pub start: Instant,
     /// Requests intended before this instant are warm-up: sent but not recorded.
@@ -74,9 +73,6 @@ pub struct Plan {
     pub deadline: Option<Instant>,
     /// Measured requests to send in all (success or error), if bounded.
     pub requests: Option<u64>,
-    pub timeout: Duration,
-    pub expect_status: Option<u16>,
-    pub expect_body_size: Option<usize>,
     /// Open loop: total requests per second across all connections.
     pub rate: Option<f64>,
     pub total_connections: usize,
@@ -86,6 +82,95 @@ pub struct Plan {
     /// Live counters for the progress line.
     pub done_ok: AtomicU64,
     pub done_err: AtomicU64,
+}
+
+/// One request's turn: when it was meant to start, and whether it is recorded.
+pub struct Turn {
+    pub intended: Instant,
+    pub measured: bool,
+}
+
+/// A connection's open-loop schedule (empty in closed loop): connection `index` of C
+/// sends at start + index/R + k*C/R.
+pub struct Slots {
+    next: Option<Instant>,
+    interval: Option<Duration>,
+}
+
+impl Timeline {
+    /// Connection `index`'s schedule.
+    pub fn slots(&self, index: usize) -> Slots {
+        Slots {
+            next: self
+                .rate
+                .map(|r| self.start + Duration::from_secs_f64(index as f64 / r)),
+            interval: self
+                .rate
+                .map(|r| Duration::from_secs_f64(self.total_connections as f64 / r)),
+        }
+    }
+
+    /// Wait for the connection's next turn (open loop: its slot; closed loop: now), or
+    /// `None` when the run is over (stopped, past the deadline, or the budget spent).
+    /// `idle` runs before waiting for a slot.
+    pub async fn next_turn(&self, slots: &mut Slots, idle: impl FnOnce()) -> Option<Turn> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let intended = match (slots.next, slots.interval) {
+            (Some(slot), Some(interval)) => {
+                if self.deadline.is_some_and(|d| slot >= d) {
+                    return None;
+                }
+                let now = Instant::now();
+                if slot > now {
+                    idle();
+                    sleep(slot - now).await;
+                    if self.stop.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                }
+                slots.next = Some(slot + interval);
+                slot
+            }
+            _ => {
+                let now = Instant::now();
+                if self.deadline.is_some_and(|d| now >= d) {
+                    return None;
+                }
+                now
+            }
+        };
+        let measured = intended >= self.measure_from;
+        if measured {
+            if let Some(budget) = self.requests {
+                if self.tickets.fetch_add(1, Ordering::Relaxed) >= budget {
+                    self.stop.store(true, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        Some(Turn { intended, measured })
+    }
+
+    /// Wait until load starts.
+    pub async fn started(&self) {
+        let now = Instant::now();
+        if self.start > now {
+            sleep(self.start - now).await;
+        }
+    }
+}
+
+/// What every HTTP worker shares.
+pub struct Plan {
+    pub addr: SocketAddr,
+    pub request: Vec<u8>,
+    pub close: bool,
+    pub timeout: Duration,
+    pub expect_status: Option<u16>,
+    pub expect_body_size: Option<usize>,
+    pub timeline: Timeline,
 }
 
 /// One worker's results (merged by the caller).
@@ -141,10 +226,7 @@ pub async fn run_worker(plan: std::sync::Arc<Plan>, connections: Vec<usize>) -> 
             .map(|_| Deadline::default())
             .collect(),
     });
-    let now = Instant::now();
-    if plan.start > now {
-        sleep(plan.start - now).await;
-    }
+    plan.timeline.started().await;
     // Dropped (so cancelled) once the connections are done.
     let _watchdog = glommio::spawn_local(watchdog(watch.clone(), tick(plan.timeout)));
     let tasks: Vec<_> = connections
@@ -245,51 +327,14 @@ async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>, deadl
     // Progress counters, flushed to the shared atomics now and then (not per request: the
     // workers would contend on their cache line).
     let (mut pending_ok, mut pending_err) = (0u64, 0u64);
-    // Open loop: connection `index` of C sends at start + index/R + k*C/R.
-    let interval = plan
-        .rate
-        .map(|r| Duration::from_secs_f64(plan.total_connections as f64 / r));
-    let mut next_slot = plan
-        .rate
-        .map(|r| plan.start + Duration::from_secs_f64(index as f64 / r));
+    let timeline = &plan.timeline;
+    let mut slots = timeline.slots(index);
     loop {
-        if plan.stop.load(Ordering::Relaxed) {
+        // Flush before idling, so the progress line stays current.
+        let idle = || flush_progress(timeline, &mut pending_ok, &mut pending_err);
+        let Some(Turn { intended, measured }) = timeline.next_turn(&mut slots, idle).await else {
             break;
-        }
-        let intended = match (next_slot, interval) {
-            (Some(slot), Some(interval)) => {
-                if plan.deadline.is_some_and(|d| slot >= d) {
-                    break;
-                }
-                let now = Instant::now();
-                if slot > now {
-                    // Flush before idling, so the progress line stays current.
-                    flush_progress(plan, &mut pending_ok, &mut pending_err);
-                    sleep(slot - now).await;
-                    if plan.stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                }
-                next_slot = Some(slot + interval);
-                slot
-            }
-            _ => {
-                let now = Instant::now();
-                if plan.deadline.is_some_and(|d| now >= d) {
-                    break;
-                }
-                now
-            }
         };
-        let measured = intended >= plan.measure_from;
-        if measured {
-            if let Some(budget) = plan.requests {
-                if plan.tickets.fetch_add(1, Ordering::Relaxed) >= budget {
-                    plan.stop.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
         let outcome = one_request(plan, &mut conn, deadline).await;
         let done = Instant::now();
         match outcome {
@@ -312,30 +357,32 @@ async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>, deadl
                     s.bytes += bytes;
                     s.last = Some(done);
                 }
-                if kind == ErrorKind::Connect && plan.rate.is_none() {
+                if kind == ErrorKind::Connect && timeline.rate.is_none() {
                     // Closed loop: don't spin on a refused port.
-                    flush_progress(plan, &mut pending_ok, &mut pending_err);
+                    flush_progress(timeline, &mut pending_ok, &mut pending_err);
                     sleep(Duration::from_millis(10)).await;
                 }
             }
         }
         if pending_ok + pending_err >= PROGRESS_BATCH {
-            flush_progress(plan, &mut pending_ok, &mut pending_err);
+            flush_progress(timeline, &mut pending_ok, &mut pending_err);
         }
     }
-    flush_progress(plan, &mut pending_ok, &mut pending_err);
+    flush_progress(timeline, &mut pending_ok, &mut pending_err);
 }
 
 /// Requests counted locally before the shared progress counters are updated.
 const PROGRESS_BATCH: u64 = 64;
 
-fn flush_progress(plan: &Plan, ok: &mut u64, err: &mut u64) {
+fn flush_progress(timeline: &Timeline, ok: &mut u64, err: &mut u64) {
     if *ok > 0 {
-        plan.done_ok
+        timeline
+            .done_ok
             .fetch_add(std::mem::take(ok), Ordering::Relaxed);
     }
     if *err > 0 {
-        plan.done_err
+        timeline
+            .done_err
             .fetch_add(std::mem::take(err), Ordering::Relaxed);
     }
 }

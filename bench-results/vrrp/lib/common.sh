@@ -1,67 +1,12 @@
 # shellcheck shell=bash
-# Helpers of bench-results/vrrp/run.sh (source it). Self-contained (adapted from the anchor
-# scripts): PID registry + EXIT trap that kills by PID, a watchdog bounding the whole run,
-# the private netns LAN (nothing is created in the root namespace), small waits.
+# Helpers of bench-results/vrrp/run.sh (source it): the PID registry + EXIT trap that kills
+# by PID, the watchdog and the waits come from the L4 bench's helpers (as control/ and l7/
+# use them); here: the private netns LAN (nothing is created in the root namespace) and
+# small waits on it.
 
-set -o pipefail
+# shellcheck source=../../l4/lib/common.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../../l4/lib" && pwd)/common.sh"
 
-declare -a _PIDS=()
-declare -a _CLEANUP_HOOKS=()
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
-# register_pid PID -> killed (TERM, then KILL) by PID on exit
-register_pid() { _PIDS+=("$1"); }
-# on_exit 'shell code' -> run on exit, in reverse order of registration
-on_exit() { _CLEANUP_HOOKS+=("$1"); }
-
-_kill_pid_tree() { # a PID and its descendants, by PID only
-  local p=$1 c
-  [[ -d /proc/$p ]] || return 0
-  for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do _kill_pid_tree "$c"; done
-  kill -TERM "$p" 2>/dev/null || true
-}
-
-_cleanup() {
-  local rc=$? i p alive
-  trap - EXIT INT TERM
-  [[ -n ${_WATCHDOG_PID:-} ]] && kill "$_WATCHDOG_PID" 2>/dev/null
-  for ((i=${#_PIDS[@]}-1; i>=0; i--)); do _kill_pid_tree "${_PIDS[i]}"; done
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    alive=0
-    for p in "${_PIDS[@]}"; do [[ -d /proc/$p ]] && alive=1; done
-    ((alive)) || break; sleep 0.2
-  done
-  for p in "${_PIDS[@]}"; do [[ -d /proc/$p ]] && kill -KILL "$p" 2>/dev/null; done
-  for ((i=${#_CLEANUP_HOOKS[@]}-1; i>=0; i--)); do eval "${_CLEANUP_HOOKS[i]}" || true; done
-  exit "$rc"
-}
-trap _cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-# start_watchdog SECONDS: SIGTERM this script after SECONDS (hard bound on the run time)
-start_watchdog() {
-  local secs=$1 me=$BASHPID
-  (
-    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$secs" & sp=$!
-    wait "$sp" || exit 0
-    echo "[watchdog] ${secs}s exceeded, terminating $me" >&2; kill -TERM "$me"
-  ) &
-  _WATCHDOG_PID=$!
-}
-
-# wait_gone PID [TIMEOUT_S]
-wait_gone() {
-  local p=$1 t=${2:-5} i
-  for ((i=0; i<t*20; i++)); do [[ -d /proc/$p ]] || return 0; sleep 0.05; done
-  return 1
-}
-# stop_pid PID: TERM by PID, wait, then KILL by PID
-stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait_gone "$1" 5 || kill -KILL "$1" 2>/dev/null || true; }
-# total_busy -> busy jiffies summed over all cores
-total_busy() { awk '/^cpu[0-9]+ /{s+=$2+$3+$4+$7+$8+$9} END{print s}' /proc/stat; }
 fcalc() { awk "BEGIN{print $*}"; }
 
 # ---------------------------------------------------------------------------------------
