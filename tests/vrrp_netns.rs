@@ -122,18 +122,12 @@ fn harness_baseline_keepalived_failover() {
 
     k1.kill9();
     let took = lan.wait_answer(VIP, "lb2", failover_bound(FAST));
-    wait_until("lb2 alone holds the VIP", failover_bound(FAST), || {
-        lan.holders(VIP) == ["lb2"]
-    });
+    lan.wait_alone(VIP, "lb2", failover_bound(FAST));
     eprintln!("keepalived kill -9 of the master: client answered by lb2 after {took:?}");
 
     let mut k1 = lan.keepalived("lb1", &c1);
     lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
 
     k1.crash();
     let took = lan.wait_answer(VIP, "lb2", failover_bound(FAST));
@@ -188,11 +182,7 @@ fn split_then_staged_heal(lan: &Lan, cap: Capture, on_split: impl FnOnce()) {
     lan.heal_box("lb1");
     lan.wait_answer(VIP, "lb1", failover_bound(FAST));
     lan.heal();
-    wait_until(
-        "lb1 alone holds the VIP after the heal",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     stays("the client answered by lb1", FAST * 5, || {
         lan.probe(VIP).as_deref() == Some("lb1")
     });
@@ -254,9 +244,7 @@ fn sync_pair(priority: u8) -> Vec<VrrpConf> {
 /// lb1 holds both VIPs; eth1 down on lb1 → both VIPs on lb2 only (the client is answered
 /// by lb2 on both); `on_fault` runs then; eth1 up → both back on lb1.
 fn sync_group_scenario(lan: &Lan, on_fault: impl FnOnce()) {
-    wait_until("lb1 alone holds VIP2", failover_bound(FAST), || {
-        lan.holders(VIP2) == ["lb1"]
-    });
+    lan.wait_alone(VIP2, "lb1", failover_bound(FAST));
     assert_eq!(lan.probe_detail(VIP2), Ok("lb1".to_string()));
 
     lan.link_down("lb1", "eth1");
@@ -343,11 +331,7 @@ fn halb_pair_kill_master_then_preempt() {
 
     let h1 = lan.halb("lb1", &c1);
     lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
     h2.wait_state("VI_51", "BACKUP", failover_bound(FAST));
 }
@@ -418,11 +402,7 @@ fn halb_term_hands_over_sooner_than_kill() {
 
     let mut h1 = lan.halb("lb1", &c1);
     lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(SLOW));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(SLOW),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(SLOW));
 
     let t0 = Instant::now();
     h1.kill9();
@@ -469,11 +449,7 @@ fn halb_split_brain_then_heal_one_master_and_garp() {
     h2.wait_state("VI_51", "BACKUP", failover_bound(FAST));
     h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
     lan.wait_answer(VIP, "lb1", failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP after the heal",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     std::thread::sleep(FAST * 3);
     let packets = cap.stop();
     let lb1_mac = lan.mac("lb1", "eth0");
@@ -520,9 +496,7 @@ fn halb_track_proxy_moves_the_vip_off_a_box_without_servers() {
 
     s1.stop();
     lan.wait_answer(VIP, "lb2", CHECK_SLACK + failover_bound(FAST));
-    wait_until("lb2 alone holds the VIP", failover_bound(FAST), || {
-        lan.holders(VIP) == ["lb2"]
-    });
+    lan.wait_alone(VIP, "lb2", failover_bound(FAST));
     let i1 = h1.instance("VI_51");
     assert_eq!(i1["priority"], 41, "{i1}");
     assert_eq!(i1["base_priority"], 101, "{i1}");
@@ -531,11 +505,7 @@ fn halb_track_proxy_moves_the_vip_off_a_box_without_servers() {
 
     let _s1 = lan.http_backend("lb1", "lb1", &s1.addr.to_string());
     lan.wait_answer(VIP, "lb1", CHECK_SLACK + failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     assert_eq!(h1.priority("VI_51"), 101);
 }
 
@@ -741,11 +711,7 @@ fn halb_unicast_peers_failover_without_multicast() {
     let restarted_at = epoch_now();
     let h1 = lan.halb("lb1", &c1);
     lan.wait_answer(VIP, "lb1", START_BOUND + failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
     h2.wait_state("VI_51", "BACKUP", failover_bound(FAST));
 
@@ -915,9 +881,7 @@ fn halb_track_script_negative_weight_moves_the_vip() {
         h1.priority("VI_51") == 41
     });
     lan.wait_answer(VIP, "lb2", failover_bound(FAST));
-    wait_until("lb2 alone holds the VIP", failover_bound(FAST), || {
-        lan.holders(VIP) == ["lb2"]
-    });
+    lan.wait_alone(VIP, "lb2", failover_bound(FAST));
     let i1 = h1.instance("VI_51");
     assert_eq!(i1["base_priority"], 101, "{i1}");
     assert_eq!(i1["state"], "BACKUP", "{i1}");
@@ -929,11 +893,7 @@ fn halb_track_script_negative_weight_moves_the_vip() {
         h1.priority("VI_51") == 101
     });
     lan.wait_answer(VIP, "lb1", failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
     h2.wait_state("VI_51", "BACKUP", failover_bound(FAST));
 }
@@ -961,9 +921,7 @@ fn halb_track_script_positive_weight_counts_from_the_start() {
     assert_eq!(i2["priority"], 110, "{i2}");
     assert_eq!(i2["base_priority"], 100, "{i2}");
     lan.wait_answer(VIP, "lb2", failover_bound(FAST));
-    wait_until("lb2 alone holds the VIP", failover_bound(FAST), || {
-        lan.holders(VIP) == ["lb2"]
-    });
+    lan.wait_alone(VIP, "lb2", failover_bound(FAST));
     h1.wait_state("VI_51", "BACKUP", failover_bound(FAST));
     h2.wait_state("VI_51", "MASTER", failover_bound(FAST));
 
@@ -972,11 +930,7 @@ fn halb_track_script_positive_weight_counts_from_the_start() {
         h2.priority("VI_51") == 100
     });
     lan.wait_answer(VIP, "lb1", failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
     h2.wait_state("VI_51", "BACKUP", failover_bound(FAST));
 }
@@ -1002,9 +956,7 @@ fn halb_track_script_weight_zero_means_fault() {
     set_status(&status, 1);
     h1.wait_state("VI_51", "FAULT", CHECK_SLACK);
     lan.wait_answer(VIP, "lb2", failover_bound(FAST));
-    wait_until("lb2 alone holds the VIP", failover_bound(FAST), || {
-        lan.holders(VIP) == ["lb2"]
-    });
+    lan.wait_alone(VIP, "lb2", failover_bound(FAST));
     let i1 = h1.instance("VI_51");
     assert!(
         i1["faults"].to_string().contains("script"),
@@ -1014,11 +966,7 @@ fn halb_track_script_weight_zero_means_fault() {
 
     set_status(&status, 0);
     lan.wait_answer(VIP, "lb1", CHECK_SLACK + failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     h1.wait_state("VI_51", "MASTER", failover_bound(FAST));
     h2.wait_state("VI_51", "BACKUP", failover_bound(FAST));
 }
@@ -1052,11 +1000,7 @@ fn halb_preempt_delay_holds_off_the_returning_master() {
     assert_eq!(h2.state("VI_51"), "MASTER");
 
     lan.wait_answer(VIP, "lb1", delay + failover_bound(FAST));
-    wait_until(
-        "lb1 alone holds the VIP again",
-        failover_bound(FAST),
-        || lan.holders(VIP) == ["lb1"],
-    );
+    lan.wait_alone(VIP, "lb1", failover_bound(FAST));
     let i1 = h1.instance("VI_51");
     assert_eq!(i1["state"], "MASTER", "{i1}");
     assert!(
@@ -1092,11 +1036,7 @@ fn interop(a: Impl, b: Impl, base: VrrpConf) {
     let r1 = responder(&lan, "lb1", a);
     let r2 = responder(&lan, "lb2", b);
     let steady = |who: &str| {
-        wait_until(
-            &format!("{who} alone holds the VIP"),
-            failover_bound(adv),
-            || lan.holders(VIP) == [who],
-        );
+        lan.wait_alone(VIP, who, failover_bound(adv));
         stays(
             &format!("{who} alone holding the VIP"),
             failover_bound(adv),

@@ -694,6 +694,13 @@ impl Lan {
             .any(|t| t.split('/').next() == Some(ip))
     }
 
+    /// Wait (up to `bound`) until box `who` alone holds `ip`.
+    pub fn wait_alone(&self, ip: &str, who: &str, bound: Duration) {
+        wait_until(&format!("{who} alone holds {ip}"), bound, || {
+            self.holders(ip) == [who]
+        });
+    }
+
     /// The lb boxes that have `ip` on eth0, in order.
     pub fn holders(&self, ip: &str) -> Vec<String> {
         self.opts
