@@ -25,10 +25,16 @@ use crate::config::LogTarget;
 /// short. (`std::io::stderr` or a `Mutex<File>` would make every shard contend on one
 /// lock per connection.)
 pub fn init(target: &LogTarget) -> std::io::Result<()> {
-    let filter = std::env::var("HALB_LOG")
-        .ok()
-        .and_then(|v| v.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let info = || Targets::new().with_default(LevelFilter::INFO);
+    let filter = match std::env::var("HALB_LOG") {
+        Ok(v) => v.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!(
+                "halb: HALB_LOG={v:?} is not understood ({e}): logging at info; write a level (\"warn\") or directives (\"info,halb::access=off\")"
+            );
+            info()
+        }),
+        Err(_) => info(),
+    };
     let builder = tracing_subscriber::fmt()
         .with_max_level(LevelFilter::TRACE)
         .with_target(true)

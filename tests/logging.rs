@@ -67,4 +67,16 @@ fn access_log_can_be_turned_off_alone() {
     let text = warn.output_text();
     assert!(text.contains("halb: ready"), "{text}");
     assert!(!text.contains(" INFO "), "{text}");
+
+    // A value it cannot read is said, and the default level kept.
+    let addr = free_addr();
+    let mut odd = Halb::start_with_env(&config(addr), addr, &[("HALB_LOG", "info,=nonsense=")]);
+    odd.signal("TERM");
+    odd.wait_exit(Duration::from_secs(10)).expect("halb exits");
+    let text = odd.output_text();
+    assert!(
+        text.contains("HALB_LOG=\"info,=nonsense=\" is not understood"),
+        "{text}"
+    );
+    assert!(text.contains("INFO halb::runtime: stopped"), "{text}");
 }
