@@ -129,6 +129,23 @@ impl Parser {
     }
 }
 
+impl Parser {
+    /// Once the head is parsed and the body has a Content-Length: the response it will
+    /// be when complete. Lets a reader count a large body's bytes instead of keeping them.
+    pub fn length_framed(&self) -> Option<Response> {
+        let head = self.head.as_ref()?;
+        match head.body {
+            Body::Length(n) => Some(Response {
+                status: head.status,
+                body_len: n,
+                wire_len: head.header_len + n,
+                close: head.close,
+            }),
+            _ => None,
+        }
+    }
+}
+
 fn head_from(resp: &httparse::Response, header_len: usize) -> Result<Head, FramingError> {
     let status = resp
         .code

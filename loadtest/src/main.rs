@@ -39,7 +39,7 @@ const BULK_PAYLOAD: usize = 64 * 1024;
     name = "halb-loadtest",
     version,
     about = "Load generator bundled with halb: HTTP/1.1, TCP request/response and TCP bulk (closed loop, or open loop with --rate)",
-    after_help = "Scenario files: halb-loadtest scenario FILE.toml [--out DIR] (see README)"
+    after_help = "Scenario files: halb-loadtest scenario FILE.toml [--out DIR] (see README)\nPlots of --hist-out files: halb-loadtest plot OUT.svg [--title T] LABEL=FILE..."
 )]
 struct Cli {
     /// Target: http://host[:port][/path], tcp://host:port or tcp-bulk://host:port
@@ -199,6 +199,9 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "scenario") {
         return scenario::main(&args[2..]);
+    }
+    if args.get(1).is_some_and(|a| a == "plot") {
+        return plot::main(&args[2..]);
     }
     let cli = Cli::parse_from(args);
     let result = measure(&cli).and_then(|outcome| {
@@ -434,7 +437,14 @@ fn measure(cli: &Cli) -> Result<Outcome, String> {
         return Err(e);
     }
 
-    let end = stats.last.unwrap_or(finished).max(measure_from);
+    // The measured window ends with the last recorded event; for bulk streaming, which
+    // runs for the whole --duration by definition, at the deadline (a peer that stalled
+    // near the end must not shrink the window and inflate the rate).
+    let end = match (target.protocol, deadline) {
+        (Protocol::TcpBulk, Some(d)) => d.min(finished),
+        _ => stats.last.unwrap_or(finished),
+    }
+    .max(measure_from);
     let elapsed = end.saturating_duration_since(measure_from).as_secs_f64();
     let report = Report {
         url: &cli.url,

@@ -169,6 +169,70 @@ pub fn svg(title: &str, series: &[Series]) -> String {
     out
 }
 
+/// The points of a percentile distribution file written by `--hist-out` (HdrHistogram's
+/// text format: `Value Percentile TotalCount 1/(1-Percentile)` rows; other lines, such as
+/// the header and the `#[Mean ...]` footer, are skipped).
+pub fn parse_distribution(text: &str) -> Result<Vec<(f64, f64)>, String> {
+    let mut points = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(value), Some(percentile)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let (Ok(value), Ok(quantile)) = (value.parse::<f64>(), percentile.parse::<f64>()) else {
+            continue;
+        };
+        if !(0.0..=1.0).contains(&quantile) || !value.is_finite() {
+            return Err(format!("not a percentile distribution row: {line:?}"));
+        }
+        points.push((quantile, value));
+    }
+    Ok(points)
+}
+
+/// `halb-loadtest plot OUT.svg [--title T] LABEL=FILE...`: one SVG with the curves of
+/// several `--hist-out` files (for instance direct, HAProxy and halb in one workload).
+pub fn main(args: &[std::ffi::OsString]) -> std::process::ExitCode {
+    match plot_files(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("halb-loadtest plot: {e}");
+            eprintln!("usage: halb-loadtest plot OUT.svg [--title TITLE] LABEL=HIST_FILE...");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn plot_files(args: &[std::ffi::OsString]) -> Result<(), String> {
+    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
+    let out = args.next().ok_or("no output file")?;
+    let mut title = String::from("latency by percentile");
+    let mut series = Vec::new();
+    while let Some(arg) = args.next() {
+        if arg == "--title" {
+            title = args.next().ok_or("--title needs a value")?;
+            continue;
+        }
+        // The last `=`: a label may hold one ("c=64"), a file name seldom does.
+        let (label, file) = arg
+            .rsplit_once('=')
+            .ok_or_else(|| format!("{arg:?} is not LABEL=HIST_FILE"))?;
+        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        let points = parse_distribution(&text).map_err(|e| format!("{file}: {e}"))?;
+        if points.is_empty() {
+            return Err(format!("{file}: no percentile rows"));
+        }
+        series.push(Series {
+            label: label.to_string(),
+            points,
+        });
+    }
+    if series.is_empty() {
+        return Err("no LABEL=HIST_FILE given".into());
+    }
+    std::fs::write(&out, svg(&title, &series)).map_err(|e| format!("cannot write {out}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -256,23 +256,23 @@ pub async fn run_worker(plan: std::sync::Arc<Plan>, connections: Vec<usize>) -> 
 /// Request timeouts without a timer per request: each connection publishes the deadline
 /// of the request it is on, and one task per worker looks at them every `tick` and wakes
 /// (with `expired` set) the connections past theirs. A timeout fires up to one tick late.
-struct Watch {
-    deadlines: Vec<Deadline>,
+pub(crate) struct Watch {
+    pub(crate) deadlines: Vec<Deadline>,
 }
 
 #[derive(Default)]
-struct Deadline {
+pub(crate) struct Deadline {
     at: Cell<Option<Instant>>,
     expired: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 /// The watchdog's period: a twentieth of the timeout, between 1 ms and 10 ms.
-fn tick(timeout: Duration) -> Duration {
+pub(crate) fn tick(timeout: Duration) -> Duration {
     (timeout / 20).clamp(Duration::from_millis(1), Duration::from_millis(10))
 }
 
-async fn watchdog(watch: Rc<Watch>, tick: Duration) {
+pub(crate) async fn watchdog(watch: Rc<Watch>, tick: Duration) {
     loop {
         sleep(tick).await;
         let now = Instant::now();
@@ -288,18 +288,18 @@ async fn watchdog(watch: Rc<Watch>, tick: Duration) {
 }
 
 impl Deadline {
-    fn arm(&self, at: Instant) {
+    pub(crate) fn arm(&self, at: Instant) {
         self.at.set(Some(at));
         self.expired.set(false);
     }
 
-    fn disarm(&self) {
+    pub(crate) fn disarm(&self) {
         self.at.set(None);
         self.expired.set(false);
     }
 
     /// Run `work` until it completes (`Some`) or the deadline passes (`None`).
-    async fn run<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+    pub(crate) async fn run<T>(&self, work: impl Future<Output = T>) -> Option<T> {
         let mut work = std::pin::pin!(work);
         poll_fn(|cx| {
             if self.expired.get() {
@@ -372,9 +372,9 @@ async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>, deadl
 }
 
 /// Requests counted locally before the shared progress counters are updated.
-const PROGRESS_BATCH: u64 = 64;
+pub(crate) const PROGRESS_BATCH: u64 = 64;
 
-fn flush_progress(timeline: &Timeline, ok: &mut u64, err: &mut u64) {
+pub(crate) fn flush_progress(timeline: &Timeline, ok: &mut u64, err: &mut u64) {
     if *ok > 0 {
         timeline
             .done_ok
@@ -389,6 +389,10 @@ fn flush_progress(timeline: &Timeline, ok: &mut u64, err: &mut u64) {
 
 /// Bytes asked of each `recv` (the buffer grows by this much when a response needs more).
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Bytes asked of each `recv` while counting a large body (the buffer grows to this once
+/// per connection): fewer syscalls per GiB for bulk downloads.
+const COUNT_CHUNK: usize = 128 * 1024;
 
 /// One connection's state, kept across requests: the socket (when open) and the receive
 /// buffer, allocated (and zeroed) once and reused for every response.
@@ -415,17 +419,23 @@ async fn request_within(
     conn: &mut Conn,
     deadline: &Deadline,
 ) -> Result<u64, (ErrorKind, u64)> {
-    if conn.socket.is_none() {
-        match deadline.run(connect(plan.addr)).await {
-            Some(Ok(s)) => conn.socket = Some(s),
-            Some(Err(_)) | None => return Err((ErrorKind::Connect, 0)),
-        }
+    // A new connection is confirmed by the request's own `send` (as wrk does): it
+    // succeeds once the handshake is done, waits for writability while it is not, and
+    // fails if the connect failed. No syscall is spent on the confirmation alone.
+    let fresh = conn.socket.is_none();
+    if fresh {
+        conn.socket = Some(connect(plan.addr).map_err(|_| (ErrorKind::Connect, 0))?);
     }
     let s = conn.socket.as_ref().expect("connected above");
+    let sent = Cell::new(false);
     let result = deadline
-        .run(exchange(plan, s, &mut conn.buf))
+        .run(exchange(plan, s, &mut conn.buf, fresh, &sent))
         .await
-        .unwrap_or(Err(ErrorKind::Timeout));
+        .unwrap_or(Err(if fresh && !sent.get() {
+            ErrorKind::Connect
+        } else {
+            ErrorKind::Timeout
+        }));
     let response = match result {
         Ok(r) => r,
         Err(kind) => {
@@ -454,36 +464,45 @@ async fn request_within(
 }
 
 /// A non-blocking connect, its socket registered with this thread's epoll reactor (as
-/// halb's shards connect to backends): on loopback the handshake is done when
-/// `connect(2)` returns; otherwise a zero-length `send` says when it is.
-async fn connect(addr: SocketAddr) -> io::Result<Socket> {
+/// halb's shards connect to backends). Whether it succeeded is learnt from the first
+/// `send` (see [`request_within`]).
+pub(crate) fn connect(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::connected(sys::connect_start(addr)?)?;
     sys::set_nodelay(socket.fd())?;
-    loop {
-        match socket.send(&[]) {
-            Ok(_) => return Ok(socket),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    Ok(socket)
 }
 
 /// Send the request, then receive into `buf` (reused: only its first `filled` bytes are
-/// this response's) until the parser says the response is complete.
+/// this response's) until the parser says the response is complete. A body with a
+/// Content-Length that does not fit the buffer is counted, not kept: the buffer is
+/// reused for it, so a response of any size takes constant memory.
 async fn exchange(
     plan: &Plan,
     s: &Socket,
     buf: &mut Vec<u8>,
+    fresh: bool,
+    sent: &Cell<bool>,
 ) -> Result<crate::http::Response, ErrorKind> {
-    s.send_all(&plan.request)
-        .await
-        .map_err(|_| ErrorKind::Reset)?;
+    if s.send_all(&plan.request).await.is_err() {
+        return Err(if fresh {
+            ErrorKind::Connect
+        } else {
+            ErrorKind::Reset
+        });
+    }
+    sent.set(true);
     let mut filled = 0;
     let mut parser = Parser::new();
     loop {
         if filled == buf.len() {
-            // A response larger than the buffer: grow it (once per connection, as a rule).
+            if let Some(r) = parser.length_framed() {
+                if buf.len() < COUNT_CHUNK {
+                    buf.resize(COUNT_CHUNK, 0);
+                }
+                return count_body(s, buf, r, filled).await;
+            }
+            // A head or a chunked body larger than the buffer: grow it (once per
+            // connection, as a rule).
             buf.resize(buf.len() + READ_CHUNK, 0);
         }
         // Only read when the reactor says there may be something: right after the
@@ -512,4 +531,29 @@ async fn exchange(
             }
         }
     }
+}
+
+/// The rest of a Content-Length response (`response`, of which `received` bytes are in),
+/// read over and over into `buf` and only counted.
+async fn count_body(
+    s: &Socket,
+    buf: &mut [u8],
+    response: crate::http::Response,
+    mut received: usize,
+) -> Result<crate::http::Response, ErrorKind> {
+    while received < response.wire_len {
+        s.readable().await;
+        match s.recv(buf) {
+            Ok(0) => return Err(ErrorKind::Reset),
+            Ok(n) => received += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(ErrorKind::Reset),
+        }
+    }
+    if received > response.wire_len {
+        // Bytes past the response: we never pipeline.
+        return Err(ErrorKind::BadFraming);
+    }
+    Ok(response)
 }

@@ -29,6 +29,9 @@ enum Behaviour {
     /// Answer like Ok, but during the first `stall` of every `period` since the server
     /// started, hold each response until the stall ends.
     Stall { period: Duration, stall: Duration },
+    /// 200 with a `Content-Length: len` body, sent in 64 KiB writes; `extra` bytes more
+    /// than announced are sent after it (a framing violation when not 0).
+    Large { len: usize, extra: usize },
 }
 
 struct Server {
@@ -125,6 +128,27 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, born: Instant) {
             Behaviour::BadLength => format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: nope\r\nConnection: {conn_header}\r\n\r\nhello"
             ),
+            Behaviour::Large { len, extra } => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: {conn_header}\r\n\r\n"
+                );
+                if conn.write_all(head.as_bytes()).is_err() {
+                    break;
+                }
+                let chunk = vec![b'b'; 64 * 1024];
+                let mut left = len + extra;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if conn.write_all(&chunk[..n]).is_err() {
+                        break;
+                    }
+                    left -= n;
+                }
+                if close || extra > 0 {
+                    break;
+                }
+                continue;
+            }
             Behaviour::Silent => continue,
             Behaviour::Reset => unreachable!(),
         };
@@ -245,6 +269,41 @@ fn chunked_responses_and_body_size() {
         20,
         "bad_body_size",
     );
+}
+
+/// Bodies larger than the receive buffer are counted as they arrive (constant memory):
+/// exact byte counts over several keep-alive responses, and bytes past the announced
+/// length are still a framing error.
+#[test]
+fn large_bodies_are_counted_exactly() {
+    const LEN: usize = 24 * 1024 * 1024 + 7;
+    let server = Server::start(Behaviour::Large { len: LEN, extra: 0 });
+    let len_text = LEN.to_string();
+    let out = loadtest(&[
+        "-c",
+        "2",
+        "--requests",
+        "6",
+        "--json",
+        "--expect-body-size",
+        &len_text,
+        &server.url(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(u(&v, "/ok"), 6);
+    assert_eq!(u(&v, "/connections"), 2);
+    assert_eq!(server.connections(), 2, "keep-alive across large bodies");
+    let head =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(u(&v, "/bytes"), 6 * (head.len() + LEN) as u64);
+
+    let server = Server::start(Behaviour::Large { len: LEN, extra: 3 });
+    expect_all_errors(&server.url(), &[], 2, "bad_framing");
 }
 
 #[test]

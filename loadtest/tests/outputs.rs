@@ -239,6 +239,56 @@ fn hist_out_and_plot() {
     }
 }
 
+/// `halb-loadtest plot` draws several `--hist-out` files in one SVG, and names a bad input.
+#[test]
+fn plot_subcommand_overlays_hist_out_files() {
+    let port = http_server();
+    let dir = scratch("plot_subcommand");
+    let url = format!("http://127.0.0.1:{port}/x");
+    for (name, conns) in [("two.hgrm", "2"), ("eight.hgrm", "8")] {
+        let out = loadtest(
+            &["-c", conns, "--requests", "500", "--hist-out", name, &url],
+            &dir,
+        );
+        assert!(out.status.success());
+    }
+    let out = loadtest(
+        &[
+            "plot",
+            "both.svg",
+            "--title",
+            "two vs eight",
+            "c=2=two.hgrm",
+            "eight conns=eight.hgrm",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(dir.join("both.svg")).unwrap();
+    check_xml(&svg);
+    assert_eq!(polyline_points(&svg).len(), 2);
+    for label in ["two vs eight", "c=2", "eight conns"] {
+        assert!(svg.contains(label), "{label} in the plot");
+    }
+
+    std::fs::write(dir.join("bad.hgrm"), "0.5 7.0 1 2\n").unwrap();
+    for args in [
+        &["plot", "x.svg", "a=missing.hgrm"][..],
+        &["plot", "x.svg", "a=bad.hgrm"],
+        &["plot", "x.svg", "no-equals-sign"],
+        &["plot", "x.svg"],
+    ] {
+        let out = loadtest(args, &dir);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("halb-loadtest plot:"));
+    }
+    assert!(!dir.join("x.svg").exists());
+}
+
 #[test]
 fn hist_out_without_samples_has_a_zero_total() {
     let port = TcpListener::bind("127.0.0.1:0")

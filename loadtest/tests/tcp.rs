@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -21,6 +21,8 @@ enum Behaviour {
     Reset,
     /// Read, never answer.
     Silent,
+    /// Read 64 KiB, then stop reading (the connection stays open).
+    Stall,
 }
 
 struct Server {
@@ -46,6 +48,12 @@ fn start(behaviour: Behaviour) -> Server {
                     return;
                 }
                 let mut buf = vec![0u8; 64 * 1024];
+                if let Behaviour::Stall = behaviour {
+                    let _ = conn.read_exact(&mut buf);
+                    rx.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                    thread::sleep(Duration::from_secs(10));
+                    return;
+                }
                 loop {
                     let n = match conn.read(&mut buf) {
                         Ok(0) | Err(_) => return,
@@ -177,6 +185,82 @@ fn request_response_errors_by_kind() {
         .unwrap()
         .port();
     check(&format!("tcp://127.0.0.1:{port}"), &[], "connect");
+}
+
+#[test]
+fn request_response_with_close_and_a_shorter_response() {
+    // Closed loop, a new connection per exchange.
+    let server = start(Behaviour::Echo);
+    let url = format!("tcp://127.0.0.1:{}", server.port);
+    let out = loadtest(&["-c", "2", "--requests", "30", "--close", "--json", &url]);
+    assert!(out.status.success());
+    let v = json(&out);
+    assert_eq!(v["mode"], "closed");
+    assert_eq!((u(&v, "/ok"), u(&v, "/errors_total")), (30, 0));
+    assert_eq!(u(&v, "/bytes"), 30 * 64);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 30);
+    assert_eq!(server.received.load(Ordering::SeqCst), 30 * 64);
+
+    // 20 bytes out, 10 expected back: the echo's surplus is read by the next exchanges,
+    // in order, on the same connection.
+    let server = start(Behaviour::Echo);
+    let url = format!("tcp://127.0.0.1:{}", server.port);
+    let out = loadtest(&[
+        "-c",
+        "1",
+        "--requests",
+        "50",
+        "--payload",
+        "20",
+        "--response",
+        "10",
+        "--json",
+        &url,
+    ]);
+    assert!(out.status.success());
+    let v = json(&out);
+    assert_eq!((u(&v, "/ok"), u(&v, "/errors_total")), (50, 0));
+    assert_eq!(u(&v, "/bytes"), 50 * 10);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn bulk_into_a_peer_that_stops_reading() {
+    let server = start(Behaviour::Stall);
+    let url = format!("tcp-bulk://127.0.0.1:{}", server.port);
+    // Writes stall once the socket buffers are full: each times out and the connection
+    // is replaced, and the run still ends on time.
+    let began = Instant::now();
+    let out = loadtest(&[
+        "-c",
+        "2",
+        "--duration",
+        "1s",
+        "--timeout",
+        "200ms",
+        "--json",
+        &url,
+    ]);
+    let wall = began.elapsed();
+    assert!(wall < Duration::from_millis(2500), "{wall:?}");
+    let v = json(&out);
+    assert!(u(&v, "/ok") > 0, "{v}");
+    assert!(u(&v, "/errors/timeout") >= 2, "{v}");
+    assert_eq!(u(&v, "/errors_total"), u(&v, "/errors/timeout"), "{v}");
+    assert!(server.connections.load(Ordering::SeqCst) > 2);
+
+    // A timeout longer than the run: the write stalled at the end is no error.
+    let server = start(Behaviour::Stall);
+    let url = format!("tcp-bulk://127.0.0.1:{}", server.port);
+    let began = Instant::now();
+    let out = loadtest(&["-c", "2", "--duration", "500ms", "--json", &url]);
+    let wall = began.elapsed();
+    assert!(out.status.success());
+    assert!(wall < Duration::from_millis(2000), "{wall:?}");
+    let v = json(&out);
+    assert!(u(&v, "/ok") > 0, "{v}");
+    assert_eq!(u(&v, "/errors_total"), 0, "{v}");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
 }
 
 #[test]
