@@ -333,6 +333,7 @@ for ((round = 1; round <= REPEATS; round++)); do
 done
 
 for k in "${!BROKEN[@]}"; do echo "$k: ${BROKEN[$k]}"; done | sort >"$OUTDIR/raw/broken.txt"
+find "$OUTDIR/raw" -name '*.err' -empty -delete   # the generators' stderr, kept when not empty
 echo "load_after=$(cat /proc/loadavg) rustc_running=$(rustc_count) quiet_wait_total_s=$QUIET_SPENT measuring_s=$((SECONDS - T_START))" >>"$OUTDIR/env.txt"
 summarize >"$OUTDIR/summary.md.tmp" && mv "$OUTDIR/summary.md.tmp" "$OUTDIR/summary.md"
 cat "$OUTDIR/summary.md"

@@ -53,7 +53,7 @@ def fmt(x, digits=3):
 def cell(m, digits=3):
     if m is None:
         return "–"
-    if m["n"] == 1:
+    if m["n"] == 1 or m["min"] == m["max"]:
         return fmt(m["median"], digits)
     return f"{fmt(m['median'], digits)} [{fmt(m['min'], digits)}..{fmt(m['max'], digits)}]"
 
@@ -240,6 +240,8 @@ def main():
         p("|---|---|---|---|")
         for mode, label in (("ka", "keep-alive"), ("close", "close")):
             w, h = med(gen.get((mode, "wrk"), [])), med(gen.get((mode, "halb-loadtest"), []))
+            if not w and not h:
+                continue
             rr = h["median"] / w["median"] if w and h and w["median"] else None
             summary["generator_check"][mode] = {"wrk": w and w["median"], "halb_loadtest": h and h["median"], "ratio": rr}
             p(f"| {label} | {cell(w)} | {cell(h)} | {f'**{rr:.2f}×**' if rr else '–'} |")
@@ -260,12 +262,16 @@ def main():
         if not args:
             continue
         out = os.path.join(outdir, "plots", f"{wl}.svg")
-        res = subprocess.run([loadtest, "plot", out, "--title", f"{title}: latency by percentile (median run)"] + args,
-                             capture_output=True, text=True)
-        if res.returncode == 0:
+        try:
+            res = subprocess.run([loadtest, "plot", out, "--title", f"{title}: latency by percentile (median run)"]
+                                 + args, capture_output=True, text=True)
+            error = res.stderr.strip()[:200] if res.returncode else None
+        except OSError as e:
+            error = str(e)
+        if error is None:
             plots.append(f"[{wl}](plots/{wl}.svg)")
         else:
-            p(f"(plot for {wl} failed: {res.stderr.strip()[:200]})\n")
+            p(f"(plot for {wl} failed: {error})\n")
     if bars:
         with open(os.path.join(outdir, "plots", "ratios.svg"), "w") as f:
             f.write(bar_svg(bars))
