@@ -152,9 +152,11 @@ env = (out / "env.txt").read_text()
 print("# halb-loadtest vs wrk\n")
 print("```\n" + env.strip() + "\n```\n")
 print("GET /ok (3-byte body), one nginx worker; req/s as median [min..max] over the runs;")
-print("ratio = median halb-loadtest / median wrk (>= 1: halb-loadtest is not the bottleneck).\n")
-print("| mode | conns | wrk req/s | halb-loadtest req/s | ratio | errors (wrk / halb) |")
-print("|---|---|---|---|---|---|")
+print("ratio = median halb-loadtest / median wrk (>= 1: halb-loadtest is not the bottleneck);")
+print("paired = median over the repetitions of (halb-loadtest / wrk) within the repetition")
+print("(the two runs of a repetition are back to back, so the VM's drift cancels out).\n")
+print("| mode | conns | wrk req/s | halb-loadtest req/s | ratio | paired [min..max] | errors (wrk / halb) |")
+print("|---|---|---|---|---|---|---|")
 keys = []
 for r in rows:
     k = (r["mode"], r["conns"])
@@ -168,10 +170,17 @@ def errs(tool, k):
                if (r["mode"], r["conns"]) == k and r["tool"] == tool and r["errors"] not in ("NA", ""))
 def fmt(v):
     return f"{statistics.median(v):,.0f} [{min(v):,.0f}..{max(v):,.0f}] (n={len(v)})" if v else "no data"
+def paired(k):
+    by_rep = {}
+    for r in rows:
+        if (r["mode"], r["conns"]) == k and r["req_per_s"] != "NA":
+            by_rep.setdefault(r["rep"], {})[r["tool"]] = float(r["req_per_s"])
+    p = [x["halb-loadtest"] / x["wrk"] for x in by_rep.values() if len(x) == 2 and x["wrk"] > 0]
+    return f"{statistics.median(p):.2f} [{min(p):.2f}..{max(p):.2f}]" if p else "-"
 for k in keys:
     w, h = vals("wrk", k), vals("halb-loadtest", k)
     ratio = f"{statistics.median(h) / statistics.median(w):.2f}" if w and h else "-"
-    print(f"| {k[0]} | {k[1]} | {fmt(w)} | {fmt(h)} | {ratio} | {errs('wrk', k)} / {errs('halb-loadtest', k)} |")
+    print(f"| {k[0]} | {k[1]} | {fmt(w)} | {fmt(h)} | {ratio} | {paired(k)} | {errs('wrk', k)} / {errs('halb-loadtest', k)} |")
 noisy = [r for r in rows if int(r["busy_before_pct"] or 0) > 15]
 print(f"\nRuns started on a machine busier than 15% (shared box): {len(noisy)} of {len(rows)}"
       " (busy_before_pct in runs.csv). Raw outputs: raw/.")
