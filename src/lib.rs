@@ -15,3 +15,4 @@ pub mod runtime;
 pub mod snapshot;
 pub mod stats;
 pub mod sys;
+pub mod tls;
