@@ -205,10 +205,10 @@ fn bad_cases() -> Vec<Case> {
             "unknown mode \"htpp\" (did you mean \"http\"?)",
         ),
         case(
-            "tls is not supported yet",
-            format!("{FE}tls = {{ bind = [\":443\"], certs = [\"/etc/halb/web.pem\"] }} # <-\n{BE}"),
-            "frontend.web.tls",
-            "\"tls\" is not supported yet (arrives with TLS termination)",
+            "tls certificate file that does not exist",
+            format!("{FE}tls = {{ bind = [\":443\"], certs = [\"/nonexistent/halb/web.pem\"] }} # <-\n{BE}"),
+            "frontend.web.tls.certs[0]",
+            "/nonexistent/halb/web.pem: cannot read",
         ),
         case(
             "vrrp instance without virtual addresses",
@@ -771,4 +771,130 @@ fn shipped_configs_are_valid() {
     }
     let demo = halb::demo::demo_config(8080);
     halb::config::parse(&demo, Path::new("<demo>")).expect("the demo's config is valid");
+}
+
+/// A self-signed certificate for `names` (ECDSA P-256) with its key, as one PEM file;
+/// `expired` backdates it to 2020-2021.
+fn certificate(names: &[&str], expired: bool) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).expect("params");
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let cert = params.self_signed(&key).expect("self-sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// An http frontend with `tls = { bind, certs = [CERTS] }` on line 6.
+fn tls_config(certs: &[&Path]) -> String {
+    let certs: Vec<String> = certs
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect();
+    format!(
+        "[defaults]\nmode = \"http\"\n[frontend.web]\nbind = [\"127.0.0.1:8080\"]\ndefault_backend = \"app\"\ntls = {{ bind = [\"127.0.0.1:8443\"], certs = [{}] }}\n{BE}",
+        certs.join(", ")
+    )
+}
+
+#[test]
+fn bad_certificate_file_is_named_with_the_problem() {
+    let dir = TempDir::new("tls-bad");
+    let (cert, _) = certificate(&["www.example.com"], false);
+    let (_, other_key) = certificate(&["other.example.com"], false);
+    for (file, pem, problem) in [
+        ("nokey.pem", cert.clone(), "no private key"),
+        (
+            "mismatch.pem",
+            format!("{cert}{other_key}"),
+            "the private key does not match the certificate",
+        ),
+        (
+            "garbage.pem",
+            "not a certificate\n".to_string(),
+            "not a PEM file",
+        ),
+    ] {
+        let pem_path = dir.write(file, &pem);
+        let path = dir.write("tls.toml", &tls_config(&[&pem_path]));
+        let out = halb_check(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!(
+            "{}:6: frontend.web.tls.certs[0]: {}: {problem}",
+            path.display(),
+            pem_path.display()
+        );
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "{file}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn expired_certificate_is_a_warning_and_tls_is_summarised() {
+    let dir = TempDir::new("tls-warn");
+    let (cert, key) = certificate(&["www.example.com", "*.example.com"], false);
+    let good = dir.write("good.pem", &format!("{cert}{key}"));
+    let (cert, key) = certificate(&["old.example.com"], true);
+    let old = dir.write("old.pem", &format!("{cert}{key}"));
+    let path = dir.write("tls.toml", &tls_config(&[&good, &old]));
+    let out = halb_check(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("  tls   bind 127.0.0.1:8443  min_version 1.2  alpn http/1.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "  cert  {}  www.example.com, *.example.com  expires ",
+            good.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "  cert  {}  old.example.com  EXPIRED 2021-01-01",
+            old.display()
+        )),
+        "{stdout}"
+    );
+    let warning = format!(
+        "warning: {}:6: frontend.web.tls.certs[1]: {}: the certificate expired on 2021-01-01",
+        path.display(),
+        old.display()
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&warning)),
+        "expected {warning:?} in:\n{stdout}"
+    );
+}
+
+#[test]
+fn run_refuses_tls_until_the_data_plane_serves_it() {
+    let dir = TempDir::new("tls-run");
+    let (cert, key) = certificate(&["www.example.com"], false);
+    let pem = dir.write("good.pem", &format!("{cert}{key}"));
+    let path = dir.write("tls.toml", &tls_config(&[&pem]));
+    let out = Command::new(env!("CARGO_BIN_EXE_halb"))
+        .arg("run")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .expect("run halb run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("TLS termination is not served yet: frontend \"web\" has tls"),
+        "{stderr}"
+    );
 }

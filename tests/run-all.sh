@@ -32,8 +32,9 @@ cd "$ROOT"
 # keepalived (tests/vrrp_netns.rs validates its harness with Keepalived and checks that
 # halb's VRRP interoperates with it; those tests fail when it is missing) and tcpdump (the
 # same tests capture gratuitous ARPs and VRRP adverts on the test bridge), python3
-# (tests/bench_scripts.rs runs the benchmark suite's record and summary steps).
-PACKAGES=(gcc libc6-dev ca-certificates curl iproute2 procps util-linux chromium keepalived tcpdump python3)
+# (tests/bench_scripts.rs runs the benchmark suite's record and summary steps), openssl
+# (the TLS tests make their RSA keys with it: rcgen cannot with ring).
+PACKAGES=(gcc libc6-dev ca-certificates curl iproute2 procps util-linux chromium keepalived tcpdump python3 openssl)
 
 # Limits: descriptors for the 2,000-connection tests (the test process holds the client
 # and backend sockets, halb its own two per connection), and locked memory for glommio's

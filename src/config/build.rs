@@ -65,6 +65,12 @@ pub const REQUEST_HEAD_RANGE: (u32, u32) = (1024, 1 << 20);
 pub const MIN_REQUEST_LINE: u32 = 256;
 /// Largest accepted `max_headers`.
 pub const MAX_HEADERS: u32 = 1000;
+/// Default `tls.session_cache` of a frontend (HAProxy's `tune.ssl.cachesize`).
+pub const DEFAULT_SESSION_CACHE: u32 = 20_000;
+/// Largest accepted `tls.session_cache`.
+pub const MAX_SESSION_CACHE: u32 = 10_000_000;
+/// The ALPN protocols an http frontend may offer: halb speaks HTTP/1.
+pub const HTTP_ALPN: [&str; 2] = ["http/1.1", "http/1.0"];
 /// The status codes a `redirect` rule may use.
 pub const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 
@@ -150,8 +156,22 @@ const FRONTEND: Spec = Spec {
         "max_headers",
         "max_body_size",
         "errorfile",
+        "tls",
     ],
-    later: &[("tls", "TLS termination")],
+    later: &[],
+};
+/// `tls = { ... }` of a frontend.
+const FRONTEND_TLS: Spec = Spec {
+    section: "in the tls table",
+    keys: &[
+        "bind",
+        "certs",
+        "alpn",
+        "min_version",
+        "session_cache",
+        "session_tickets",
+    ],
+    later: &[],
 };
 /// The keys of `[backend.NAME]` that only `mode = "http"` accepts.
 const HTTP_BACKEND_KEYS: [&str; 5] = [
@@ -192,6 +212,10 @@ const SERVER: Spec = Spec {
         "cookie",
         "check",
         "slowstart",
+        "tls",
+        "verify",
+        "ca_file",
+        "sni",
     ],
     later: &[("maxconn", "per-server connection limits and queueing")],
 };
@@ -384,6 +408,9 @@ struct PendingUseBackend {
     condition: Option<Condition>,
 }
 
+/// Bind addresses, each with the line and path of its array element.
+type Binds = Vec<(SocketAddr, usize, String)>;
+
 /// Builds the model from the document root, recording every problem in `r`.
 pub(super) fn build(root: &Table, r: &mut Reader<'_>, source: &Path) -> Config {
     let top = Field {
@@ -475,6 +502,7 @@ pub(super) fn build(root: &Table, r: &mut Reader<'_>, source: &Path) -> Config {
         backends,
         stats: stats_section,
         vrrp,
+        warnings: Vec::new(),
     }
 }
 
@@ -806,28 +834,7 @@ fn frontend(
             ": list the addresses to listen on, e.g. bind = [\":3306\"]",
         )
         .unwrap_or(()),
-        Some(bf) => {
-            if let Some(items) = r.array(bf, "an array of addresses such as [\"0.0.0.0:80\"]") {
-                if items.is_empty() {
-                    r.error(
-                        bf.line,
-                        &bf.path,
-                        "bind list is empty: give at least one address, e.g. [\":80\"]",
-                    );
-                }
-                for item in items {
-                    let Some(text) = r.string(&item) else {
-                        continue;
-                    };
-                    match parse_bind_address(text) {
-                        Ok(addrs) => site
-                            .binds
-                            .extend(addrs.into_iter().map(|a| (a, item.line, item.path.clone()))),
-                        Err(msg) => r.error(item.line, &item.path, msg),
-                    }
-                }
-            }
-        }
+        Some(bf) => site.binds = bind_list(r, bf, "80"),
     }
 
     let (mode, mode_known) = section_mode(r, t, f, defaults.mode);
@@ -856,6 +863,11 @@ fn frontend(
         Some(timeouts(r, f, defaults.timeouts, &FRONTEND_TIMEOUTS))
     })
     .unwrap_or(defaults.timeouts);
+    let plain_binds = site.binds.len();
+    let tls = get(r, t, f, "tls", |r, f| frontend_tls(r, f, mode)).map(|(tls, binds)| {
+        site.binds.extend(binds);
+        Arc::new(tls)
+    });
     match mode {
         Mode::Http => {
             let (http, use_backends) = http_frontend(r, t, f);
@@ -876,7 +888,10 @@ fn frontend(
 
     let frontend = Frontend {
         name,
-        bind: site.binds.iter().map(|(a, _, _)| *a).collect(),
+        bind: site.binds[..plain_binds]
+            .iter()
+            .map(|(a, _, _)| *a)
+            .collect(),
         mode,
         maxconn,
         backlog,
@@ -884,8 +899,338 @@ fn frontend(
         default_backend_index: None,
         timeouts,
         http: None,
+        tls,
     };
     (frontend, site)
+}
+
+/// The addresses of a `bind` list, each with the line and path of its array element;
+/// `port` is the example port of the messages.
+fn bind_list(r: &mut Reader<'_>, bf: &Field<'_>, port: &str) -> Binds {
+    let mut out = Vec::new();
+    let expected = format!("an array of addresses such as [\"0.0.0.0:{port}\"]");
+    if let Some(items) = r.array(bf, &expected) {
+        if items.is_empty() {
+            r.error(
+                bf.line,
+                &bf.path,
+                format!("bind list is empty: give at least one address, e.g. [\":{port}\"]"),
+            );
+        }
+        for item in items {
+            let Some(text) = r.string(&item) else {
+                continue;
+            };
+            match parse_bind_address(text) {
+                Ok(addrs) => {
+                    out.extend(addrs.into_iter().map(|a| (a, item.line, item.path.clone())))
+                }
+                Err(msg) => r.error(item.line, &item.path, msg),
+            }
+        }
+    }
+    out
+}
+
+/// `tls = { bind, certs, alpn, min_version, session_cache, session_tickets }` of a
+/// frontend in `mode`; its bind addresses are returned apart, to be checked against every
+/// other listener. The certificates are loaded and checked here (expiry: a warning).
+fn frontend_tls(r: &mut Reader<'_>, f: &Field<'_>, mode: Mode) -> Option<(FrontendTls, Binds)> {
+    let t = r.table(f)?;
+    r.check_keys(t, f, &FRONTEND_TLS, ALL);
+    let binds = match r.child(t, f, "bind") {
+        Some(bf) => bind_list(r, &bf, "443"),
+        None => {
+            missing::<()>(
+                r,
+                t,
+                &FRONTEND_TLS,
+                f,
+                "bind",
+                ": list the addresses of the TLS listener, e.g. tls = { bind = [\":443\"], certs = [\"/etc/halb/certs/site.pem\"] }",
+            );
+            Vec::new()
+        }
+    };
+    let certs = match r.child(t, f, "certs") {
+        Some(cf) => tls_certs(r, &cf),
+        None => {
+            missing::<()>(
+                r,
+                t,
+                &FRONTEND_TLS,
+                f,
+                "certs",
+                ": list the PEM files (certificate chain + private key), e.g. certs = [\"/etc/halb/certs/site.pem\"]",
+            );
+            Vec::new()
+        }
+    };
+    let alpn = match r.child(t, f, "alpn") {
+        Some(af) => alpn(r, &af, mode),
+        None if mode == Mode::Http => vec![HTTP_ALPN[0].to_string()],
+        None => Vec::new(),
+    };
+    let tls = FrontendTls {
+        bind: binds.iter().map(|(a, _, _)| *a).collect(),
+        certs,
+        alpn,
+        min_version: get(r, t, f, "min_version", tls_version).unwrap_or(TlsVersion::Tls12),
+        session_cache: get(r, t, f, "session_cache", |r, f| {
+            r.u32_in(f, 0, MAX_SESSION_CACHE)
+        })
+        .unwrap_or(DEFAULT_SESSION_CACHE),
+        session_tickets: get(r, t, f, "session_tickets", |r, f| r.boolean(f)).unwrap_or(true),
+    };
+    Some((tls, binds))
+}
+
+/// `certs = ["/path.pem", ...]`: every file loaded and checked, errors at its element.
+fn tls_certs(r: &mut Reader<'_>, cf: &Field<'_>) -> Vec<Arc<crate::tls::certs::Certificate>> {
+    let mut out: Vec<Arc<crate::tls::certs::Certificate>> = Vec::new();
+    let Some(items) = r.array(
+        cf,
+        "an array of PEM file paths such as [\"/etc/halb/certs/site.pem\"]",
+    ) else {
+        return out;
+    };
+    if items.is_empty() {
+        r.error(
+            cf.line,
+            &cf.path,
+            "certs is empty: give at least one PEM file (certificate chain + private key)",
+        );
+    }
+    let now = crate::tls::certs::unix_now();
+    let mut seen: HashMap<PathBuf, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(path) = absolute_path(r, item, "certificate") else {
+            continue;
+        };
+        if let Some(first) = seen.get(&path) {
+            r.error(
+                item.line,
+                &item.path,
+                format!("{} is listed twice (first at line {first})", path.display()),
+            );
+            continue;
+        }
+        seen.insert(path.clone(), item.line);
+        match crate::tls::certs::load_certificate(&path) {
+            Ok(cert) => {
+                if let Some(warning) = cert.validity_warning(now) {
+                    r.warn(item.line, &item.path, warning);
+                }
+                if cert.names.is_empty() && i > 0 {
+                    r.warn(
+                        item.line,
+                        &item.path,
+                        format!(
+                            "{}: the certificate names no DNS host (no subjectAltName DNS entry, no CN): SNI never selects it, and only the first of certs is the default",
+                            path.display()
+                        ),
+                    );
+                }
+                out.push(Arc::new(cert));
+            }
+            Err(e) => r.error(item.line, &item.path, e.to_string()),
+        }
+    }
+    out
+}
+
+/// `alpn = ["http/1.1"]`: protocol names (1..=255 printable ASCII bytes), no duplicates;
+/// an http frontend may offer only HTTP/1 ([`HTTP_ALPN`]).
+fn alpn(r: &mut Reader<'_>, af: &Field<'_>, mode: Mode) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(items) = r.array(af, "an array of protocol names such as [\"http/1.1\"]") else {
+        return out;
+    };
+    for item in items {
+        let Some(p) = r.string(&item) else {
+            continue;
+        };
+        if p.is_empty() || p.len() > 255 || !p.bytes().all(|b| b.is_ascii_graphic()) {
+            r.error(
+                item.line,
+                &item.path,
+                format!("invalid ALPN protocol name {p:?}: expected 1 to 255 printable ASCII characters, e.g. \"http/1.1\""),
+            );
+            continue;
+        }
+        if mode == Mode::Http && !HTTP_ALPN.contains(&p) {
+            let hint = suggest::did_you_mean(p, HTTP_ALPN);
+            r.error(
+                item.line,
+                &item.path,
+                format!(
+                    "ALPN protocol \"{p}\"{hint} cannot be offered by an http frontend: halb speaks HTTP/1 (expected \"http/1.1\" or \"http/1.0\")"
+                ),
+            );
+            continue;
+        }
+        if out.iter().any(|q| q == p) {
+            r.error(item.line, &item.path, format!("\"{p}\" is listed twice"));
+            continue;
+        }
+        out.push(p.to_string());
+    }
+    out
+}
+
+/// `min_version = "1.2" | "1.3"`.
+fn tls_version(r: &mut Reader<'_>, f: &Field<'_>) -> Option<TlsVersion> {
+    let expected = "expected \"1.2\" or \"1.3\"";
+    let s = match f.node {
+        Node::Value(Value::String(s)) => s.value().as_str(),
+        node => {
+            r.error(
+                f.line,
+                &f.path,
+                format!("{expected} (a string), found {}", describe(node)),
+            );
+            return None;
+        }
+    };
+    match s {
+        "1.2" => Some(TlsVersion::Tls12),
+        "1.3" => Some(TlsVersion::Tls13),
+        "1.0" | "1.1" => {
+            r.error(
+                f.line,
+                &f.path,
+                format!("TLS {s} is not supported (deprecated by RFC 8996; rustls speaks TLS 1.2 and 1.3): {expected}"),
+            );
+            None
+        }
+        _ => {
+            let bare = s
+                .trim_start_matches("TLSv")
+                .trim_start_matches("TLS")
+                .trim_start_matches("tlsv")
+                .trim();
+            let hint = if ["1.2", "1.3"].contains(&bare) {
+                format!(" (did you mean \"{bare}\"?)")
+            } else {
+                String::new()
+            };
+            r.error(
+                f.line,
+                &f.path,
+                format!("unknown TLS version \"{s}\"{hint}: {expected}"),
+            );
+            None
+        }
+    }
+}
+
+/// A server's `tls`, `verify`, `ca_file` and `sni` (`None` without `tls = true`; the
+/// other three need it).
+fn server_tls(r: &mut Reader<'_>, table: &dyn TableLike, sf: &Field<'_>) -> Option<ServerTls> {
+    let tls_field = r.child(table, sf, "tls");
+    let on = tls_field.as_ref().and_then(|f| r.boolean(f));
+    let verify_field = r.child(table, sf, "verify");
+    let ca_field = r.child(table, sf, "ca_file");
+    let sni_field = r.child(table, sf, "sni");
+    if on != Some(true) {
+        if on.is_none() && tls_field.is_some() {
+            return None; // not a boolean: already reported
+        }
+        for (key, field) in [
+            ("verify", &verify_field),
+            ("ca_file", &ca_field),
+            ("sni", &sni_field),
+        ] {
+            if let Some(field) = field {
+                r.error(
+                    field.line,
+                    &field.path,
+                    format!("\"{key}\" applies to TLS connections: set tls = true on this server (or remove \"{key}\")"),
+                );
+            }
+        }
+        return None;
+    }
+    let tls_line = tls_field.as_ref().map_or(sf.line, |f| f.line);
+    let verify_required = match &verify_field {
+        None => Some(true),
+        Some(vf) => match r.string(vf) {
+            Some("required") => Some(true),
+            Some("none") => Some(false),
+            Some(other) => {
+                let hint = suggest::did_you_mean(other, ["required", "none"]);
+                r.error(
+                    vf.line,
+                    &vf.path,
+                    format!("unknown verify \"{other}\"{hint}: expected \"required\" (check the certificate against ca_file) or \"none\" (insecure: accept any certificate)"),
+                );
+                None
+            }
+            None => None,
+        },
+    };
+    let ca = ca_field.as_ref().and_then(|cf| {
+        let path = absolute_path(r, cf, "ca_file")?;
+        match crate::tls::certs::load_ca_bundle(&path) {
+            Ok(bundle) => Some(Arc::new(bundle)),
+            Err(e) => {
+                r.error(cf.line, &cf.path, e.to_string());
+                None
+            }
+        }
+    });
+    let sni = sni_field.as_ref().and_then(|nf| {
+        let name = r.nonempty_string(nf)?;
+        if name.parse::<IpAddr>().is_ok() {
+            r.error(
+                nf.line,
+                &nf.path,
+                format!("sni must be a host name, not the IP address {name}: leave sni out to check the certificate against the server's address"),
+            );
+            return None;
+        }
+        match rustls::pki_types::DnsName::try_from(name) {
+            Ok(_) => Some(name.to_ascii_lowercase()),
+            Err(_) => {
+                r.error(
+                    nf.line,
+                    &nf.path,
+                    format!("sni \"{name}\" is not a valid DNS name (letters, digits, '-' and '.', e.g. \"api.internal.example\")"),
+                );
+                None
+            }
+        }
+    });
+    let verify = match verify_required {
+        Some(true) => match (ca, &ca_field) {
+            (Some(ca), _) => TlsVerify::Required(ca),
+            (None, Some(_)) => return None, // bad ca_file: already reported
+            (None, None) => {
+                let (line, path) = match &verify_field {
+                    Some(vf) => (vf.line, vf.path.clone()),
+                    None => (tls_line, join(&sf.path, "tls")),
+                };
+                r.error(
+                    line,
+                    &path,
+                    "verify = \"required\" (the default with tls = true) needs ca_file = \"/path/to/ca.pem\": the CAs the server's certificate must chain to (halb ships no root store); or set verify = \"none\" (insecure: any certificate is accepted)",
+                );
+                return None;
+            }
+        },
+        Some(false) => {
+            if let Some(cf) = &ca_field {
+                r.error(
+                    cf.line,
+                    &cf.path,
+                    "ca_file is not used with verify = \"none\": remove it, or set verify = \"required\"",
+                );
+            }
+            TlsVerify::None
+        }
+        None => return None,
+    };
+    Some(ServerTls { verify, sni })
 }
 
 /// `balance`; the HTTP forms (`uri ...`, `url_param(NAME)`, `hdr(NAME)`) need `mode`
@@ -1138,6 +1483,7 @@ fn servers(
                     "slowstart must be greater than zero (leave it out for full weight at once)",
                 )
             }),
+            tls: server_tls(r, table, &sf),
         };
         let mut site = None;
         if let Some(cf) = r.child(table, &sf, "cookie") {
@@ -1785,13 +2131,19 @@ fn check_binds(r: &mut Reader<'_>, frontends: &[(Frontend, FrontendSite)]) {
         .collect();
     all.sort_by_key(|&(_, line, _, _)| line);
     let mut bound: HashMap<&SocketAddr, (&str, usize)> = HashMap::new();
+    // `frontend.web.bind[0]` → `frontend.web.bind`: which list an address is in.
+    let list = |path: &str| path.rsplit_once('[').map_or(path, |(l, _)| l).to_string();
+    let mut lists: HashMap<&SocketAddr, String> = HashMap::new();
     for (addr, line, path, fe) in all {
         match bound.get(addr) {
-            Some(&(other, other_line)) if other == fe => r.error(
-                line,
-                path,
-                format!("{addr} is listed twice in this bind list (first at line {other_line})"),
-            ),
+            Some(&(other, other_line)) if other == fe && lists.get(addr) == Some(&list(path)) => r
+                .error(
+                    line,
+                    path,
+                    format!(
+                        "{addr} is listed twice in this bind list (first at line {other_line})"
+                    ),
+                ),
             Some(&(other, other_line)) => r.error(
                 line,
                 path,
@@ -1799,6 +2151,7 @@ fn check_binds(r: &mut Reader<'_>, frontends: &[(Frontend, FrontendSite)]) {
             ),
             None => {
                 bound.insert(addr, (fe, line));
+                lists.insert(addr, list(path));
             }
         }
     }

@@ -4,7 +4,9 @@
 //! key and value), convert it section by section into the [`model`] types, apply the
 //! defaults below and check everything, collecting *every* problem into one
 //! [`ConfigError`] whose lines read `FILE:LINE: KEY.PATH: message`. [`summary`] renders a
-//! valid configuration for `halb check`.
+//! valid configuration for `halb check`. Certificate files named by the configuration are
+//! loaded and checked while it is built; what is worth saying without making the file
+//! invalid (an expired certificate) lands in [`Config::warnings`].
 //!
 //! # Keys accepted now, with their defaults
 //!
@@ -29,6 +31,13 @@
 //! | `frontend.NAME.backlog` | 1..=2147483647 | min(maxconn, 65535) |
 //! | `frontend.NAME.default_backend` | name of a backend with the same mode | required in tcp mode, optional in http mode |
 //! | `frontend.NAME.timeouts.*` | `client` `http_request` `http_keep_alive` | `defaults.timeouts` |
+//! | `frontend.NAME.tls` | `{ bind, certs, alpn, min_version, session_cache, session_tickets }`: TLS listener of the frontend (both modes) | unset (no TLS) |
+//! | `... tls.bind` | as `bind`; no address of another listener | required |
+//! | `... tls.certs` | non-empty array of absolute paths of PEM files (chain + key; `<file>.ocsp` stapled); loaded and checked, expiry is a warning | required |
+//! | `... tls.alpn` | array of protocol names; in mode http only `"http/1.1"`, `"http/1.0"` | `["http/1.1"]` in mode http, `[]` in mode tcp |
+//! | `... tls.min_version` | `"1.2"`, `"1.3"` | `"1.2"` |
+//! | `... tls.session_cache` | 0..=10000000 sessions per shard (0 = off) | 20000 |
+//! | `... tls.session_tickets` | bool | `true` |
 //! | `backend.NAME.mode` | `"tcp"`, `"http"` | `defaults.mode` |
 //! | `backend.NAME.balance` | `roundrobin` `static-rr` `leastconn` `source` `first`; http only: `uri [whole] [len N] [depth N]`, `url_param(NAME)`, `hdr(NAME)` | `roundrobin` |
 //! | `backend.NAME.hash_type` | `map-based` `consistent` (used by the hashing balancers) | `map-based` |
@@ -43,6 +52,10 @@
 //! | `backend.NAME.check` | `{ type = "tcp" \| "http", method, path, host, expect_status, expect_body, inter, fastinter, downinter, rise, fall, timeout, port, address, observe, error_limit, on_marked_down }` (see `docs/control.md`) | unset |
 //! | `... .check` (server) | `true`, `false` or a table overriding keys of the backend's check | unset (not checked) |
 //! | `... .slowstart` (server) | duration > 0 | unset |
+//! | `... .tls` (server) | bool: connect with TLS | `false` |
+//! | `... .verify` (server, needs `tls = true`) | `"required"` (needs `ca_file`), `"none"` (insecure) | `"required"` |
+//! | `... .ca_file` (server) | absolute path of a PEM CA bundle | unset |
+//! | `... .sni` (server) | DNS name sent as SNI and verified | unset (the certificate must name the server's IP) |
 //! | `stats.bind` | one `"ip:port"` | required in `[stats]` |
 //! | `stats.uri`, `.auth`, `.admin`, `.refresh` | path (not `/metrics`), `{ user, password }`, bool (needs `auth`), duration | `"/stats"`, none, `false`, `"5s"` |
 //!
@@ -71,7 +84,7 @@
 //!
 //! Frontend, backend and server names are ASCII letters, digits, `-`, `_` and `.`.
 //! Durations are strings with units `ms`, `s`, `m`, `h`, `d` (`"1m30s"`); a bare number is
-//! an error. Keys of later features (`tls`, server `maxconn`, cookie
+//! an error. Keys of later features (server `maxconn`, cookie
 //! `maxidle`/`maxlife`, `[vrrp.*]`, `log = "syslog"`) are rejected as "not supported
 //! yet", never ignored.
 
@@ -130,7 +143,8 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
             });
         }
     };
-    let config = build::build(doc.as_table(), &mut reader, source);
+    let mut config = build::build(doc.as_table(), &mut reader, source);
+    config.warnings = reader.take_warnings();
     if reader.has_errors() {
         Err(ConfigError::Invalid {
             diagnostics: reader.into_diagnostics(),

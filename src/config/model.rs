@@ -32,6 +32,9 @@ pub struct Config {
     pub stats: Option<Stats>,
     /// `[vrrp.NAME]` instances (virtual routers), sorted by name.
     pub vrrp: Vec<VrrpInstance>,
+    /// Problems that do not make the configuration invalid (an expired certificate...),
+    /// in file order; `halb check` prints them.
+    pub warnings: Vec<crate::config::Diagnostic>,
 }
 
 impl Config {
@@ -177,6 +180,75 @@ pub struct Frontend {
     pub timeouts: Timeouts,
     /// Everything specific to `mode = "http"` (`None` in `tcp` mode).
     pub http: Option<Arc<HttpFrontend>>,
+    /// `tls = { ... }`: TLS termination on a second set of listeners (`None` = no TLS).
+    pub tls: Option<Arc<FrontendTls>>,
+}
+
+/// `tls = { bind, certs, alpn, min_version, session_cache, session_tickets }` of a
+/// frontend: TLS termination on listeners of their own; behind the handshake the
+/// connections are served exactly like those of `bind`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontendTls {
+    /// `bind`: addresses of the TLS listeners (same forms as the frontend's `bind`, never
+    /// one of another listener's).
+    pub bind: Vec<SocketAddr>,
+    /// `certs`: the certificate files, loaded and checked; the first is the default (for
+    /// clients without SNI or with an unknown name). At least one.
+    pub certs: Vec<Arc<crate::tls::certs::Certificate>>,
+    /// `alpn`: protocols offered by ALPN, in preference order. Default `["http/1.1"]` in
+    /// mode http, none in mode tcp.
+    pub alpn: Vec<String>,
+    /// `min_version`: the oldest TLS version accepted ("1.2" or "1.3"). Default 1.2.
+    pub min_version: TlsVersion,
+    /// `session_cache`: sessions kept per shard for stateful resumption (HAProxy's
+    /// `tune.ssl.cachesize`); 0 = no cache. Default 20000.
+    pub session_cache: u32,
+    /// `session_tickets`: resumption by tickets (keys shared by the frontend's shards,
+    /// rotated every 6 hours). Default true.
+    pub session_tickets: bool,
+}
+
+/// A TLS protocol version (`min_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2 (RFC 5246).
+    Tls12,
+    /// TLS 1.3 (RFC 8446).
+    Tls13,
+}
+
+impl TlsVersion {
+    /// As written in the configuration: `"1.2"`, `"1.3"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        }
+    }
+}
+
+/// `tls = true` on a server, with `verify`, `ca_file` and `sni`: halb connects to it with
+/// TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTls {
+    /// `verify` (and `ca_file`): how the server's certificate is checked. Default
+    /// `"required"`, which needs `ca_file`.
+    pub verify: TlsVerify,
+    /// `sni`: the server name sent in the handshake and checked against the server's
+    /// certificate. Default none: no SNI is sent, and with `verify = "required"` the
+    /// certificate must name the server's IP address.
+    pub sni: Option<String>,
+}
+
+/// `verify = "required" | "none"` of a TLS server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsVerify {
+    /// `"required"`: the certificate must chain to a CA of `ca_file` and name the server
+    /// (`sni`, else its IP address).
+    Required(Arc<crate::tls::certs::CaBundle>),
+    /// `"none"`: any certificate is accepted (encryption without authentication:
+    /// insecure against an active attacker, like HAProxy's `verify none`).
+    None,
 }
 
 /// The L7 part of an `http` frontend, compiled when the configuration is loaded (ACLs,
@@ -381,6 +453,9 @@ pub struct Server {
     /// `slowstart = "30s"`: after coming back UP, the server's effective weight ramps from
     /// ~0 to `weight` over this long. `None` = full weight at once.
     pub slowstart: Option<Duration>,
+    /// `tls = true` (with `verify`, `ca_file`, `sni`): connect to the server with TLS.
+    /// `None` = plain TCP.
+    pub tls: Option<ServerTls>,
 }
 
 /// `check = { type = "tcp" | "http", ... }`: how and how often a server is checked.

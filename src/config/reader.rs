@@ -110,6 +110,7 @@ pub(super) struct Reader<'a> {
     file: &'a Path,
     line_starts: Vec<usize>,
     diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl<'a> Reader<'a> {
@@ -122,6 +123,7 @@ impl<'a> Reader<'a> {
             file,
             line_starts,
             diags: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -143,6 +145,24 @@ impl<'a> Reader<'a> {
             key: key.to_string(),
             message: message.into(),
         });
+    }
+
+    /// Records something worth knowing that does not make the file invalid (an expired
+    /// certificate...).
+    pub fn warn(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// The recorded warnings, sorted by line, leaving none behind.
+    pub fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        let mut out = std::mem::take(&mut self.warnings);
+        out.sort_by_key(|d| d.line);
+        out
     }
 
     /// Whether any problem has been recorded.

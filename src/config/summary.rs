@@ -20,6 +20,11 @@ use crate::http::Limits;
 /// checks and how many of its servers are checked; a checked server is flagged `check`,
 /// followed by what its own `check = { ... }` changes, and `slowstart` when set.
 ///
+/// A frontend with `tls` gets a `tls` line (listener, versions, ALPN, resumption) and one
+/// `cert` line per certificate (file, names, expiry, `(default)` on the first); a TLS
+/// server is flagged `tls (verify ..., sni ...)`. Warnings ([`Config::warnings`]) close
+/// the summary, one `warning: FILE:LINE: KEY: message` line each.
+///
 /// An http frontend also gets a line counting its ACLs and rules (with the forwarding
 /// headers and limits that are set), one line per `use_backend` rule, and then every
 /// backend it can reach: the use_backend targets in rule order, then `default_backend`
@@ -88,6 +93,13 @@ pub fn summary(cfg: &Config) -> String {
     for fe in &cfg.frontends {
         out.push('\n');
         let _ = writeln!(out, "{}", frontend_line(fe, fe_w, &cfg.defaults.timeouts));
+        if let Some(tls) = &fe.tls {
+            let _ = writeln!(out, "  tls   {}", tls_line(tls));
+            let now = crate::tls::certs::unix_now();
+            for (i, cert) in tls.certs.iter().enumerate() {
+                let _ = writeln!(out, "  cert  {}", cert_line(cert, i == 0, now));
+            }
+        }
         // The backends this frontend reaches, in order, each once: (index, is the default).
         let mut reached: Vec<(usize, bool)> = Vec::new();
         if let Some(http) = &fe.http {
@@ -159,7 +171,55 @@ pub fn summary(cfg: &Config) -> String {
             unused.join(", ")
         );
     }
+    if !cfg.warnings.is_empty() {
+        out.push('\n');
+        for w in &cfg.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+    }
     out
+}
+
+/// `bind 0.0.0.0:443  min_version 1.2  alpn http/1.1  session_cache 20000  tickets on`.
+fn tls_line(tls: &FrontendTls) -> String {
+    let binds: Vec<String> = tls.bind.iter().map(|a| a.to_string()).collect();
+    let alpn = if tls.alpn.is_empty() {
+        "none".to_string()
+    } else {
+        tls.alpn.join(",")
+    };
+    format!(
+        "bind {}  min_version {}  alpn {alpn}  session_cache {}  tickets {}",
+        binds.join(", "),
+        tls.min_version.as_str(),
+        tls.session_cache,
+        on_off(tls.session_tickets)
+    )
+}
+
+/// `/etc/halb/certs/web.pem  www.example.com, example.com  expires 2027-01-01  (default)`.
+fn cert_line(cert: &crate::tls::certs::Certificate, default: bool, now: i64) -> String {
+    use crate::tls::certs::format_date;
+    let names = if cert.names.is_empty() {
+        "(no DNS name)".to_string()
+    } else {
+        cert.names.join(", ")
+    };
+    let validity = if now > cert.not_after {
+        format!("EXPIRED {}", format_date(cert.not_after))
+    } else if now < cert.not_before {
+        format!("NOT YET VALID (from {})", format_date(cert.not_before))
+    } else {
+        format!("expires {}", format_date(cert.not_after))
+    };
+    let mut line = format!("{}  {names}  {validity}", cert.path.display());
+    if cert.has_ocsp() {
+        line.push_str("  ocsp stapled");
+    }
+    if default {
+        line.push_str("  (default)");
+    }
+    line
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -641,6 +701,16 @@ fn server_flags(s: &Server, be: &Backend) -> String {
     }
     if let Some(d) = s.slowstart {
         flags.push(format!("slowstart {}", format_duration(d)));
+    }
+    if let Some(tls) = &s.tls {
+        let verify = match &tls.verify {
+            TlsVerify::Required(ca) => format!("verify required, ca_file {}", ca.path.display()),
+            TlsVerify::None => "verify none".to_string(),
+        };
+        match &tls.sni {
+            Some(sni) => flags.push(format!("tls ({verify}, sni {sni})")),
+            None => flags.push(format!("tls ({verify})")),
+        }
     }
     flags.join(", ")
 }

@@ -126,6 +126,7 @@ fn minimal_config_gets_every_default() {
             cookie: None,
             check: None,
             slowstart: None,
+            tls: None,
         }]
     );
 }
@@ -504,12 +505,6 @@ fn later_features_are_not_supported_yet() {
     let srv = |extra: &str| MINIMAL.replace("name = \"s1\"", &format!("name = \"s1\"\n{extra}"));
     let cases: Vec<(String, usize, &str, &str)> = vec![
         (
-            fe("tls = { bind = [\":443\"] }"),
-            5,
-            "frontend.fe.tls",
-            "\"tls\" is not supported yet (arrives with TLS termination)",
-        ),
-        (
             srv("maxconn = 500"),
             9,
             "backend.be.server[0].maxconn",
@@ -525,8 +520,14 @@ fn later_features_are_not_supported_yet() {
     for (text, line, key, phrase) in cases {
         rejects(&text, line, key, phrase);
     }
-    // Health checks, slow start and the stats page are no longer "later".
+    // Health checks, slow start, the stats page and TLS are no longer "later".
     ok(&be("check = { type = \"tcp\" }"));
+    rejects(
+        &fe("tls = { bind = [\":443\"] }"),
+        5,
+        "frontend.fe.tls.certs",
+        "missing required key \"certs\"",
+    );
     ok(&srv("check = true\nslowstart = \"30s\""));
     ok(&format!("{MINIMAL}\n[stats]\nbind = \"127.0.0.1:8404\"\n"));
 }
@@ -3274,4 +3275,419 @@ fn vrrp_bad_values_name_the_key() {
         "global.user",
         "user cannot be combined with [vrrp.*]",
     );
+}
+
+// ---------------------------------------------------------------- TLS
+
+mod tls {
+    use super::*;
+    use crate::tls::certs::testing::{generate, generate_for_key, TempDir};
+
+    /// A temp dir with `good.pem` (www.example.com, *.example.com), `other.pem`
+    /// (api.example.org), `expired.pem`, `nokey.pem` and `ca.pem` (good.pem's certificate).
+    struct Files {
+        dir: TempDir,
+    }
+
+    impl Files {
+        fn new() -> Files {
+            let dir = TempDir::new("config");
+            let good = generate(&["www.example.com", "*.example.com"]);
+            good.write(&dir, "good.pem");
+            dir.write("ca.pem", &good.cert);
+            dir.write("nokey.pem", &good.cert);
+            generate(&["api.example.org"]).write(&dir, "other.pem");
+            let key = rcgen::KeyPair::generate().unwrap();
+            generate_for_key(&["old.example.com"], key, |p| {
+                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            })
+            .write(&dir, "expired.pem");
+            Files { dir }
+        }
+
+        fn path(&self, name: &str) -> String {
+            self.dir.0.join(name).display().to_string()
+        }
+
+        /// [`MINIMAL`] (http when `http`) with `tls = { TLS }` on the frontend (line 5).
+        fn frontend(&self, tls: &str, http: bool) -> String {
+            let text = MINIMAL.replace(
+                "default_backend = \"be\"",
+                &format!(
+                    "default_backend = \"be\"\ntls = {{ {} }}",
+                    tls.replace("DIR", &self.path(""))
+                ),
+            );
+            if http {
+                format!("[defaults]\nmode = \"http\"\n{text}")
+            } else {
+                text
+            }
+        }
+
+        /// [`MINIMAL`] with `KEYS` in the server table (from line 9).
+        fn server(&self, keys: &str) -> String {
+            MINIMAL.replace(
+                "name = \"s1\"",
+                &format!("name = \"s1\"\n{}", keys.replace("DIR", &self.path(""))),
+            )
+        }
+    }
+
+    #[test]
+    fn frontend_tls_defaults_and_every_key() {
+        let files = Files::new();
+        let cfg = ok(&files.frontend(
+            "bind = [\":443\"], certs = [\"DIRgood.pem\", \"DIRother.pem\"]",
+            true,
+        ));
+        let fe = &cfg.frontends[0];
+        let tls = fe.tls.as_ref().expect("tls");
+        assert_eq!(fe.bind, vec![addr("127.0.0.1:8000")]);
+        assert_eq!(tls.bind, vec![addr("0.0.0.0:443"), addr("[::]:443")]);
+        assert_eq!(tls.certs.len(), 2);
+        assert_eq!(tls.certs[0].names, ["www.example.com", "*.example.com"]);
+        assert_eq!(tls.alpn, ["http/1.1"]);
+        assert_eq!(tls.min_version, TlsVersion::Tls12);
+        assert_eq!(tls.session_cache, 20_000);
+        assert!(tls.session_tickets);
+        assert!(cfg.warnings.is_empty());
+
+        // mode tcp: no ALPN by default, any protocol name may be offered.
+        let cfg = ok(&files.frontend(
+            "bind = [\"127.0.0.1:8443\"], certs = [\"DIRgood.pem\"]",
+            false,
+        ));
+        assert!(cfg.frontends[0].tls.as_ref().unwrap().alpn.is_empty());
+        let cfg = ok(&files.frontend(
+            "bind = [\"127.0.0.1:8443\"], certs = [\"DIRgood.pem\"], alpn = [\"imap\", \"h2\"], min_version = \"1.3\", session_cache = 0, session_tickets = false",
+            false,
+        ));
+        let tls = cfg.frontends[0].tls.as_ref().unwrap();
+        assert_eq!(tls.alpn, ["imap", "h2"]);
+        assert_eq!(tls.min_version, TlsVersion::Tls13);
+        assert_eq!(tls.session_cache, 0);
+        assert!(!tls.session_tickets);
+
+        // The summary names the TLS listener and its certificates.
+        let text = summary(&cfg);
+        assert!(text.contains("  tls   bind 127.0.0.1:8443  min_version 1.3  alpn imap,h2  session_cache 0  tickets off"), "{text}");
+        assert!(
+            text.contains("good.pem  www.example.com, *.example.com  expires "),
+            "{text}"
+        );
+        assert!(text.contains("(default)"), "{text}");
+
+        // As a [frontend.fe.tls] table too.
+        let text = MINIMAL.replace(
+            "[backend.be]",
+            &format!(
+                "[frontend.fe.tls]\nbind = [\":443\"]\ncerts = [\"{}\"]\n\n[backend.be]",
+                files.path("good.pem")
+            ),
+        );
+        assert!(ok(&text).frontends[0].tls.is_some());
+    }
+
+    #[test]
+    fn frontend_tls_errors() {
+        let files = Files::new();
+        let fe = |tls: &str| files.frontend(tls, false);
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                fe("certs = [\"DIRgood.pem\"]"),
+                "frontend.fe.tls.bind",
+                "missing required key \"bind\"",
+            ),
+            (
+                fe("bind = []"),
+                "frontend.fe.tls.bind",
+                "bind list is empty",
+            ),
+            (
+                fe("bind = [\"nope\"], certs = [\"DIRgood.pem\"]"),
+                "frontend.fe.tls.bind[0]",
+                "nope",
+            ),
+            (
+                fe("bind = [\":443\"], certs = []"),
+                "frontend.fe.tls.certs",
+                "certs is empty",
+            ),
+            (
+                fe("bind = [\":443\"], certs = \"DIRgood.pem\""),
+                "frontend.fe.tls.certs",
+                "expected an array of PEM file paths",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"good.pem\"]"),
+                "frontend.fe.tls.certs[0]",
+                "must be absolute",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRnokey.pem\"]"),
+                "frontend.fe.tls.certs[0]",
+                "nokey.pem: no private key",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRmissing.pem\"]"),
+                "frontend.fe.tls.certs[0]",
+                "missing.pem: cannot read",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\", \"DIRgood.pem\"]"),
+                "frontend.fe.tls.certs[1]",
+                "listed twice",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], min_version = \"1.1\""),
+                "frontend.fe.tls.min_version",
+                "TLS 1.1 is not supported",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], min_version = \"TLSv1.3\""),
+                "frontend.fe.tls.min_version",
+                "(did you mean \"1.3\"?): expected \"1.2\" or \"1.3\"",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], min_version = 1.2"),
+                "frontend.fe.tls.min_version",
+                "expected \"1.2\" or \"1.3\" (a string), found a float",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], session_cache = -1"),
+                "frontend.fe.tls.session_cache",
+                "out of range (expected 0..=10000000)",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], session_tickets = \"yes\""),
+                "frontend.fe.tls.session_tickets",
+                "expected a boolean",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], alpn = [\"\"]"),
+                "frontend.fe.tls.alpn[0]",
+                "invalid ALPN protocol name",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], alpn = [\"x\", \"x\"]"),
+                "frontend.fe.tls.alpn[1]",
+                "listed twice",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], cert = 1"),
+                "frontend.fe.tls.cert",
+                "unknown key \"cert\" in the tls table (did you mean \"certs\"?)",
+            ),
+            (
+                fe("bind = [\":443\"], certs = [\"DIRgood.pem\"], maxconn = 1"),
+                "frontend.fe.tls.maxconn",
+                "it belongs in [global] or [frontend.NAME]",
+            ),
+            (
+                fe("bind = [\"127.0.0.1:8000\"], certs = [\"DIRgood.pem\"]"),
+                "frontend.fe.tls.bind[0]",
+                "127.0.0.1:8000 is already bound by frontend \"fe\" (line 3)",
+            ),
+            (
+                fe("bind = [\":443\", \":443\"], certs = [\"DIRgood.pem\"]"),
+                "frontend.fe.tls.bind[1]",
+                "listed twice in this bind list",
+            ),
+            (
+                MINIMAL.replace(
+                    "default_backend = \"be\"",
+                    "default_backend = \"be\"\ntls = true",
+                ),
+                "frontend.fe.tls",
+                "expected a table",
+            ),
+        ];
+        for (text, key, phrase) in cases {
+            rejects(&text, 5, key, phrase);
+        }
+        // http frontends offer only HTTP/1.
+        rejects(
+            &files.frontend(
+                "bind = [\":443\"], certs = [\"DIRgood.pem\"], alpn = [\"h2\", \"http/1.1\"]",
+                true,
+            ),
+            7,
+            "frontend.fe.tls.alpn[0]",
+            "cannot be offered by an http frontend: halb speaks HTTP/1",
+        );
+        // Another frontend's address, and the stats page's.
+        let two = format!(
+            "{}\n[frontend.fe2]\nbind = [\"0.0.0.0:443\"]\ndefault_backend = \"be\"\n",
+            fe("bind = [\":443\"], certs = [\"DIRgood.pem\"]")
+        );
+        rejects(
+            &two,
+            13,
+            "frontend.fe2.bind[0]",
+            "0.0.0.0:443 is already bound by frontend \"fe\" (line 5)",
+        );
+        let stats = format!(
+            "{}\n[stats]\nbind = \"127.0.0.1:443\"\n",
+            fe("bind = [\":443\"], certs = [\"DIRgood.pem\"]")
+        );
+        rejects(
+            &stats,
+            13,
+            "stats.bind",
+            "overlaps 0.0.0.0:443 of frontend \"fe\"",
+        );
+    }
+
+    #[test]
+    fn expired_certificate_is_a_warning() {
+        let files = Files::new();
+        let cfg = ok(&files.frontend(
+            "bind = [\":443\"], certs = [\"DIRgood.pem\", \"DIRexpired.pem\"]",
+            false,
+        ));
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        let w = &cfg.warnings[0];
+        assert_eq!((w.line, w.key.as_str()), (5, "frontend.fe.tls.certs[1]"));
+        assert!(
+            w.message
+                .contains("expired.pem: the certificate expired on 2021-01-01"),
+            "{}",
+            w.message
+        );
+        let text = summary(&cfg);
+        assert!(text.contains("EXPIRED 2021-01-01"), "{text}");
+        assert!(text.contains(&format!("warning: {w}")), "{text}");
+    }
+
+    #[test]
+    fn server_tls_keys() {
+        let files = Files::new();
+        let cfg = ok(&files.server("tls = true\nca_file = \"DIRca.pem\"\nsni = \"API.internal\""));
+        let tls = cfg.backends[0].servers[0].tls.as_ref().expect("tls");
+        assert_eq!(tls.sni.as_deref(), Some("api.internal"));
+        match &tls.verify {
+            TlsVerify::Required(ca) => assert_eq!(ca.certs.len(), 1),
+            TlsVerify::None => panic!("verify required by default"),
+        }
+        let text = summary(&cfg);
+        assert!(text.contains("tls (verify required, ca_file "), "{text}");
+        assert!(text.contains("sni api.internal)"), "{text}");
+
+        let cfg = ok(&files.server("tls = true\nverify = \"none\""));
+        let tls = cfg.backends[0].servers[0].tls.as_ref().unwrap();
+        assert_eq!(tls.verify, TlsVerify::None);
+        assert_eq!(tls.sni, None);
+        assert!(ok(&files.server("tls = false")).backends[0].servers[0]
+            .tls
+            .is_none());
+        assert!(ok(MINIMAL).backends[0].servers[0].tls.is_none());
+
+        let cases: Vec<(&str, usize, &str, &str)> = vec![
+            (
+                "tls = true",
+                9,
+                "backend.be.server[0].tls",
+                "verify = \"required\" (the default with tls = true) needs ca_file",
+            ),
+            (
+                "tls = true\nverify = \"required\"",
+                10,
+                "backend.be.server[0].verify",
+                "needs ca_file",
+            ),
+            (
+                "tls = \"yes\"",
+                9,
+                "backend.be.server[0].tls",
+                "expected a boolean",
+            ),
+            (
+                "tls = true\nverify = \"optional\"",
+                10,
+                "backend.be.server[0].verify",
+                "unknown verify \"optional\"",
+            ),
+            (
+                "tls = true\nverify = \"non\"",
+                10,
+                "backend.be.server[0].verify",
+                "(did you mean \"none\"?)",
+            ),
+            (
+                "tls = true\nverify = \"none\"\nca_file = \"DIRca.pem\"",
+                11,
+                "backend.be.server[0].ca_file",
+                "not used with verify = \"none\"",
+            ),
+            (
+                "tls = true\nca_file = \"ca.pem\"",
+                10,
+                "backend.be.server[0].ca_file",
+                "must be absolute",
+            ),
+            (
+                "tls = true\nca_file = \"DIRmissing.pem\"",
+                10,
+                "backend.be.server[0].ca_file",
+                "missing.pem: cannot read",
+            ),
+            (
+                "tls = true\nverify = \"none\"\nsni = \"10.0.0.1\"",
+                11,
+                "backend.be.server[0].sni",
+                "not the IP address",
+            ),
+            (
+                "tls = true\nverify = \"none\"\nsni = \"bad name\"",
+                11,
+                "backend.be.server[0].sni",
+                "not a valid DNS name",
+            ),
+            (
+                "tls = true\nverify = \"none\"\nsni = \"\"",
+                11,
+                "backend.be.server[0].sni",
+                "must not be empty",
+            ),
+            (
+                "verify = \"none\"",
+                9,
+                "backend.be.server[0].verify",
+                "set tls = true on this server",
+            ),
+            (
+                "tls = false\nsni = \"a.example\"",
+                10,
+                "backend.be.server[0].sni",
+                "set tls = true on this server",
+            ),
+            (
+                "ca_file = \"DIRca.pem\"",
+                9,
+                "backend.be.server[0].ca_file",
+                "set tls = true on this server",
+            ),
+            (
+                "tls = true\nverify = \"none\"\nssl = true",
+                11,
+                "backend.be.server[0].ssl",
+                "unknown key \"ssl\"",
+            ),
+        ];
+        for (keys, line, key, phrase) in cases {
+            rejects(&files.server(keys), line, key, phrase);
+        }
+        // The CA file must hold certificates.
+        rejects(
+            &files.server(&format!(
+                "tls = true\nca_file = \"{}\"",
+                files.path("nokey.pem").replace("nokey", "missing2")
+            )),
+            10,
+            "backend.be.server[0].ca_file",
+            "cannot read",
+        );
+    }
 }

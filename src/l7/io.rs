@@ -3,13 +3,15 @@
 //! Same approach as L4 ([`crate::l4::socket`]): data moves with plain non-blocking
 //! `recv`/`send`; only when a socket has nothing to give (or no room) is its readiness
 //! awaited (the shard's epoll reactor), while the connection's [`IdleWatch`] knows what it
-//! waits for, so the shard's sweep enforces the timeouts without a timer per wait.
+//! waits for, so the shard's sweep enforces the timeouts without a timer per wait. The
+//! functions take any [`Transport`]: a plain [`crate::l4::socket::Socket`] or a TLS
+//! stream ([`crate::tls::stream::TlsSocket`]).
 
 use std::io;
 
 use crate::l4::idle::{Deadline, IdleWatch, Side};
-use crate::l4::socket::Socket;
 use crate::runtime::shard::{Shard, COPY_BUFFER};
+use crate::tls::stream::Transport;
 
 /// A read buffer: bytes `start..end` of `data` are received and not yet consumed.
 /// Backed by the shard's pooled 64 KiB buffers (a bigger one when the head limit needs
@@ -92,9 +94,9 @@ pub struct Wait {
 /// Receive more bytes into `buf` (at least one, or 0 at end of stream): a plain `recv`
 /// if the socket may have something, else (or after a `WouldBlock`) a wait for its
 /// readiness first. Errors with `OutOfMemory` kind if the buffer is full.
-pub async fn fill(
+pub async fn fill<T: Transport>(
     shard: &Shard,
-    socket: &Socket,
+    socket: &T,
     buf: &mut Buffer,
     capacity: usize,
     watch: &IdleWatch,
@@ -124,9 +126,9 @@ pub async fn fill(
 
 /// Receive what `socket` has right now into `buf`, without waiting: `Ok(0)` at end of
 /// stream, `WouldBlock` when nothing is there.
-pub fn fill_now(
+pub fn fill_now<T: Transport>(
     shard: &Shard,
-    socket: &Socket,
+    socket: &T,
     buf: &mut Buffer,
     capacity: usize,
 ) -> io::Result<usize> {
@@ -139,17 +141,32 @@ pub fn fill_now(
 }
 
 /// Write all of `data`: directly while the socket takes it, awaiting room when full.
-/// Progress after a wait touches the idle watch.
-pub async fn write_all(
-    socket: &Socket,
+/// Progress after a wait touches the idle watch. Returns once everything is on the
+/// socket (for TLS: encrypted and flushed, nothing left queued in the stream).
+pub async fn write_all<T: Transport>(
+    socket: &T,
     mut data: &[u8],
     watch: &IdleWatch,
     wait: Wait,
 ) -> io::Result<()> {
     let mut waited = false;
-    while !data.is_empty() {
-        match socket.send(data) {
-            Ok(n) => {
+    loop {
+        // Once all is taken, what the stream still queues (TLS records) must reach the
+        // socket too: the peer may wait for it while we go on to read (a plain socket
+        // queues nothing: `flush` is `Ok` at once).
+        let step = if data.is_empty() {
+            socket.flush().map(|()| None)
+        } else {
+            socket.send(data).map(Some)
+        };
+        match step {
+            Ok(None) => {
+                if waited {
+                    watch.touch();
+                }
+                break;
+            }
+            Ok(Some(n)) => {
                 if waited {
                     watch.touch();
                 }

@@ -114,6 +114,39 @@ pub enum RuntimeError {
     /// A VRRP instance could not be set up (interface, sockets, netlink).
     #[error("{0}")]
     Vrrp(String),
+    /// The configuration asks for TLS, which the data plane does not serve yet.
+    #[error("{0}")]
+    TlsNotServed(String),
+}
+
+/// Refuses a configuration that asks for TLS (a frontend `tls` or a server `tls = true`):
+/// the certificates and rustls configurations are built and checked (`halb check`
+/// accepts such a file), but the shards do not terminate or originate TLS yet, and
+/// silently serving plain TCP instead would be worse than not starting. Checked by
+/// [`run`] and by reload.
+// TODO(issue 7): remove once the shards serve TLS: bind `FrontendTls::bind` next to
+// `bind` (listener_keys), give each shard `tls::server::Termination::shard_config()`
+// for those listeners and wrap accepted sockets in `tls::stream`; connect to servers
+// with `tls::server::client_config` / `server_name`.
+pub fn refuse_unserved_tls(config: &Config) -> Result<(), String> {
+    let mut uses = Vec::new();
+    for fe in &config.frontends {
+        if fe.tls.is_some() {
+            uses.push(format!("frontend \"{}\" has tls", fe.name));
+        }
+    }
+    for be in &config.backends {
+        for server in be.servers.iter().filter(|s| s.tls.is_some()) {
+            uses.push(format!("server {}/{} has tls = true", be.name, server.name));
+        }
+    }
+    if uses.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "TLS termination is not served yet: {} (`halb check` validates TLS settings and certificates; the data plane does not serve TLS in this version)",
+        uses.join(", ")
+    ))
 }
 
 /// A listener's identity over reloads: frontend name and address.
@@ -261,6 +294,7 @@ fn per_shard(limit: u64, shards: usize) -> u64 {
 /// Run `config` until SIGTERM/SIGINT; returns once every shard has stopped.
 /// `on_ready` is called once every listener is bound and the shards are started.
 pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeError> {
+    refuse_unserved_tls(&config).map_err(RuntimeError::TlsNotServed)?;
     let prepared = prepare(&config)?;
     // Everything privileged (binding, raising limits) is done: become global.user now,
     // while the process still has a single thread.
@@ -533,7 +567,10 @@ impl Reloader {
             tracing::error!("{message}");
             return Err(message);
         }
-        let config = match crate::config::load(&path) {
+        let config = match crate::config::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| refuse_unserved_tls(&c).map(|()| c))
+        {
             Ok(c) => c,
             Err(e) => {
                 let message = format!(
@@ -890,6 +927,34 @@ async fn accept_loop(
                 drop((global, local));
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tls_refusal_tests {
+    use super::*;
+
+    const PLAIN: &str = "[frontend.fe]\nbind = [\"127.0.0.1:8000\"]\ndefault_backend = \"be\"\n[backend.be]\n[[backend.be.server]]\nname = \"s1\"\naddress = \"127.0.0.1:9000\"\n";
+
+    #[test]
+    fn run_refuses_tls_before_binding_anything() {
+        let plain = crate::config::parse(PLAIN, std::path::Path::new("t.toml")).unwrap();
+        assert_eq!(refuse_unserved_tls(&plain), Ok(()));
+
+        let text = PLAIN.replace(
+            "name = \"s1\"",
+            "name = \"s1\"\ntls = true\nverify = \"none\"",
+        );
+        let config = crate::config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let message = refuse_unserved_tls(&config).unwrap_err();
+        assert!(
+            message.starts_with("TLS termination is not served yet: server be/s1 has tls = true"),
+            "{message}"
+        );
+        match run(config, |_| panic!("must not start")) {
+            Err(RuntimeError::TlsNotServed(m)) => assert_eq!(m, message),
+            other => panic!("expected TlsNotServed, got {other:?}"),
         }
     }
 }

@@ -5,9 +5,14 @@
 //!   facts `halb check` reports (names from the SANs, expiry).
 //! - [`resolver`]: the certificate for a handshake, chosen by SNI (exact and wildcard
 //!   names), with a default for clients without SNI or with an unknown name.
-//! - [`server`]: a frontend's rustls `ServerConfig` (versions, ALPN, session resumption).
-//! - [`stream`]: a TLS connection driven over a shard's non-blocking [`Socket`]
-//!   (`crate::l4::socket::Socket`), with the same readiness model as plain sockets.
+//! - [`server`]: a frontend's rustls `ServerConfig` ([`server::Termination`]: what the
+//!   shards share, the ticket keys among it, and one config per shard with its own session
+//!   cache), and the `ClientConfig` for TLS to servers.
+//! - [`stream`]: a TLS connection driven over a shard's non-blocking [`Socket`], with the
+//!   same readiness model as plain sockets ([`stream::Transport`], implemented by both).
+//!
+//! Today the configuration is built and checked (`halb check`), but `halb run` refuses a
+//! configuration with TLS ([`crate::runtime`]): the data plane does not serve it yet.
 //!
 //! [`Socket`]: crate::l4::socket::Socket
 
