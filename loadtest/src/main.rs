@@ -2,8 +2,8 @@
 //!
 //! Thread-per-core like halb: one pinned glommio executor per worker core, the
 //! connections split between them. Closed loop by default; open loop at a constant total
-//! rate with `--rate`, latency measured from each request's intended send time. HTTP/1.1,
-//! plain TCP request/response (`tcp://`) and TCP bulk streaming (`tcp-bulk://`); scenario
+//! rate with `--rate`, latency measured from each request's intended send time. HTTP/1.1
+//! (also over TLS: `https://`), plain TCP request/response (`tcp://`) and TCP bulk streaming (`tcp-bulk://`); scenario
 //! files run a matrix of runs (`halb-loadtest scenario FILE.toml`).
 
 mod histogram;
@@ -26,7 +26,7 @@ use clap::Parser;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use tcp::TcpPlan;
-use worker::{ErrorKind, Plan, Stats, Timeline};
+use worker::{ErrorKind, Plan, Stats, Timeline, TlsPlan};
 
 /// Locked memory for each executor's io_uring rings (as halb's shards).
 const IO_MEMORY: usize = 256 * 1024;
@@ -42,7 +42,7 @@ const BULK_PAYLOAD: usize = 64 * 1024;
     after_help = "Scenario files: halb-loadtest scenario FILE.toml [--out DIR] (see README)\nPlots of --hist-out files: halb-loadtest plot OUT.svg [--title T] LABEL=FILE..."
 )]
 struct Cli {
-    /// Target: http://host[:port][/path], tcp://host:port or tcp-bulk://host:port
+    /// Target: http://host[:port][/path], https://host[:port][/path], tcp://host:port or tcp-bulk://host:port
     url: String,
     /// Concurrent connections (split between the worker cores)
     #[arg(short = 'c', long, default_value_t = 10)]
@@ -89,6 +89,21 @@ struct Cli {
     /// tcp://: bytes expected back per exchange (default: the payload size, an echo)
     #[arg(long, value_name = "N")]
     response: Option<usize>,
+    /// https://: verify the server with the CA certificates of this PEM file
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// https://: do not verify the server's certificate (insecure)
+    #[arg(long)]
+    insecure: bool,
+    /// https://: the server name sent (SNI) and verified (default: the URL's host)
+    #[arg(long, value_name = "NAME")]
+    sni: Option<String>,
+    /// https://: resume TLS sessions on new connections (a session cache per worker core)
+    #[arg(long)]
+    tls_resume: bool,
+    /// https://: only this TLS version (default: 1.2 and 1.3)
+    #[arg(long, value_name = "VERSION", value_parser = ["1.2", "1.3"])]
+    tls_version: Option<String>,
 }
 
 /// "250ms", "10s", "2m": a whole number with a unit.
@@ -112,6 +127,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Http,
+    Https,
     Tcp,
     TcpBulk,
 }
@@ -120,15 +136,23 @@ impl Protocol {
     fn name(self) -> &'static str {
         match self {
             Protocol::Http => "http",
+            Protocol::Https => "https",
             Protocol::Tcp => "tcp",
             Protocol::TcpBulk => "tcp-bulk",
         }
+    }
+
+    /// HTTP/1.1, over TLS or not.
+    fn is_http(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Https)
     }
 }
 
 struct Target {
     protocol: Protocol,
     addr: SocketAddr,
+    /// The host as written in the URL (no brackets around an IPv6 address).
+    host: String,
     host_header: String,
     path: String,
 }
@@ -136,13 +160,15 @@ struct Target {
 fn parse_url(url: &str) -> Result<Target, String> {
     let (protocol, rest) = if let Some(rest) = url.strip_prefix("http://") {
         (Protocol::Http, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (Protocol::Https, rest)
     } else if let Some(rest) = url.strip_prefix("tcp://") {
         (Protocol::Tcp, rest)
     } else if let Some(rest) = url.strip_prefix("tcp-bulk://") {
         (Protocol::TcpBulk, rest)
     } else {
         return Err(format!(
-            "{url:?}: only http://, tcp:// and tcp-bulk:// URLs are supported"
+            "{url:?}: only http://, https://, tcp:// and tcp-bulk:// URLs are supported"
         ));
     };
     let (authority, path) = match rest.find('/') {
@@ -152,11 +178,12 @@ fn parse_url(url: &str) -> Result<Target, String> {
     if authority.is_empty() {
         return Err(format!("{url:?}: no host"));
     }
-    if protocol != Protocol::Http && path != "/" {
+    if !protocol.is_http() && path != "/" {
         return Err(format!("{url:?}: a TCP target has no path"));
     }
     let default_port = match protocol {
         Protocol::Http => Some(80),
+        Protocol::Https => Some(443),
         _ => None,
     };
     let port_of = |p: Option<&str>| -> Result<u16, String> {
@@ -190,6 +217,7 @@ fn parse_url(url: &str) -> Result<Target, String> {
     Ok(Target {
         protocol,
         addr,
+        host: host.to_string(),
         host_header: authority.to_string(),
         path: path.to_string(),
     })
@@ -288,6 +316,70 @@ fn write_files(cli: &Cli, outcome: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
+/// The TLS settings of an `https://` target (`None` for other schemes, which refuse the
+/// TLS options).
+fn tls_plan(cli: &Cli, target: &Target) -> Result<Option<TlsPlan>, String> {
+    if target.protocol != Protocol::Https {
+        let given: Vec<&str> = [
+            (cli.cacert.is_some(), "--cacert"),
+            (cli.insecure, "--insecure"),
+            (cli.sni.is_some(), "--sni"),
+            (cli.tls_resume, "--tls-resume"),
+            (cli.tls_version.is_some(), "--tls-version"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if !given.is_empty() {
+            return Err(format!("{} only apply to https:// URLs", given.join(", ")));
+        }
+        return Ok(None);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
+    static TLS12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+    static TLS13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    let versions: &[&rustls::SupportedProtocolVersion] = match cli.tls_version.as_deref() {
+        Some("1.2") => &TLS12,
+        Some("1.3") => &TLS13,
+        _ => &BOTH,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("TLS: {e}"))?;
+    let mut config = match (&cli.cacert, cli.insecure) {
+        (Some(_), true) => return Err("--cacert and --insecure exclude each other".into()),
+        (Some(path), false) => {
+            let bundle = halb::tls::certs::load_ca_bundle(path).map_err(|e| e.to_string())?;
+            builder
+                .with_root_certificates(bundle.roots)
+                .with_no_client_auth()
+        }
+        (None, true) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(
+                halb::tls::server::InsecureAcceptAnyCertificate::new(&provider),
+            ))
+            .with_no_client_auth(),
+        (None, false) => {
+            return Err(
+                "https:// needs --cacert FILE (the CA bundle to verify the server with) or --insecure (no verification): no root store is built in"
+                    .into(),
+            )
+        }
+    };
+    config.alpn_protocols = vec![halb::tls::server::HTTP_ALPN.as_bytes().to_vec()];
+    let name = cli.sni.clone().unwrap_or_else(|| target.host.clone());
+    let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+        .map_err(|_| format!("{name:?} is not a valid TLS server name (--sni)"))?;
+    Ok(Some(TlsPlan {
+        config: Arc::new(config),
+        server_name,
+        resume: cli.tls_resume,
+    }))
+}
+
 /// Runs the load described by `cli` to the end.
 fn measure(cli: &Cli) -> Result<Outcome, String> {
     if cli.connections == 0 {
@@ -305,8 +397,9 @@ fn measure(cli: &Cli) -> Result<Outcome, String> {
         return Err("--timeout must be positive".into());
     }
     let target = parse_url(&cli.url)?;
+    let tls = tls_plan(cli, &target)?;
     match target.protocol {
-        Protocol::Http => {
+        Protocol::Http | Protocol::Https => {
             if cli.payload.is_some() || cli.response.is_some() {
                 return Err("--payload and --response are for tcp:// targets".into());
             }
@@ -371,8 +464,9 @@ fn measure(cli: &Cli) -> Result<Outcome, String> {
         done_err: AtomicU64::new(0),
     };
     let job = match target.protocol {
-        Protocol::Http => Job::Http(Arc::new(Plan {
+        Protocol::Http | Protocol::Https => Job::Http(Arc::new(Plan {
             addr: target.addr,
+            tls,
             request: http::build_request(&target.host_header, &target.path, cli.close),
             close: cli.close,
             timeout: cli.timeout,
@@ -448,6 +542,7 @@ fn measure(cli: &Cli) -> Result<Outcome, String> {
     let elapsed = end.saturating_duration_since(measure_from).as_secs_f64();
     let report = Report {
         url: &cli.url,
+        tls: target.protocol == Protocol::Https,
         cli,
         protocol: target.protocol,
         payload: payload_len,
@@ -479,6 +574,8 @@ fn progress_line(job: &Job, done: &AtomicBool) {
 
 struct Report<'a> {
     url: &'a str,
+    /// An https run: report its handshakes.
+    tls: bool,
     cli: &'a Cli,
     protocol: Protocol,
     payload: usize,
@@ -568,7 +665,18 @@ impl Report<'_> {
             "gbit_per_sec": self.per_sec(s.bytes) * 8.0 / 1e9,
             "latency_us": latency,
         });
-        if self.protocol != Protocol::Http {
+        v["tls"] = if self.tls {
+            let t = &s.tls;
+            serde_json::json!({
+                "handshakes": t.handshakes,
+                "resumed": t.resumed,
+                "version": t.version.map(|v| format!("{v:?}")),
+                "alpn": t.alpn,
+            })
+        } else {
+            serde_json::Value::Null
+        };
+        if !self.protocol.is_http() {
             v["payload"] = self.payload.into();
         }
         if self.protocol == Protocol::Tcp {
@@ -626,6 +734,15 @@ impl Report<'_> {
             self.quantile(0.9999),
             max
         );
+        if self.tls {
+            let t = &s.tls;
+            let version = t.version.map_or("-".to_string(), |v| format!("{v:?}"));
+            let alpn = t.alpn.unwrap_or("-");
+            out += &format!(
+                "  tls         {} handshakes ({} resumed), {version}, alpn {alpn}\n",
+                t.handshakes, t.resumed
+            );
+        }
         out
     }
 }
@@ -656,7 +773,11 @@ mod tests {
         assert_eq!((t.addr.port(), t.path.as_str()), (81, "/"));
         let t = parse_url("http://127.0.0.1").unwrap();
         assert_eq!(t.addr.port(), 80);
-        assert!(parse_url("https://x/").is_err());
+        let t = parse_url("https://127.0.0.1/p").unwrap();
+        assert_eq!((t.protocol, t.addr.port()), (Protocol::Https, 443));
+        let t = parse_url("https://[::1]:8443").unwrap();
+        assert_eq!((t.host.as_str(), t.addr.port()), ("::1", 8443));
+        assert!(parse_url("ftp://x/").is_err());
         let t = parse_url("tcp://127.0.0.1:9").unwrap();
         assert_eq!((t.protocol, t.addr.port()), (Protocol::Tcp, 9));
         let t = parse_url("tcp-bulk://[::1]:9").unwrap();

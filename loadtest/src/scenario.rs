@@ -390,6 +390,29 @@ mod tests {
     }
 
     #[test]
+    fn tls_options_map_to_arguments() {
+        let s = parse(
+            r#"
+            [defaults]
+            cacert = "ca.pem"
+            sni = "example.test"
+            [[run]]
+            url = "https://127.0.0.1:8443/"
+            tls_resume = true
+            matrix = { tls_version = [1.2, "1.3"] }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.runs.len(), 2);
+        let c = &s.runs[1].cli;
+        assert!(c.tls_resume && !c.insecure);
+        assert_eq!(c.tls_version.as_deref(), Some("1.3"));
+        assert_eq!(s.runs[0].cli.tls_version.as_deref(), Some("1.2"));
+        assert_eq!(c.cacert.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(c.sni.as_deref(), Some("example.test"));
+    }
+
+    #[test]
     fn readme_example_parses() {
         let readme = include_str!("../README.md");
         let start = readme.find("```toml\n").expect("a toml example") + 8;

@@ -10,6 +10,11 @@
 //! completion the kernel signals with an IPI each (glommio's rings have no
 //! `IORING_SETUP_COOP_TASKRUN`). Nothing is allocated per request: the request bytes are
 //! built once, each connection reuses one receive buffer, and responses are parsed in it.
+//!
+//! `https://` runs the same code over halb's [`ClientTls`] (rustls driven on the same
+//! socket and reactor): the exchange is generic over [`Transport`], monomorphised once
+//! for a plain [`Socket`] and once for TLS, so the plain path pays nothing for TLS. The
+//! TLS handshake of a new connection runs within the request's deadline.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -17,6 +22,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -24,7 +30,12 @@ use futures_lite::future::poll_fn;
 use glommio::timer::sleep;
 use halb::l4::socket::Socket;
 use halb::sys;
+use halb::tls::server::HTTP_ALPN;
+use halb::tls::stream::{ClientTls, Transport};
 use hdrhistogram::Histogram;
+use rustls::client::Resumption;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
 use crate::http::{Parser, Progress};
 
@@ -165,12 +176,69 @@ impl Timeline {
 /// What every HTTP worker shares.
 pub struct Plan {
     pub addr: SocketAddr,
+    /// `https://`: how to open TLS on each connection (`None`: plain HTTP).
+    pub tls: Option<TlsPlan>,
     pub request: Vec<u8>,
     pub close: bool,
     pub timeout: Duration,
     pub expect_status: Option<u16>,
     pub expect_body_size: Option<usize>,
     pub timeline: Timeline,
+}
+
+/// TLS settings of an `https://` run.
+pub struct TlsPlan {
+    /// Verification, versions and ALPN. Session resumption is set per worker (see
+    /// `resume`).
+    pub config: Arc<ClientConfig>,
+    /// The name sent as SNI (none for an IP address) and verified in the certificate.
+    pub server_name: ServerName<'static>,
+    /// Resume sessions on new connections: one in-memory session cache per worker,
+    /// shared by its connections. Off: every handshake is a full one.
+    pub resume: bool,
+}
+
+/// Sessions kept by a worker's cache with `--tls-resume`.
+const SESSION_CACHE: usize = 256;
+
+impl TlsPlan {
+    /// One worker's client configuration: its own session cache, or none.
+    fn worker_config(&self) -> Arc<ClientConfig> {
+        let mut config = (*self.config).clone();
+        config.resumption = if self.resume {
+            Resumption::in_memory_sessions(SESSION_CACHE)
+        } else {
+            Resumption::disabled()
+        };
+        Arc::new(config)
+    }
+}
+
+/// TLS handshakes of measured requests.
+#[derive(Debug, Default, Clone)]
+pub struct TlsStats {
+    /// Completed handshakes (full and resumed).
+    pub handshakes: u64,
+    /// Of which resumed an earlier session.
+    pub resumed: u64,
+    /// The version negotiated (the first one seen).
+    pub version: Option<ProtocolVersion>,
+    /// The ALPN protocol agreed (the first one seen), if any: we offer only `http/1.1`,
+    /// and rustls refuses a server that picks another.
+    pub alpn: Option<&'static str>,
+}
+
+impl TlsStats {
+    fn merge(&mut self, other: &TlsStats) {
+        self.handshakes += other.handshakes;
+        self.resumed += other.resumed;
+        if self.version.is_none() {
+            self.version = other.version;
+        }
+        if self.alpn.is_none() {
+            self.alpn = other.alpn;
+        }
+    }
 }
 
 /// One worker's results (merged by the caller).
@@ -181,6 +249,8 @@ pub struct Stats {
     pub bytes: u64,
     /// Completion time of the last measured request.
     pub last: Option<Instant>,
+    /// TLS handshakes (all zero for plain HTTP).
+    pub tls: TlsStats,
 }
 
 impl Stats {
@@ -192,6 +262,7 @@ impl Stats {
             errors: [0; 6],
             bytes: 0,
             last: None,
+            tls: TlsStats::default(),
         }
     }
 
@@ -205,6 +276,7 @@ impl Stats {
         }
         self.bytes += other.bytes;
         self.last = self.last.max(other.last);
+        self.tls.merge(&other.tls);
     }
 
     pub fn error_total(&self) -> u64 {
@@ -219,7 +291,77 @@ impl Default for Stats {
 }
 
 /// A worker's body: run its connections (global indices) to the end and return the stats.
-pub async fn run_worker(plan: std::sync::Arc<Plan>, connections: Vec<usize>) -> Stats {
+pub async fn run_worker(plan: Arc<Plan>, connections: Vec<usize>) -> Stats {
+    match &plan.tls {
+        None => run_connections::<Socket>(plan.clone(), connections, Rc::new(())).await,
+        Some(tls) => {
+            let dialer = Rc::new(TlsDialer {
+                config: tls.worker_config(),
+                server_name: tls.server_name.clone(),
+            });
+            run_connections::<ClientTls>(plan.clone(), connections, dialer).await
+        }
+    }
+}
+
+/// A connection's stream, opened over a connected socket: the plain socket itself, or
+/// TLS after its handshake.
+pub(crate) trait Dial: Transport + Sized + 'static {
+    /// What opening needs (shared by a worker's connections).
+    type Dialer: 'static;
+
+    /// Open the stream over `socket` (not yet known to be connected); `None` on failure.
+    /// TLS: the handshake's facts with the stream.
+    fn dial(
+        socket: Socket,
+        dialer: &Self::Dialer,
+    ) -> impl Future<Output = Option<(Self, Option<Handshake>)>>;
+}
+
+/// What a completed TLS handshake negotiated.
+pub(crate) struct Handshake {
+    resumed: bool,
+    version: Option<ProtocolVersion>,
+    alpn: Option<&'static str>,
+}
+
+impl Dial for Socket {
+    type Dialer = ();
+
+    async fn dial(socket: Socket, _: &()) -> Option<(Socket, Option<Handshake>)> {
+        Some((socket, None))
+    }
+}
+
+/// A worker's TLS client: its configuration (with its session cache) and the name.
+pub(crate) struct TlsDialer {
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+}
+
+impl Dial for ClientTls {
+    type Dialer = TlsDialer;
+
+    async fn dial(socket: Socket, dialer: &TlsDialer) -> Option<(ClientTls, Option<Handshake>)> {
+        let conn = ClientConnection::new(dialer.config.clone(), dialer.server_name.clone()).ok()?;
+        let tls = ClientTls::new(socket, conn);
+        tls.handshake().await.ok()?;
+        let handshake = Handshake {
+            resumed: tls.resumed(),
+            version: tls.protocol_version(),
+            alpn: tls.with_connection(|c| {
+                (c.alpn_protocol() == Some(HTTP_ALPN.as_bytes())).then_some(HTTP_ALPN)
+            }),
+        };
+        Some((tls, Some(handshake)))
+    }
+}
+
+async fn run_connections<T: Dial>(
+    plan: Arc<Plan>,
+    connections: Vec<usize>,
+    dialer: Rc<T::Dialer>,
+) -> Stats {
     let stats = Rc::new(RefCell::new(Stats::new()));
     let watch = Rc::new(Watch {
         deadlines: (0..connections.len())
@@ -236,8 +378,9 @@ pub async fn run_worker(plan: std::sync::Arc<Plan>, connections: Vec<usize>) -> 
             let plan = plan.clone();
             let stats = stats.clone();
             let watch = watch.clone();
+            let dialer = dialer.clone();
             glommio::spawn_local(async move {
-                run_connection(&plan, index, &stats, &watch.deadlines[slot]).await
+                run_connection::<T>(&plan, &dialer, index, &stats, &watch.deadlines[slot]).await
             })
         })
         .collect();
@@ -319,10 +462,17 @@ impl Deadline {
     }
 }
 
-async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>, deadline: &Deadline) {
-    let mut conn = Conn {
-        socket: None,
+async fn run_connection<T: Dial>(
+    plan: &Plan,
+    dialer: &T::Dialer,
+    index: usize,
+    stats: &RefCell<Stats>,
+    deadline: &Deadline,
+) {
+    let mut conn = Conn::<T> {
+        stream: None,
         buf: vec![0; READ_CHUNK],
+        handshake: None,
     };
     // Progress counters, flushed to the shared atomics now and then (not per request: the
     // workers would contend on their cache line).
@@ -335,8 +485,21 @@ async fn run_connection(plan: &Plan, index: usize, stats: &RefCell<Stats>, deadl
         let Some(Turn { intended, measured }) = timeline.next_turn(&mut slots, idle).await else {
             break;
         };
-        let outcome = one_request(plan, &mut conn, deadline).await;
+        let outcome = one_request(plan, dialer, &mut conn, deadline).await;
         let done = Instant::now();
+        if let Some(hs) = conn.handshake.take() {
+            if measured {
+                let tls = &mut stats.borrow_mut().tls;
+                tls.handshakes += 1;
+                tls.resumed += u64::from(hs.resumed);
+                if tls.version.is_none() {
+                    tls.version = hs.version;
+                }
+                if tls.alpn.is_none() {
+                    tls.alpn = hs.alpn;
+                }
+            }
+        }
         match outcome {
             Ok(bytes) => {
                 pending_ok += 1;
@@ -394,39 +557,52 @@ const READ_CHUNK: usize = 16 * 1024;
 /// per connection): fewer syscalls per GiB for bulk downloads.
 const COUNT_CHUNK: usize = 128 * 1024;
 
-/// One connection's state, kept across requests: the socket (when open) and the receive
+/// One connection's state, kept across requests: the stream (when open) and the receive
 /// buffer, allocated (and zeroed) once and reused for every response.
-struct Conn {
-    socket: Option<Socket>,
+struct Conn<T> {
+    stream: Option<T>,
     buf: Vec<u8>,
+    /// The handshake of the connection opened by the last request, not yet counted.
+    handshake: Option<Handshake>,
 }
 
 /// One request/response on the connection (opened if needed). Ok: response bytes.
 /// Err: the error kind and the response bytes received (for complete but rejected ones).
-async fn one_request(
+async fn one_request<T: Dial>(
     plan: &Plan,
-    conn: &mut Conn,
+    dialer: &T::Dialer,
+    conn: &mut Conn<T>,
     deadline: &Deadline,
 ) -> Result<u64, (ErrorKind, u64)> {
     deadline.arm(Instant::now() + plan.timeout);
-    let result = request_within(plan, conn, deadline).await;
+    let result = request_within(plan, dialer, conn, deadline).await;
     deadline.disarm();
     result
 }
 
-async fn request_within(
+async fn request_within<T: Dial>(
     plan: &Plan,
-    conn: &mut Conn,
+    dialer: &T::Dialer,
+    conn: &mut Conn<T>,
     deadline: &Deadline,
 ) -> Result<u64, (ErrorKind, u64)> {
-    // A new connection is confirmed by the request's own `send` (as wrk does): it
-    // succeeds once the handshake is done, waits for writability while it is not, and
-    // fails if the connect failed. No syscall is spent on the confirmation alone.
-    let fresh = conn.socket.is_none();
+    // A new plain connection is confirmed by the request's own `send` (as wrk does): it
+    // succeeds once the TCP handshake is done, waits for writability while it is not,
+    // and fails if the connect failed. No syscall is spent on the confirmation alone.
+    // A TLS connection is confirmed by its handshake, within the request's deadline; a
+    // failed or timed-out handshake is a connect error.
+    let fresh = conn.stream.is_none();
     if fresh {
-        conn.socket = Some(connect(plan.addr).map_err(|_| (ErrorKind::Connect, 0))?);
+        let socket = connect(plan.addr).map_err(|_| (ErrorKind::Connect, 0))?;
+        match deadline.run(T::dial(socket, dialer)).await {
+            Some(Some((stream, handshake))) => {
+                conn.stream = Some(stream);
+                conn.handshake = handshake;
+            }
+            _ => return Err((ErrorKind::Connect, 0)),
+        }
     }
-    let s = conn.socket.as_ref().expect("connected above");
+    let s = conn.stream.as_ref().expect("connected above");
     let sent = Cell::new(false);
     let result = deadline
         .run(exchange(plan, s, &mut conn.buf, fresh, &sent))
@@ -439,12 +615,12 @@ async fn request_within(
     let response = match result {
         Ok(r) => r,
         Err(kind) => {
-            conn.socket = None;
+            conn.stream = None;
             return Err((kind, 0));
         }
     };
     if response.close || plan.close {
-        conn.socket = None;
+        conn.stream = None;
     }
     let bytes = response.wire_len as u64;
     let status_ok = match plan.expect_status {
@@ -476,14 +652,14 @@ pub(crate) fn connect(addr: SocketAddr) -> io::Result<Socket> {
 /// this response's) until the parser says the response is complete. A body with a
 /// Content-Length that does not fit the buffer is counted, not kept: the buffer is
 /// reused for it, so a response of any size takes constant memory.
-async fn exchange(
+async fn exchange<T: Transport>(
     plan: &Plan,
-    s: &Socket,
+    s: &T,
     buf: &mut Vec<u8>,
     fresh: bool,
     sent: &Cell<bool>,
 ) -> Result<crate::http::Response, ErrorKind> {
-    if s.send_all(&plan.request).await.is_err() {
+    if send_all(s, &plan.request).await.is_err() {
         return Err(if fresh {
             ErrorKind::Connect
         } else {
@@ -535,8 +711,8 @@ async fn exchange(
 
 /// The rest of a Content-Length response (`response`, of which `received` bytes are in),
 /// read over and over into `buf` and only counted.
-async fn count_body(
-    s: &Socket,
+async fn count_body<T: Transport>(
+    s: &T,
     buf: &mut [u8],
     response: crate::http::Response,
     mut received: usize,
@@ -556,4 +732,25 @@ async fn count_body(
         return Err(ErrorKind::BadFraming);
     }
     Ok(response)
+}
+
+/// Write all of `bytes` and flush them (a TLS stream may queue records), awaiting room
+/// as needed. On a plain socket `flush` is a no-op that compiles away.
+async fn send_all<T: Transport>(s: &T, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match s.send(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    loop {
+        match s.flush() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
