@@ -18,7 +18,6 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ use glommio::timer::sleep;
 use halb::l4::socket::Socket;
 
 use crate::worker::{
-    connect, flush_progress, tick, watchdog, Deadline, ErrorKind, Stats, Timeline, Turn, Watch,
+    connect, drive_connections, flush_progress, Deadline, ErrorKind, Stats, Timeline, Turn,
     PROGRESS_BATCH,
 };
 
@@ -52,38 +51,18 @@ pub fn payload(len: usize) -> Vec<u8> {
 
 /// A worker's body: run its connections (global indices) to the end and return the stats.
 pub async fn run_worker(plan: Arc<TcpPlan>, connections: Vec<usize>) -> Stats {
-    let stats = Rc::new(RefCell::new(Stats::new()));
-    let watch = Rc::new(Watch {
-        deadlines: (0..connections.len())
-            .map(|_| Deadline::default())
-            .collect(),
-    });
-    plan.timeline.started().await;
-    // Dropped (so cancelled) once the connections are done.
-    let _watchdog = glommio::spawn_local(watchdog(watch.clone(), tick(plan.timeout)));
-    let tasks: Vec<_> = connections
-        .into_iter()
-        .enumerate()
-        .map(|(slot, index)| {
-            let plan = plan.clone();
-            let stats = stats.clone();
-            let watch = watch.clone();
-            glommio::spawn_local(async move {
-                let deadline = &watch.deadlines[slot];
-                if plan.bulk {
-                    bulk_connection(&plan, &stats, deadline).await
-                } else {
-                    exchange_connection(&plan, index, &stats, deadline).await
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await;
-    }
-    let mut out = Stats::new();
-    out.merge(&stats.borrow());
-    out
+    let (timeline, timeout) = (&plan.timeline, plan.timeout);
+    drive_connections(timeline, timeout, connections, |index, stats, deadline| {
+        let plan = plan.clone();
+        async move {
+            if plan.bulk {
+                bulk_connection(&plan, &stats, &deadline).await
+            } else {
+                exchange_connection(&plan, index, &stats, &deadline).await
+            }
+        }
+    })
+    .await
 }
 
 fn record_error(stats: &RefCell<Stats>, kind: ErrorKind, measured: bool, at: Instant) {

@@ -362,26 +362,47 @@ async fn run_connections<T: Dial>(
     connections: Vec<usize>,
     dialer: Rc<T::Dialer>,
 ) -> Stats {
+    let timeline = &plan.timeline;
+    let timeout = plan.timeout;
+    drive_connections(timeline, timeout, connections, |index, stats, deadline| {
+        let plan = plan.clone();
+        let dialer = dialer.clone();
+        async move { run_connection::<T>(&plan, &dialer, index, &stats, &deadline).await }
+    })
+    .await
+}
+
+/// What every worker (HTTP or TCP) does with its connections: wait for the start, run
+/// one task per connection (`connection(global index, shared stats, its deadline)`) with
+/// one watchdog for all their timeouts, and return the merged stats once all are done.
+pub(crate) async fn drive_connections<F, Fut>(
+    timeline: &Timeline,
+    timeout: Duration,
+    connections: Vec<usize>,
+    connection: F,
+) -> Stats
+where
+    F: Fn(usize, Rc<RefCell<Stats>>, DeadlineRef) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
     let stats = Rc::new(RefCell::new(Stats::new()));
     let watch = Rc::new(Watch {
         deadlines: (0..connections.len())
             .map(|_| Deadline::default())
             .collect(),
     });
-    plan.timeline.started().await;
+    timeline.started().await;
     // Dropped (so cancelled) once the connections are done.
-    let _watchdog = glommio::spawn_local(watchdog(watch.clone(), tick(plan.timeout)));
+    let _watchdog = glommio::spawn_local(watchdog(watch.clone(), tick(timeout)));
     let tasks: Vec<_> = connections
         .into_iter()
         .enumerate()
         .map(|(slot, index)| {
-            let plan = plan.clone();
-            let stats = stats.clone();
-            let watch = watch.clone();
-            let dialer = dialer.clone();
-            glommio::spawn_local(async move {
-                run_connection::<T>(&plan, &dialer, index, &stats, &watch.deadlines[slot]).await
-            })
+            let deadline = DeadlineRef {
+                watch: watch.clone(),
+                slot,
+            };
+            glommio::spawn_local(connection(index, stats.clone(), deadline))
         })
         .collect();
     for task in tasks {
@@ -396,11 +417,26 @@ async fn run_connections<T: Dial>(
         })
 }
 
+/// One connection's [`Deadline`] in its worker's [`Watch`] (owned, so a connection task
+/// can hold it).
+pub(crate) struct DeadlineRef {
+    watch: Rc<Watch>,
+    slot: usize,
+}
+
+impl std::ops::Deref for DeadlineRef {
+    type Target = Deadline;
+
+    fn deref(&self) -> &Deadline {
+        &self.watch.deadlines[self.slot]
+    }
+}
+
 /// Request timeouts without a timer per request: each connection publishes the deadline
 /// of the request it is on, and one task per worker looks at them every `tick` and wakes
 /// (with `expired` set) the connections past theirs. A timeout fires up to one tick late.
-pub(crate) struct Watch {
-    pub(crate) deadlines: Vec<Deadline>,
+struct Watch {
+    deadlines: Vec<Deadline>,
 }
 
 #[derive(Default)]
@@ -411,11 +447,11 @@ pub(crate) struct Deadline {
 }
 
 /// The watchdog's period: a twentieth of the timeout, between 1 ms and 10 ms.
-pub(crate) fn tick(timeout: Duration) -> Duration {
+fn tick(timeout: Duration) -> Duration {
     (timeout / 20).clamp(Duration::from_millis(1), Duration::from_millis(10))
 }
 
-pub(crate) async fn watchdog(watch: Rc<Watch>, tick: Duration) {
+async fn watchdog(watch: Rc<Watch>, tick: Duration) {
     loop {
         sleep(tick).await;
         let now = Instant::now();
