@@ -6,7 +6,6 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -16,6 +15,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsage
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::Value;
+
+mod common;
+use common::loadtest as run;
 
 /// A temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -182,21 +184,6 @@ fn serve(tcp: TcpStream, config: Arc<ServerConfig>, sni: &Mutex<Option<String>>)
             }
         }
     }
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_halb-loadtest"))
-        .args(args)
-        .output()
-        .expect("run halb-loadtest");
-    eprintln!(
-        "halb-loadtest {}\n  exit {:?}\n  stdout {}\n  stderr {}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn run_json(args: &[&str]) -> (Option<i32>, Value) {

@@ -4,13 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+mod common;
+use common::{json, loadtest, u};
 
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -157,31 +157,6 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, born: Instant) {
         }
     }
     let _ = conn.shutdown(Shutdown::Both);
-}
-
-fn loadtest(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_halb-loadtest"))
-        .args(args)
-        .output()
-        .expect("run halb-loadtest");
-    eprintln!(
-        "halb-loadtest {}\n  exit {:?}\n  stdout {}\n  stderr {}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    v.pointer(path)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("{path} missing or not an integer in {v}"))
 }
 
 const KINDS: [&str; 6] = [

@@ -4,11 +4,13 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
 
 /// A keep-alive server answering every request with 200 and a 5-byte body.
 fn http_server() -> u16 {
@@ -43,19 +45,7 @@ fn serve(mut conn: TcpStream) {
 }
 
 fn loadtest(args: &[&str], dir: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_halb-loadtest"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run halb-loadtest");
-    eprintln!(
-        "halb-loadtest {}\n  exit {:?}\n  stdout {}\n  stderr {}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::loadtest_in(args, Some(dir))
 }
 
 /// A fresh directory under the target dir's tmp (removed first if a previous run left it).
