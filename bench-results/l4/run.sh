@@ -54,15 +54,7 @@ BE=127.0.0.1:$BACKEND_PORT LB=127.0.0.1:$PROXY_PORT
 HZ=$CLK_TCK NCPU=$(grep -c "^cpu[0-9]" /proc/stat)
 
 # ---------------------------------------------------------------- preflight
-missing=()
-for t in haproxy nginx wrk curl strace taskset; do command -v "$t" >/dev/null || missing+=("$t"); done
-if ((${#missing[@]})); then
-  pkgs=""
-  for t in "${missing[@]}"; do case $t in taskset) pkgs+=" util-linux" ;; *) pkgs+=" $t" ;; esac; done
-  echo "missing tools: ${missing[*]}" >&2
-  echo "install them with:  apt-get install -y$pkgs" >&2
-  exit 2
-fi
+require_tools haproxy nginx wrk curl strace taskset
 HAVE_PERF=0; command -v perf >/dev/null && HAVE_PERF=1
 [[ -x /usr/bin/python3 ]] || die "/usr/bin/python3 is needed"
 ((NCPU >= 2)) || die "needs at least 2 cores (proxy core $PROXY_CORE, load core $LOAD_CORE)"

@@ -67,15 +67,7 @@ HZ=$CLK_TCK NCPU=$(grep -c "^cpu[0-9]" /proc/stat)
 VARIANTS=$PROXIES; ((DIRECT)) && VARIANTS="direct $PROXIES"
 
 # ---------------------------------------------------------------- preflight
-missing=()
-for t in haproxy nginx wrk curl taskset ss; do command -v "$t" >/dev/null || missing+=("$t"); done
-if ((${#missing[@]})); then
-  pkgs=""
-  for t in "${missing[@]}"; do case $t in taskset) pkgs+=" util-linux" ;; ss) pkgs+=" iproute2" ;; *) pkgs+=" $t" ;; esac; done
-  echo "missing tools: ${missing[*]}" >&2
-  echo "this script installs nothing; install them with:  apt-get install -y$pkgs" >&2
-  exit 2
-fi
+require_tools haproxy nginx wrk curl taskset ss
 [[ -x /usr/bin/python3 ]] || die "/usr/bin/python3 is needed"
 [[ -r $LUA ]] || die "missing $LUA"
 ((NCPU >= 2)) || die "needs at least 2 cores (proxy core $PROXY_CORE, load core $LOAD_CORE)"

@@ -15,6 +15,9 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# log, die, require_tools (its EXIT/INT/TERM traps are replaced by this script's below)
+# shellcheck source=../l4/lib/common.sh
+source "$REPO/bench-results/l4/lib/common.sh"
 # shellcheck source=../l4/lib/backend-nginx.sh
 source "$REPO/bench-results/l4/lib/backend-nginx.sh"
 
@@ -29,19 +32,8 @@ MAX_RUNTIME=${MAX_RUNTIME:-900}
 QUIET_MAX_PCT=${QUIET_MAX_PCT:-15} QUIET_TIMEOUT=${QUIET_TIMEOUT:-30}
 OUTDIR=${OUTDIR:-$HERE/results/$(date -u +%Y-%m-%d-%H%M)}
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
 # ------------------------------------------------------------------ preflight
-missing=()
-for t in nginx wrk taskset python3 curl; do command -v "$t" >/dev/null || missing+=("$t"); done
-if ((${#missing[@]})); then
-  pkgs=""
-  for t in "${missing[@]}"; do case $t in taskset) pkgs+=" util-linux" ;; python3) pkgs+=" python3" ;; *) pkgs+=" $t" ;; esac; done
-  echo "missing tools: ${missing[*]}" >&2
-  echo "install them with (Debian/Ubuntu):  sudo apt-get install -y$pkgs" >&2
-  exit 2
-fi
+require_tools nginx wrk taskset python3 curl
 [[ -x $LOADTEST_BIN ]] || die "no $LOADTEST_BIN: build it first: (cd $REPO && cargo build --release -p halb-loadtest)"
 [[ -n $(find "$REPO/loadtest/src" "$REPO/src" -newer "$LOADTEST_BIN" -name '*.rs' -print -quit) ]] &&
   log "warning: sources are newer than $LOADTEST_BIN (rebuild?)"

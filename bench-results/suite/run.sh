@@ -76,15 +76,7 @@ HZ=$CLK_TCK NCPU=$(grep -c "^cpu[0-9]" /proc/stat)
 BULK_BYTES=$((BULK_MIB * 1024 * 1024))
 
 # ---------------------------------------------------------------- preflight
-missing=()
-for t in haproxy nginx wrk curl taskset ss; do command -v "$t" >/dev/null || missing+=("$t"); done
-if ((${#missing[@]})); then
-  pkgs=""
-  for t in "${missing[@]}"; do case $t in taskset) pkgs+=" util-linux" ;; ss) pkgs+=" iproute2" ;; *) pkgs+=" $t" ;; esac; done
-  echo "missing tools: ${missing[*]}" >&2
-  echo "this script installs nothing; on Debian/Ubuntu install them with:  sudo apt-get install -y$pkgs" >&2
-  exit 2
-fi
+require_tools haproxy nginx wrk curl taskset ss
 [[ -x /usr/bin/python3 ]] || { echo "/usr/bin/python3 is needed (apt-get install -y python3)" >&2; exit 2; }
 ((NCPU >= 2)) || die "needs at least 2 cores (proxy core $PROXY_CORE, load core $LOAD_CORE)"
 ((PROXY_CORE != LOAD_CORE)) || die "PROXY_CORE and LOAD_CORE must differ"

@@ -151,3 +151,17 @@ tcp_counters() {
   awk '$1=="Tcp:" {if (!h) {split($0,k); h=1} else for (i=2;i<=NF;i++) print "Tcp_" k[i], $i}' /proc/net/snmp
   awk '$1=="TcpExt:" {if (!h) {split($0,k); h=1} else for (i=2;i<=NF;i++) print "TcpExt_" k[i], $i}' /proc/net/netstat
 }
+
+# require_tools TOOL... : exit 2 naming the missing ones and the Debian packages that
+# provide them (these scripts install nothing)
+require_tools() {
+  local t pkgs="" missing=()
+  for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
+  ((${#missing[@]})) || return 0
+  for t in "${missing[@]}"; do
+    case $t in taskset) pkgs+=" util-linux" ;; ss|ip) pkgs+=" iproute2" ;; *) pkgs+=" $t" ;; esac
+  done
+  echo "missing tools: ${missing[*]}" >&2
+  echo "this script installs nothing; on Debian/Ubuntu install them with:  sudo apt-get install -y$pkgs" >&2
+  exit 2
+}
