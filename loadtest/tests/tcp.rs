@@ -204,8 +204,7 @@ fn bulk_into_a_peer_that_stops_reading() {
     let server = start(Behaviour::Stall);
     let url = format!("tcp-bulk://127.0.0.1:{}", server.port);
     // Writes stall once the socket buffers are full: each times out and the connection
-    // is replaced, and the run still ends on time.
-    let began = Instant::now();
+    // is replaced.
     let out = loadtest(&[
         "-c",
         "2",
@@ -216,22 +215,31 @@ fn bulk_into_a_peer_that_stops_reading() {
         "--json",
         &url,
     ]);
-    let wall = began.elapsed();
-    assert!(wall < Duration::from_millis(2500), "{wall:?}");
     let v = json(&out);
     assert!(u(&v, "/ok") > 0, "{v}");
     assert!(u(&v, "/errors/timeout") >= 2, "{v}");
     assert_eq!(u(&v, "/errors_total"), u(&v, "/errors/timeout"), "{v}");
     assert!(server.connections.load(Ordering::SeqCst) > 2);
 
-    // A timeout longer than the run: the write stalled at the end is no error.
+    // A timeout far longer than the run: the write stalled at the end is no error, and
+    // the run ends at its deadline instead of waiting for the timeout (a liveness check,
+    // not a speed one: waiting would take 30 s, the bound is 10 s).
     let server = start(Behaviour::Stall);
     let url = format!("tcp-bulk://127.0.0.1:{}", server.port);
     let began = Instant::now();
-    let out = loadtest(&["-c", "2", "--duration", "500ms", "--json", &url]);
+    let out = loadtest(&[
+        "-c",
+        "2",
+        "--duration",
+        "500ms",
+        "--timeout",
+        "30s",
+        "--json",
+        &url,
+    ]);
     let wall = began.elapsed();
     assert!(out.status.success());
-    assert!(wall < Duration::from_millis(2000), "{wall:?}");
+    assert!(wall < Duration::from_secs(10), "{wall:?}");
     let v = json(&out);
     assert!(u(&v, "/ok") > 0, "{v}");
     assert_eq!(u(&v, "/errors_total"), 0, "{v}");
