@@ -14,5 +14,6 @@ pub mod logging;
 pub mod runtime;
 pub mod snapshot;
 pub mod stats;
+pub mod stream;
 pub mod sys;
 pub mod tls;

@@ -11,6 +11,42 @@ use arc_swap::ArcSwap;
 
 use crate::balance::ServerSlot;
 use crate::config::Config;
+use crate::tls::server::Termination;
+
+/// The TLS termination of each frontend of `config` (see [`Snapshot::tls`]): taken from
+/// `previous` (the configuration before a reload, and its terminations) for a frontend
+/// of the same name whose `tls` settings and certificates are unchanged, so that its
+/// ticket keys and sessions survive the reload; built anew otherwise. A termination that
+/// cannot be built (the configuration check builds each one first, so only an exhausted
+/// random source could do it) is logged, and that frontend's TLS connections are
+/// closed at once.
+pub fn terminations(
+    config: &Config,
+    previous: Option<(&Config, &[Option<Arc<Termination>>])>,
+) -> Vec<Option<Arc<Termination>>> {
+    config
+        .frontends
+        .iter()
+        .map(|frontend| {
+            let tls = frontend.tls.as_ref()?;
+            let kept = previous.and_then(|(old, built)| {
+                let i = old.frontends.iter().position(|f| f.name == frontend.name)?;
+                let same = old.frontends[i].tls.as_deref() == Some(&**tls);
+                same.then(|| built.get(i).cloned().flatten()).flatten()
+            });
+            if kept.is_some() {
+                return kept;
+            }
+            match Termination::new(tls) {
+                Ok(t) => Some(Arc::new(t)),
+                Err(e) => {
+                    tracing::error!("frontend {}: TLS termination: {e}", frontend.name);
+                    None
+                }
+            }
+        })
+        .collect()
+}
 
 /// Everything a shard needs to route a new connection.
 #[derive(Debug)]
@@ -25,6 +61,11 @@ pub struct Snapshot {
     /// Stats slot of each frontend, indexed like `config.frontends` (stable over reloads
     /// for a frontend of the same name).
     pub frontend_stats: Vec<usize>,
+    /// TLS termination of each frontend with `tls`, indexed like `config.frontends`:
+    /// what its shards share (certificates by SNI, ticket keys). Built once per
+    /// configuration (kept over a reload that leaves the frontend's `tls` unchanged);
+    /// each shard derives its own rustls config from it.
+    pub tls: Vec<Option<Arc<Termination>>>,
 }
 
 /// Live state of one backend.
@@ -89,11 +130,13 @@ impl Snapshot {
             })
             .collect();
         let frontend_stats = (0..config.frontends.len()).collect();
+        let tls = terminations(&config, None);
         Snapshot {
             generation: 1,
             config,
             backends,
             frontend_stats,
+            tls,
         }
     }
 

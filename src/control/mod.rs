@@ -79,12 +79,15 @@ pub struct Control {
     ramp_active: bool,
     /// The VRRP instances, for reports (`None` without `[vrrp.*]`).
     vrrp: Option<Rc<RefCell<vrrp::Vrrp>>>,
+    /// TLS termination per frontend of `config` (see [`Snapshot::tls`]).
+    tls: Vec<Option<Arc<crate::tls::server::Termination>>>,
 }
 
 impl Control {
     /// The control state of `config`, and the first snapshot (generation 1) in a new cell.
     pub fn new(config: Arc<Config>, hub: Arc<StatsHub>, shards: usize) -> Control {
         let first = Snapshot::initial(Arc::clone(&config));
+        let tls = first.tls.clone();
         let mut control = Control {
             config: Arc::clone(&config),
             snapshots: Arc::new(SnapshotCell::new(first)),
@@ -102,6 +105,7 @@ impl Control {
             checking: HashSet::new(),
             ramp_active: false,
             vrrp: None,
+            tls,
         };
         control.adopt(config, Instant::now());
         control.publish();
@@ -227,6 +231,10 @@ impl Control {
         self.keys = keys;
         self.entries = entries;
         self.server_slots = server_slots;
+        if !Arc::ptr_eq(&self.config, &config) {
+            self.tls =
+                crate::snapshot::terminations(&config, Some((&self.config, self.tls.as_slice())));
+        }
         self.config = config;
     }
 
@@ -271,6 +279,7 @@ impl Control {
                 .iter()
                 .map(|f| self.frontend_slots[&f.name])
                 .collect(),
+            tls: self.tls.clone(),
         }
     }
 

@@ -26,6 +26,10 @@ use idle::{Deadline, IdleWatch, Side};
 use pump::{Direction, Limits, PumpError};
 use socket::Socket;
 
+use crate::stream::Stream;
+use crate::tls::stream::Transport;
+use std::sync::Arc;
+
 /// How a connection ended, as written in the access log (`end=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -104,7 +108,7 @@ impl Record<'_> {
 }
 
 /// Displays the value, or `-` when there is none (formatted in place, no allocation).
-struct OrDash<T>(Option<T>);
+pub(crate) struct OrDash<T>(pub Option<T>);
 
 impl<T: fmt::Display> fmt::Display for OrDash<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,7 +122,7 @@ impl<T: fmt::Display> fmt::Display for OrDash<T> {
 /// Serve one accepted client connection of frontend `frontend_name` to its end (on the
 /// snapshot in force when it starts).
 pub async fn serve(
-    client: Socket,
+    client: Stream,
     peer: Option<SocketAddr>,
     shard: Rc<Shard>,
     frontend_name: Rc<str>,
@@ -157,12 +161,31 @@ pub async fn serve(
         client_ip: peer.map(|a| a.ip()),
         ..Default::default()
     };
-    match connect(&shard, &view, backend_index, backend, &ctx).await {
-        Err((end, retries)) => {
+    // TLS termination: the handshake first, as an idle wait of the client.
+    let handshake = Deadline {
+        limit: frontend.timeouts.client,
+        end: End::ClientTimeout,
+    };
+    let handshaken = match client.accept_handshake(&tracked.idle, handshake).await {
+        Ok(()) => true,
+        Err(e) => {
+            record.end = tls_failure_end(&tracked.idle, &shard);
+            tracing::debug!(target: "halb::tls", "frontend {}: client {}: TLS handshake: {e}", frontend.name, OrDash(peer));
+            false
+        }
+    };
+    let connected = if handshaken {
+        Some(connect(&shard, &view, backend_index, backend, &ctx).await)
+    } else {
+        None
+    };
+    match connected {
+        None => {}
+        Some(Err((end, retries))) => {
             record.end = end;
             record.retries = retries;
         }
-        Ok((server, server_index, retries)) => {
+        Some(Ok((server, server_index, retries))) => {
             record.server = &backend.servers[server_index].name;
             record.retries = retries;
             let server_slot = Shard::server_slot(&view, backend_index, server_index);
@@ -223,7 +246,7 @@ async fn connect(
     backend_index: usize,
     backend: &Backend,
     ctx: &PickContext<'_>,
-) -> Result<(Socket, usize, u32), (End, u32)> {
+) -> Result<(Stream, usize, u32), (End, u32)> {
     let mut tried: Vec<usize> = Vec::new();
     let mut retries = 0u32;
     let mut last: Option<usize> = None;
@@ -266,7 +289,7 @@ async fn connect(
                 });
             }
         }
-        match connect_one(address, backend.timeouts.connect).await {
+        match connect_server(view, backend_index, backend, index).await {
             Ok(stream) => {
                 shard.observe(view, backend_index, index, false, false);
                 return Ok((stream, index, retries));
@@ -296,6 +319,42 @@ async fn connect(
                 retries += 1;
             }
         }
+    }
+}
+
+/// Connect to server `index` of backend `backend_index` (as indexed in `view`): TCP
+/// within the backend's `timeouts.connect`, then, for a server with `tls = true`, the
+/// TLS handshake (verification per `verify`, `sni`) within that limit again. A failed
+/// handshake (wrong CA, a server that does not speak TLS) is a failed connection, retried
+/// and counted like a refused one.
+pub(crate) async fn connect_server(
+    view: &ShardView,
+    backend_index: usize,
+    backend: &Backend,
+    index: usize,
+) -> std::io::Result<Stream> {
+    let server = &backend.servers[index];
+    let socket = connect_one(server.address, backend.timeouts.connect).await?;
+    let Some(tls) = &server.tls else {
+        return Ok(Stream::Plain(socket));
+    };
+    let _ = sys::set_nodelay(socket.fd());
+    let config = view
+        .origination(backend_index, index)
+        .ok_or_else(|| std::io::Error::other("no TLS configuration for this server"))?;
+    let name = crate::tls::server::server_name(tls, server.address);
+    Stream::originate(socket, Arc::clone(config), name, backend.timeouts.connect)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("TLS: {e}")))
+}
+
+/// How a connection whose TLS handshake failed ended: a timeout if the sweep cut it,
+/// the hard stop, or a client error (a TLS alert, a client that closed).
+pub(crate) fn tls_failure_end(idle: &IdleWatch, shard: &Shard) -> End {
+    if shard.hard_stopping() {
+        End::Shutdown
+    } else {
+        idle.expired().unwrap_or(End::ClientError)
     }
 }
 
@@ -347,15 +406,16 @@ pub(crate) struct IdleLimits {
 }
 
 /// Forward both directions until both are done; returns how it ended and the bytes
-/// client→server and server→client.
-pub(crate) async fn forward(
+/// client→server and server→client. Either side may be TLS (then that side's direction
+/// copies: only plain to plain may splice).
+pub(crate) async fn forward<C: Transport, S: Transport>(
     shard: &Shard,
     idle: &IdleWatch,
-    client: &Socket,
-    server: &Socket,
+    client: &C,
+    server: &S,
     limits: IdleLimits,
 ) -> (End, u64, u64) {
-    let _ = sys::set_nodelay(server.fd());
+    let _ = sys::set_nodelay(server.socket().fd());
     let upstream = Limits {
         side: Side::Upstream,
         source_idle: limits.client,
@@ -374,7 +434,7 @@ pub(crate) async fn forward(
     let first_failure: Cell<Option<End>> = Cell::new(None);
     let up_done = Cell::new(false);
     let down_done = Cell::new(false);
-    let (client_fd, server_fd) = (client.fd(), server.fd());
+    let (client_fd, server_fd) = (client.socket().fd(), server.socket().fd());
 
     // On a failure, cut both sockets so the other direction wakes up and ends too.
     let fail = |end: End| {
@@ -384,19 +444,10 @@ pub(crate) async fn forward(
         let _ = sys::shutdown(client_fd, Shutdown::Both);
         let _ = sys::shutdown(server_fd, Shutdown::Both);
     };
-    // A clean end of stream is passed on as a half-close, unless the other direction is
-    // finished too (then both sockets are about to be closed anyway).
-    let half_close = |fd, other_done: &Cell<bool>, me_done: &Cell<bool>| {
-        me_done.set(true);
-        if !other_done.get() {
-            let _ = sys::shutdown(fd, Shutdown::Write);
-        }
-    };
-
     let up = async {
         let mut dir = Direction::new(shard, client, server, upstream, idle, &bytes_in);
         match dir.run().await {
-            Ok(()) => half_close(server_fd, &down_done, &up_done),
+            Ok(()) => half_close(server, idle, upstream, &down_done, &up_done).await,
             Err(e) => fail(match e {
                 PumpError::Source(_) => End::ClientError,
                 PumpError::Destination(_) => End::ServerError,
@@ -407,7 +458,7 @@ pub(crate) async fn forward(
     let down = async {
         let mut dir = Direction::new(shard, server, client, downstream, idle, &bytes_out);
         match dir.run().await {
-            Ok(()) => half_close(client_fd, &up_done, &down_done),
+            Ok(()) => half_close(client, idle, downstream, &up_done, &down_done).await,
             Err(e) => fail(match e {
                 PumpError::Source(_) => End::ServerError,
                 PumpError::Destination(_) => End::ClientError,
@@ -433,4 +484,22 @@ pub(crate) async fn forward(
         .or(first_failure.get())
         .unwrap_or(End::Closed);
     (end, bytes_in.get(), bytes_out.get())
+}
+
+/// A direction reached a clean end of stream: pass it on to its destination as a
+/// half-close (a FIN; for TLS, close_notify first), unless the other direction is
+/// finished too (then both sockets are about to be closed anyway). Waiting for room to
+/// send the close is an idle wait of the direction.
+async fn half_close<T: Transport>(
+    destination: &T,
+    idle: &IdleWatch,
+    limits: Limits,
+    other_done: &Cell<bool>,
+    me_done: &Cell<bool>,
+) {
+    me_done.set(true);
+    if !other_done.get() {
+        let _waiting = idle.waiting(limits.side, limits.destination_idle);
+        let _ = destination.close().await;
+    }
 }

@@ -20,6 +20,7 @@ use super::socket::Socket;
 use crate::runtime::reactor::Interest;
 use crate::runtime::shard::Shard;
 use crate::sys::Pipe;
+use crate::tls::stream::Transport;
 
 /// How a direction stopped, when it did not reach a clean end of stream. (Idle timeouts
 /// are not errors of a direction: the shard's sweep marks the connection, see
@@ -54,13 +55,14 @@ pub struct PumpStats {
     pub congested: u64,
 }
 
-/// The state of one direction.
-pub struct Direction<'a> {
+/// The state of one direction, from `S` to `D` (plain sockets or TLS streams: only a
+/// direction between two plain sockets may splice).
+pub struct Direction<'a, S, D> {
     shard: &'a Shard,
-    src: &'a Socket,
-    dst: &'a Socket,
-    src_fd: RawFd,
-    dst_fd: RawFd,
+    src: &'a S,
+    dst: &'a D,
+    /// Both ends, when both are plain sockets (splice is possible).
+    plain: Option<(&'a Socket, &'a Socket)>,
     limits: Limits,
     watch: &'a IdleWatch,
     moved: &'a Cell<u64>,
@@ -69,24 +71,22 @@ pub struct Direction<'a> {
     pub stats: PumpStats,
 }
 
-impl<'a> Direction<'a> {
+impl<'a, S: Transport, D: Transport> Direction<'a, S, D> {
     /// A direction from `src` to `dst`, counting moved bytes in `moved`.
     pub fn new(
         shard: &'a Shard,
-        src: &'a Socket,
-        dst: &'a Socket,
+        src: &'a S,
+        dst: &'a D,
         limits: Limits,
         watch: &'a IdleWatch,
         moved: &'a Cell<u64>,
-    ) -> Direction<'a> {
-        let src_fd = src.fd();
-        let dst_fd = dst.fd();
+    ) -> Direction<'a, S, D> {
+        let plain = src.as_plain().zip(dst.as_plain());
         Direction {
             shard,
             src,
             dst,
-            src_fd,
-            dst_fd,
+            plain,
             limits,
             watch,
             moved,
@@ -118,7 +118,7 @@ impl<'a> Direction<'a> {
             let bulk = n == buf.len();
             self.shard.give_back_buffer(buf);
             written?;
-            if bulk && self.limits.splice && self.start_splicing() {
+            if bulk && self.limits.splice && self.plain.is_some() && self.start_splicing() {
                 return self.splice_loop().await;
             }
         }
@@ -137,6 +137,9 @@ impl<'a> Direction<'a> {
             loop {
                 match self.src.recv(&mut buf) {
                     Ok(n) => return Ok((buf, n)),
+                    // A TLS peer that closed TCP without close_notify: an end of stream
+                    // here, as for HAProxy (the bytes before it were whole records).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok((buf, 0)),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -163,7 +166,8 @@ impl<'a> Direction<'a> {
     }
 
     async fn splice_loop(&mut self) -> Result<(), PumpError> {
-        let (src_fd, dst_fd) = (self.src_fd, self.dst_fd);
+        let (src, dst) = self.plain.expect("splicing needs two plain sockets");
+        let (src_fd, dst_fd): (RawFd, RawFd) = (src.fd(), dst.fd());
         let chunk = self.shard.pipe_chunk();
         loop {
             let pipe = self.pipe.as_mut().expect("splicing");
@@ -172,7 +176,7 @@ impl<'a> Direction<'a> {
                 Ok(_) => self.watch.touch(),
                 // The pipe is empty here, so it is the socket that has nothing.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.src.blocked(Interest::Read);
+                    src.blocked(Interest::Read);
                     self.wait_readable().await?;
                     continue;
                 }
@@ -189,12 +193,12 @@ impl<'a> Direction<'a> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Destination full: await room, then splice on.
-                        self.dst.blocked(Interest::Write);
+                        dst.blocked(Interest::Write);
                         self.stats.congested += 1;
                         let _waiting = self
                             .watch
                             .waiting(self.limits.side, self.limits.destination_idle);
-                        self.dst.writable().await;
+                        dst.writable().await;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(PumpError::Destination(e)),
@@ -212,12 +216,19 @@ impl<'a> Direction<'a> {
         Ok(())
     }
 
-    /// Write all of `data`: directly while the socket takes it, awaiting room when full.
+    /// Write all of `data`: directly while the destination takes it, awaiting room when
+    /// full; a TLS destination also flushes the records it queued.
     async fn write_all(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
         let mut waited = false;
-        while !data.is_empty() {
-            match self.dst.send(data) {
-                Ok(n) => {
+        loop {
+            let step = if data.is_empty() {
+                self.dst.flush().map(|()| None)
+            } else {
+                self.dst.send(data).map(Some)
+            };
+            match step {
+                Ok(None) => break,
+                Ok(Some(n)) => {
                     self.moved.set(self.moved.get() + n as u64);
                     if waited {
                         self.watch.touch();

@@ -17,8 +17,8 @@ use crate::http::{
     Parsed, ResponseHead, Version,
 };
 use crate::l4::idle::IdleWatch;
-use crate::l4::socket::Socket;
 use crate::runtime::shard::{Shard, COPY_BUFFER};
+use crate::stream::Stream;
 use crate::sys;
 
 /// Limits on a server's response head: it must fit in one buffer.
@@ -91,10 +91,10 @@ pub enum UploadError {
 /// Everything the upload needs.
 pub struct Upload<'a> {
     pub shard: &'a Shard,
-    pub client: &'a Socket,
+    pub client: &'a Stream,
     pub buf: &'a mut Buffer,
     pub capacity: usize,
-    pub server: &'a Socket,
+    pub server: &'a Stream,
     pub watch: &'a IdleWatch,
     pub left: BodyLeft,
     /// Body bytes forwarded so far (checked against `max_body`).
@@ -191,9 +191,9 @@ pub type WriteHead<'a> = dyn Fn(&mut Vec<u8>, &ResponseHead, &[u8], bool) + 'a;
 /// Everything the download needs.
 pub struct Download<'a> {
     pub shard: &'a Shard,
-    pub server: &'a Socket,
+    pub server: &'a Stream,
     pub buf: &'a mut Buffer,
-    pub client: &'a Socket,
+    pub client: &'a Stream,
     pub watch: &'a IdleWatch,
     pub method: Method,
     pub client_version: Version,

@@ -35,11 +35,11 @@ use crate::http::{
     parse_request, request_framing, BodyFraming, Method, Parsed, RequestHead, ResponseHead, Version,
 };
 use crate::l4::idle::{Deadline, Side};
-use crate::l4::socket::Socket;
-use crate::l4::{connect_one, End};
+use crate::l4::{connect_server, End};
 use crate::runtime::shard::{Shard, ShardView, Tracked, COPY_BUFFER};
 use crate::stats::collect::status_class;
 use crate::stats::report::Counters;
+use crate::stream::Stream;
 use crate::sys;
 use exchange::{BodyLeft, Download, DownloadError, Downloaded, Upload, UploadError};
 use facts::Facts;
@@ -50,7 +50,7 @@ use log::{Outcome, Record};
 struct Conn<'s> {
     shard: &'s Shard,
     tracked: &'s Tracked,
-    socket: Socket,
+    socket: Stream,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     /// Bytes received from the client and not yet handled.
@@ -80,7 +80,7 @@ enum Head {
 /// request uses the snapshot in force when it starts (a reload applies to the next
 /// request); the connection closes if a reload removed its frontend.
 pub async fn serve(
-    client: Socket,
+    client: Stream,
     peer: Option<SocketAddr>,
     shard: Rc<Shard>,
     frontend_name: Rc<str>,
@@ -115,6 +115,21 @@ pub async fn serve(
         if frontend_slot.is_none() {
             frontend_slot = Some(slot);
             shard.stats.session_started(slot);
+            // TLS termination: the handshake first, bounded like a request head.
+            let handshake = Deadline {
+                limit: frontend.timeouts.http_request,
+                end: End::ClientTimeout,
+            };
+            if let Err(e) = conn.socket.accept_handshake(&tracked.idle, handshake).await {
+                let end = crate::l4::tls_failure_end(&tracked.idle, &shard);
+                tracing::debug!(
+                    target: "halb::tls",
+                    "frontend {}: client {}: TLS handshake failed ({end}): {e}",
+                    frontend.name,
+                    crate::l4::OrDash(peer)
+                );
+                break;
+            }
         }
         let head = conn.read_head(frontend, http, first).await;
         first = false;
@@ -157,6 +172,11 @@ pub async fn serve(
         }
     }
     conn.buf.discard(&shard);
+    if conn.socket.is_tls() && !shard.hard_stopping() {
+        // close_notify, so the client can tell our close from a truncation (best effort:
+        // not waiting for room).
+        let _ = crate::tls::stream::Transport::shutdown(&conn.socket);
+    }
     shard.connections.unregister(ticket);
     if let Some(slot) = frontend_slot {
         shard.stats.session_ended(slot);
@@ -407,7 +427,7 @@ impl Conn<'_> {
             head,
             buf,
             client: client_ip,
-            tls: false,
+            tls: self.socket.is_tls(),
         };
         let holds = |c: &Option<Condition>| c.as_ref().map_or(true, |c| c.eval(&facts));
         self.request_rules.clear();
@@ -607,7 +627,7 @@ impl Conn<'_> {
             local: self
                 .local
                 .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
-            https: false,
+            https: self.socket.is_tls(),
         };
         let cookie_hook = field_hook(|v| match backend.cookie.as_ref() {
             Some(c) => c.forward_cookie(v),
@@ -989,7 +1009,7 @@ struct PoolUse {
 
 /// A connected server.
 struct Connected {
-    socket: Socket,
+    socket: Stream,
     retries: u32,
 }
 
@@ -1049,12 +1069,13 @@ async fn choose_and_connect(
             }
         }
         if pool.reuse {
-            if let Some(socket) = shard.server_pool.borrow_mut().take(address, pool.probe) {
+            let key = (address, backend.servers[index].tls.is_some());
+            if let Some(socket) = shard.server_pool.borrow_mut().take(key, pool.probe) {
                 view.balancer(backend_index).connection_started(index);
                 return Ok((Connected { socket, retries }, index, true));
             }
         }
-        match connect_one(address, backend.timeouts.connect).await {
+        match connect_server(view, backend_index, backend, index).await {
             Ok(socket) => {
                 let _ = sys::set_nodelay(socket.fd());
                 view.balancer(backend_index).connection_started(index);
@@ -1099,14 +1120,14 @@ async fn reconnect<'v>(
     backend_index: usize,
     backend: &'v Backend,
     chosen: &Cell<usize>,
-    server: &mut Socket,
+    server: &mut Stream,
     client_ip: Option<IpAddr>,
     record: &mut Record<'v>,
 ) -> Result<(), Outcome> {
     let shard = conn.shard;
     let index = chosen.get();
     let address = backend.servers[index].address;
-    match connect_one(address, backend.timeouts.connect).await {
+    match connect_server(view, backend_index, backend, index).await {
         Ok(socket) => {
             let _ = sys::set_nodelay(socket.fd());
             *server = socket;
@@ -1183,7 +1204,7 @@ async fn reconnect<'v>(
     Ok(())
 }
 
-fn shard_attach(conn: &Conn<'_>, server: &Socket, server_slot: usize) {
+fn shard_attach(conn: &Conn<'_>, server: &Stream, server_slot: usize) {
     conn.shard
         .connections
         .attach_server(conn.tracked, server.fd(), server_slot);
@@ -1196,13 +1217,13 @@ fn drop_server(
     view: &ShardView,
     backend_index: usize,
     server_index: usize,
-    park: Option<(&Backend, Socket)>,
+    park: Option<(&Backend, Stream)>,
 ) {
     shard.connection_ended(view, backend_index, server_index);
     if let Some((backend, socket)) = park {
-        let address = backend.servers[server_index].address;
+        let server = &backend.servers[server_index];
         shard.server_pool.borrow_mut().put(
-            address,
+            (server.address, server.tls.is_some()),
             socket,
             backend.pool_max_idle as usize,
             Instant::now() + backend.pool_idle_timeout,

@@ -19,7 +19,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::l4::socket::Socket;
+use crate::stream::Stream;
+use crate::tls::stream::Transport;
 
 /// A connection parked longer than this is always probed before use, even for a
 /// replayable request: a server may have sent something (an unsolicited `408`) before
@@ -28,15 +29,19 @@ pub const PROBE_AFTER: Duration = Duration::from_millis(250);
 
 /// One parked connection.
 struct Parked {
-    socket: Socket,
+    socket: Stream,
     parked_at: Instant,
     expires: Instant,
 }
 
+/// Which server a parked connection goes to: its address, and whether it speaks TLS
+/// (`tls = true`: the connection is a TLS session, not interchangeable with plain ones).
+pub type PoolKey = (SocketAddr, bool);
+
 /// The idle server connections of one shard, by server address.
 #[derive(Default)]
 pub struct ServerPool {
-    idle: HashMap<SocketAddr, Vec<Parked>>,
+    idle: HashMap<PoolKey, Vec<Parked>>,
     count: usize,
 }
 
@@ -45,7 +50,7 @@ impl ServerPool {
     /// it was parked more than [`PROBE_AFTER`] ago), only one that is still open and
     /// silent (checked with one `recv`); otherwise the caller must cope with a connection
     /// the server has just closed (by replaying the request).
-    pub fn take(&mut self, address: SocketAddr, probe: bool) -> Option<Socket> {
+    pub fn take(&mut self, address: PoolKey, probe: bool) -> Option<Stream> {
         let list = self.idle.get_mut(&address)?;
         while let Some(parked) = list.pop() {
             self.count -= 1;
@@ -59,7 +64,7 @@ impl ServerPool {
 
     /// Park `socket` (to `address`) until `expires`, unless `max_idle` connections to that
     /// address are parked already (then it is closed).
-    pub fn put(&mut self, address: SocketAddr, socket: Socket, max_idle: usize, expires: Instant) {
+    pub fn put(&mut self, address: PoolKey, socket: Stream, max_idle: usize, expires: Instant) {
         let list = self.idle.entry(address).or_default();
         if list.len() >= max_idle {
             return;
@@ -105,7 +110,7 @@ impl ServerPool {
 
 /// A parked connection is usable if reading it would block: no end of stream, no error,
 /// and no unsolicited bytes (which would desynchronise the next response).
-fn still_open(socket: &Socket) -> bool {
+fn still_open(socket: &Stream) -> bool {
     // Known drained (no event since its last read): open and silent, no syscall needed.
     if !socket.may_read() {
         return true;

@@ -114,39 +114,6 @@ pub enum RuntimeError {
     /// A VRRP instance could not be set up (interface, sockets, netlink).
     #[error("{0}")]
     Vrrp(String),
-    /// The configuration asks for TLS, which the data plane does not serve yet.
-    #[error("{0}")]
-    TlsNotServed(String),
-}
-
-/// Refuses a configuration that asks for TLS (a frontend `tls` or a server `tls = true`):
-/// the certificates and rustls configurations are built and checked (`halb check`
-/// accepts such a file), but the shards do not terminate or originate TLS yet, and
-/// silently serving plain TCP instead would be worse than not starting. Checked by
-/// [`run`] and by reload.
-// TODO(issue 7): remove once the shards serve TLS: bind `FrontendTls::bind` next to
-// `bind` (listener_keys), give each shard `tls::server::Termination::shard_config()`
-// for those listeners and wrap accepted sockets in `tls::stream`; connect to servers
-// with `tls::server::client_config` / `server_name`.
-pub fn refuse_unserved_tls(config: &Config) -> Result<(), String> {
-    let mut uses = Vec::new();
-    for fe in &config.frontends {
-        if fe.tls.is_some() {
-            uses.push(format!("frontend \"{}\" has tls", fe.name));
-        }
-    }
-    for be in &config.backends {
-        for server in be.servers.iter().filter(|s| s.tls.is_some()) {
-            uses.push(format!("server {}/{} has tls = true", be.name, server.name));
-        }
-    }
-    if uses.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "TLS termination is not served yet: {} (`halb check` validates TLS settings and certificates; the data plane does not serve TLS in this version)",
-        uses.join(", ")
-    ))
 }
 
 /// A listener's identity over reloads: frontend name and address.
@@ -178,7 +145,8 @@ struct Prepared {
 fn listener_keys(config: &Config) -> Vec<ListenerKey> {
     let mut keys = Vec::new();
     for frontend in &config.frontends {
-        for &address in &frontend.bind {
+        let tls = frontend.tls.iter().flat_map(|t| &t.bind);
+        for &address in frontend.bind.iter().chain(tls) {
             keys.push((frontend.name.clone(), address));
         }
     }
@@ -238,10 +206,8 @@ fn prepare(config: &Config) -> Result<Prepared, RuntimeError> {
         pooled_per_shard,
         shards,
     )?;
-    for frontend in &config.frontends {
-        for &address in &frontend.bind {
-            listener::probe(&frontend.name, address)?;
-        }
+    for (frontend, address) in listener_keys(config) {
+        listener::probe(&frontend, address)?;
     }
     let mut listeners: Vec<Vec<(ListenerKey, Socket)>> = (0..shards).map(|_| Vec::new()).collect();
     for key in listener_keys(config) {
@@ -294,7 +260,6 @@ fn per_shard(limit: u64, shards: usize) -> u64 {
 /// Run `config` until SIGTERM/SIGINT; returns once every shard has stopped.
 /// `on_ready` is called once every listener is bound and the shards are started.
 pub fn run(config: Config, on_ready: impl FnOnce(usize)) -> Result<(), RuntimeError> {
-    refuse_unserved_tls(&config).map_err(RuntimeError::TlsNotServed)?;
     let prepared = prepare(&config)?;
     // Everything privileged (binding, raising limits) is done: become global.user now,
     // while the process still has a single thread.
@@ -567,10 +532,7 @@ impl Reloader {
             tracing::error!("{message}");
             return Err(message);
         }
-        let config = match crate::config::load(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|c| refuse_unserved_tls(&c).map(|()| c))
-        {
+        let config = match crate::config::load(&path).map_err(|e| e.to_string()) {
             Ok(c) => c,
             Err(e) => {
                 let message = format!(
@@ -814,6 +776,7 @@ impl Accepting {
         };
         let task = glommio::spawn_local(accept_loop(
             listener,
+            key.1,
             Rc::from(name.as_str()),
             Rc::clone(&self.shard),
             slots,
@@ -880,6 +843,7 @@ async fn shard_main(
 /// connection, so a reload's changes apply to the next connection.
 async fn accept_loop(
     listener: crate::l4::socket::Socket,
+    address: SocketAddr,
     frontend: Rc<str>,
     shard: Rc<Shard>,
     frontend_slots: Rc<Semaphore>,
@@ -901,11 +865,27 @@ async fn accept_loop(
                     drop((fd, global, local));
                     continue;
                 };
-                let http = view.snapshot.config.frontends[index].mode == crate::config::Mode::Http;
-                let stream = match crate::l4::socket::Socket::accepted(fd) {
+                let config = &view.snapshot.config.frontends[index];
+                let http = config.mode == crate::config::Mode::Http;
+                // A listener of the frontend's `tls.bind` terminates TLS (decided per
+                // connection: a reload may move an address between `bind` and `tls`).
+                let tls = config
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.bind.contains(&address));
+                let stream = crate::l4::socket::Socket::accepted(fd).and_then(|socket| {
+                    if !tls {
+                        return Ok(crate::stream::Stream::Plain(socket));
+                    }
+                    let termination = view.termination(index).ok_or_else(|| {
+                        std::io::Error::other("no TLS termination for this frontend")
+                    })?;
+                    crate::stream::Stream::terminate(socket, Arc::clone(termination))
+                });
+                let stream = match stream {
                     Ok(stream) => stream,
                     Err(e) => {
-                        tracing::warn!("shard {}: cannot watch a connection: {}", shard.id, e);
+                        tracing::warn!("shard {}: cannot serve a connection: {}", shard.id, e);
                         drop((global, local));
                         continue;
                     }
@@ -927,34 +907,6 @@ async fn accept_loop(
                 drop((global, local));
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tls_refusal_tests {
-    use super::*;
-
-    const PLAIN: &str = "[frontend.fe]\nbind = [\"127.0.0.1:8000\"]\ndefault_backend = \"be\"\n[backend.be]\n[[backend.be.server]]\nname = \"s1\"\naddress = \"127.0.0.1:9000\"\n";
-
-    #[test]
-    fn run_refuses_tls_before_binding_anything() {
-        let plain = crate::config::parse(PLAIN, std::path::Path::new("t.toml")).unwrap();
-        assert_eq!(refuse_unserved_tls(&plain), Ok(()));
-
-        let text = PLAIN.replace(
-            "name = \"s1\"",
-            "name = \"s1\"\ntls = true\nverify = \"none\"",
-        );
-        let config = crate::config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-        let message = refuse_unserved_tls(&config).unwrap_err();
-        assert!(
-            message.starts_with("TLS termination is not served yet: server be/s1 has tls = true"),
-            "{message}"
-        );
-        match run(config, |_| panic!("must not start")) {
-            Err(RuntimeError::TlsNotServed(m)) => assert_eq!(m, message),
-            other => panic!("expected TlsNotServed, got {other:?}"),
         }
     }
 }

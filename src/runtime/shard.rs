@@ -25,15 +25,22 @@ use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::stats::collect::{ShardStats, StatsHub};
 use crate::sys::{self, Pipe};
 
-/// The shard's view of one snapshot: the snapshot plus the balancers built from it.
+/// The shard's view of one snapshot: the snapshot plus what the shard builds from it for
+/// itself (balancers, rustls configurations with their own session caches).
 pub struct ShardView {
     /// The snapshot this view was built from.
     pub snapshot: Arc<Snapshot>,
     balancers: Vec<RefCell<Balancer>>,
+    /// Per frontend (indexed like `config.frontends`): this shard's rustls config for
+    /// its TLS listeners.
+    termination: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// Per backend, per server: the rustls config for servers with `tls = true`.
+    origination: Vec<Vec<Option<Arc<rustls::ClientConfig>>>>,
 }
 
 impl ShardView {
     fn build(snapshot: Arc<Snapshot>, previous: Option<&ShardView>) -> ShardView {
+        let (termination, origination) = Self::tls_configs(&snapshot, previous);
         let balancers = snapshot
             .config
             .backends
@@ -53,7 +60,88 @@ impl ShardView {
         ShardView {
             snapshot,
             balancers,
+            termination,
+            origination,
         }
+    }
+
+    /// This shard's rustls configs for `snapshot`: those of `previous` while they derive
+    /// from the same termination (frontends) or the same configuration (servers), so
+    /// session caches live on across health changes and unchanged reloads.
+    #[allow(clippy::type_complexity)]
+    fn tls_configs(
+        snapshot: &Snapshot,
+        previous: Option<&ShardView>,
+    ) -> (
+        Vec<Option<Arc<rustls::ServerConfig>>>,
+        Vec<Vec<Option<Arc<rustls::ClientConfig>>>>,
+    ) {
+        let config = &snapshot.config;
+        let termination = config
+            .frontends
+            .iter()
+            .zip(&snapshot.tls)
+            .map(|(frontend, shared)| {
+                let shared = shared.as_ref()?;
+                if let Some(prev) = previous {
+                    if let Some(i) = prev.snapshot.frontend_index(&frontend.name) {
+                        let same = prev.snapshot.tls[i]
+                            .as_ref()
+                            .is_some_and(|t| Arc::ptr_eq(t, shared));
+                        if same {
+                            return prev.termination[i].clone();
+                        }
+                    }
+                }
+                match shared.shard_config() {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::error!("frontend {}: TLS: {e}", frontend.name);
+                        None
+                    }
+                }
+            })
+            .collect();
+        let origination = match previous {
+            Some(prev) if Arc::ptr_eq(&prev.snapshot.config, config) => prev.origination.clone(),
+            _ => config
+                .backends
+                .iter()
+                .map(|backend| {
+                    backend
+                        .servers
+                        .iter()
+                        .map(|server| {
+                            let tls = server.tls.as_ref()?;
+                            match crate::tls::server::client_config(tls, backend.mode) {
+                                Ok(c) => Some(c),
+                                Err(e) => {
+                                    tracing::error!(
+                                        "server {}/{}: TLS: {e}",
+                                        backend.name,
+                                        server.name
+                                    );
+                                    None
+                                }
+                            }
+                        })
+                        .collect()
+                })
+                .collect(),
+        };
+        (termination, origination)
+    }
+
+    /// This shard's rustls config for the TLS listeners of frontend `index` (`None`: the
+    /// frontend has no `tls`, or its termination could not be built).
+    pub fn termination(&self, index: usize) -> Option<&Arc<rustls::ServerConfig>> {
+        self.termination.get(index)?.as_ref()
+    }
+
+    /// The rustls config for connecting to server `server` of backend `backend` (`None`:
+    /// plain TCP).
+    pub fn origination(&self, backend: usize, server: usize) -> Option<&Arc<rustls::ClientConfig>> {
+        self.origination.get(backend)?.get(server)?.as_ref()
     }
 
     /// The balancer of backend `index` (borrow it only between awaits).

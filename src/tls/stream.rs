@@ -95,6 +95,11 @@ pub trait Transport {
 
     /// The socket underneath (its descriptor, to cut the connection).
     fn socket(&self) -> &Socket;
+
+    /// The plain socket, when the stream is one: only then may bytes be spliced.
+    fn as_plain(&self) -> Option<&Socket> {
+        None
+    }
 }
 
 impl Transport for Socket {
@@ -128,6 +133,10 @@ impl Transport for Socket {
 
     fn socket(&self) -> &Socket {
         self
+    }
+
+    fn as_plain(&self) -> Option<&Socket> {
+        Some(self)
     }
 }
 
