@@ -4,8 +4,10 @@
 //! Ports: `port` is the HTTP frontend (mode http: a path ACL routes `/static/…` to a
 //! `uri`-hashed backend, everything else goes round robin with cookie persistence),
 //! `port + 1 ..= port + 3` are the backends `web1..web3`, `port + 4` is a plain TCP
-//! frontend (mode tcp) over the same backends, and `port + 5` is the stats page (user
-//! `admin`, password `demo`; `/metrics` for Prometheus). The servers are health-checked
+//! frontend (mode tcp) over the same backends, `port + 5` is the stats page (user
+//! `admin`, password `demo`; `/metrics` for Prometheus) and `port + 6` the HTTPS listener
+//! of the HTTP frontend (TLS terminated by halb with a self-signed certificate made at
+//! start, written with its key to `/tmp/halb-demo-PORT/`). The servers are health-checked
 //! (HTTP for the web backends, TCP for the tcp one), and the admin socket is
 //! `/tmp/halb-demo-PORT.sock` (`halb ctl -s /tmp/halb-demo-PORT.sock show servers`).
 //!
@@ -24,17 +26,62 @@ use crate::config::{self, Config};
 pub const BACKENDS: [&str; 3] = ["web1", "web2", "web3"];
 
 /// Ports the demo uses from `port` on: HTTP frontend, three backends, TCP frontend,
-/// stats page.
-pub const PORTS_USED: u16 = 6;
+/// stats page, HTTPS.
+pub const PORTS_USED: u16 = 7;
 
 /// The demo's admin socket for `port`.
 pub fn admin_socket(port: u16) -> String {
     format!("/tmp/halb-demo-{port}.sock")
 }
 
+/// The demo's directory for `port`: its certificate (`demo.crt`) and the PEM halb serves
+/// (`demo.pem`: certificate and key).
+pub fn tls_dir(port: u16) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/tmp/halb-demo-{port}"))
+}
+
+/// Make a self-signed certificate for `localhost` and `127.0.0.1` (ECDSA P-256; rcgen's
+/// default validity, which does not expire) in `dir` (created, mode 0700): `demo.crt` (the certificate, for a
+/// client's `--cacert`) and `demo.pem` (certificate and key, mode 0600, for halb).
+/// Returns the path of `demo.pem`.
+pub fn make_certificate(dir: &Path) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let failed = |e: rcgen::Error| io::Error::other(format!("self-signed certificate: {e}"));
+    let key = rcgen::KeyPair::generate().map_err(failed)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .map_err(failed)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "halb demo");
+    let cert = params.self_signed(&key).map_err(failed)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let write = |name: &str, text: &str, mode: u32| -> io::Result<std::path::PathBuf> {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)?
+            .write_all(text.as_bytes())?;
+        Ok(path)
+    };
+    write("demo.crt", &cert.pem(), 0o644)?;
+    write(
+        "demo.pem",
+        &format!("{}{}", cert.pem(), key.serialize_pem()),
+        0o600,
+    )
+}
+
 /// Start the backends (background threads) and return the demo configuration, with the
-/// HTTP frontend on `127.0.0.1:port`, the backends on the three following ports, the
-/// TCP frontend on `port + 4` and the stats page on `port + 5`.
+/// HTTP frontend on `127.0.0.1:port` (and HTTPS on `port + 6`), the backends on the
+/// three following ports, the TCP frontend on `port + 4` and the stats page on
+/// `port + 5`.
 pub fn start(port: u16) -> io::Result<Config> {
     let last = u16::MAX - (PORTS_USED - 1);
     if port == 0 || port > last {
@@ -58,18 +105,22 @@ pub fn start(port: u16) -> io::Result<Config> {
         spawn_backend(listener, name);
         lines.push(format!("  {name} on {addr}"));
     }
-    let text = demo_config(port);
+    let dir = tls_dir(port);
+    let pem = make_certificate(&dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    let text = demo_config(port, &pem);
     let cfg = config::parse(&text, Path::new("<demo>"))
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let tcp = port + 4;
     let stats = port + 5;
+    let https = port + 6;
     let socket = admin_socket(port);
     println!(
         "halb demo: three backends answering with their name\n{}",
         lines.join("\n")
     );
     println!(
-        "halb on 127.0.0.1:{port} (mode http) and 127.0.0.1:{tcp} (mode tcp), stats on http://127.0.0.1:{stats}/stats (admin / demo), configuration:\n"
+        "halb on 127.0.0.1:{port} (mode http, HTTPS on {https}) and 127.0.0.1:{tcp} (mode tcp), stats on http://127.0.0.1:{stats}/stats (admin / demo), configuration:\n"
     );
     for line in text.lines() {
         println!("    {line}");
@@ -79,6 +130,10 @@ pub fn start(port: u16) -> io::Result<Config> {
     println!("    for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:{port}/; done");
     println!("    curl -si -c /tmp/jar -b /tmp/jar http://127.0.0.1:{port}/   # a cookie pins you to one backend");
     println!("    curl http://127.0.0.1:{port}/static/logo.png   # same path, same backend (balance uri)");
+    println!(
+        "    curl --cacert {}/demo.crt https://localhost:{https}/   # TLS terminated by halb (HSTS added)",
+        dir.display()
+    );
     println!(
         "    curl http://127.0.0.1:{port}/admin             # denied (403) by an http_request rule"
     );
@@ -90,8 +145,9 @@ pub fn start(port: u16) -> io::Result<Config> {
     Ok(cfg)
 }
 
-/// The demo's configuration text (also a compact example of the format).
-pub fn demo_config(port: u16) -> String {
+/// The demo's configuration text (also a compact example of the format); `pem` is the
+/// certificate and key of its HTTPS listener (see [`make_certificate`]).
+pub fn demo_config(port: u16, pem: &Path) -> String {
     let servers = |backend: &str, cookies: bool| {
         let mut out = String::new();
         for (i, name) in BACKENDS.iter().enumerate() {
@@ -111,6 +167,9 @@ pub fn demo_config(port: u16) -> String {
     let tcp = servers("tcp", false);
     let tcp_port = port + 4;
     let stats_port = port + 5;
+    let https_port = port + 6;
+    // A path of ours (`tls_dir`, or a test's temporary directory): nothing to escape.
+    let pem = format!("{:?}", pem.display().to_string());
     let socket = admin_socket(port);
     format!(
         r#"[global]
@@ -130,8 +189,10 @@ server = "30s"
 
 [frontend.demo]
 bind = ["127.0.0.1:{port}"]
+tls = {{ bind = ["127.0.0.1:{https_port}"], certs = [{pem}] }}
 default_backend = "web"
 forwardfor = true
+x_forwarded_proto = true
 
 [frontend.demo.acl]
 is_static = "path_beg /static/"
@@ -143,6 +204,10 @@ if = "is_admin"
 
 [[frontend.demo.http_response]]
 set_header = {{ name = "X-Proxy", value = "halb" }}
+
+[[frontend.demo.http_response]]
+set_header = {{ name = "Strict-Transport-Security", value = "max-age=600" }}
+if = "ssl_fc"
 
 [[frontend.demo.use_backend]]
 backend = "assets"
@@ -251,16 +316,22 @@ mod tests {
 
     #[test]
     fn ports_that_do_not_leave_room_for_the_backends_are_refused() {
-        for port in [0, 65531, 65535] {
+        for port in [0, 65530, 65535] {
             let err = start(port).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{port}");
-            assert!(err.to_string().contains("1..=65530"), "{err}");
+            assert!(err.to_string().contains("1..=65529"), "{err}");
         }
     }
 
     #[test]
     fn the_demo_configuration_is_valid_and_balances_three_backends() {
-        let cfg = config::parse(&demo_config(8080), Path::new("<demo>")).unwrap();
+        let dir = std::env::temp_dir().join(format!("halb-demo-unit-{}", std::process::id()));
+        let pem = make_certificate(&dir).unwrap();
+        let cfg = config::parse(&demo_config(8080, &pem), Path::new("<demo>")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let tls = cfg.frontends[0].tls.as_ref().expect("an HTTPS listener");
+        assert_eq!(tls.bind, vec!["127.0.0.1:8086".parse().unwrap()]);
+        assert_eq!(tls.certs[0].names, vec!["localhost"]);
         assert_eq!(
             cfg.frontends[0].bind,
             vec!["127.0.0.1:8080".parse().unwrap()]

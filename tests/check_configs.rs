@@ -769,7 +769,9 @@ fn shipped_configs_are_valid() {
             path.display()
         );
     }
-    let demo = halb::demo::demo_config(8080);
+    let dir = TempDir::new("demo-config");
+    let pem = halb::demo::make_certificate(&dir.0).expect("the demo's certificate");
+    let demo = halb::demo::demo_config(8080, &pem);
     halb::config::parse(&demo, Path::new("<demo>")).expect("the demo's config is valid");
 }
 
@@ -876,25 +878,5 @@ fn expired_certificate_is_a_warning_and_tls_is_summarised() {
     assert!(
         stdout.lines().any(|l| l.starts_with(&warning)),
         "expected {warning:?} in:\n{stdout}"
-    );
-}
-
-#[test]
-fn run_refuses_tls_until_the_data_plane_serves_it() {
-    let dir = TempDir::new("tls-run");
-    let (cert, key) = certificate(&["www.example.com"], false);
-    let pem = dir.write("good.pem", &format!("{cert}{key}"));
-    let path = dir.write("tls.toml", &tls_config(&[&pem]));
-    let out = Command::new(env!("CARGO_BIN_EXE_halb"))
-        .arg("run")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .expect("run halb run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("TLS termination is not served yet: frontend \"web\" has tls"),
-        "{stderr}"
     );
 }

@@ -20,8 +20,8 @@ fn ask(port: u16, request: &[u8]) -> String {
 
 #[test]
 fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
-    // A port range of our own (demo uses port..=port+5).
-    let port = 18_600 + (std::process::id() % 200) as u16 * 6;
+    // A port range of our own (demo uses port..=port+6).
+    let port = 18_600 + (std::process::id() % 200) as u16 * 7;
     let mut child = Command::new(HALB)
         .args(["demo", "--port", &port.to_string()])
         .stdout(Stdio::piped())
@@ -112,6 +112,41 @@ fn demo_serves_three_backends_in_turn_and_stops_on_ctrl_c() {
     // Plain TCP works too, on the mode tcp frontend.
     let plain = ask(port + 4, b"hi\n");
     assert!(plain.starts_with("hello from web"), "{plain}");
+
+    // HTTPS: TLS terminated by halb with the certificate it made at start (verified by
+    // curl against the demo's own certificate), HSTS added on TLS responses only.
+    let https = Command::new("curl")
+        .args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "10",
+            "--cacert",
+            &format!("/tmp/halb-demo-{port}/demo.crt"),
+            &format!("https://localhost:{}/hello", port + 6),
+        ])
+        .output()
+        .expect("run curl (apt-get install curl)");
+    let answer = String::from_utf8_lossy(&https.stdout);
+    assert!(https.status.success(), "{answer} {:?}", https.stderr);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("hello from web"), "{answer}");
+    assert!(answer.contains("(GET /hello)"), "{answer}");
+    assert!(
+        answer.contains("strict-transport-security: max-age=600")
+            || answer.contains("Strict-Transport-Security: max-age=600"),
+        "{answer}"
+    );
+    let plain_page = ask(
+        port,
+        b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        !plain_page
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{plain_page}"
+    );
 
     // The stats page (basic auth admin/demo) and the admin socket.
     let refused = ask(

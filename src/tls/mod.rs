@@ -11,8 +11,9 @@
 //! - [`stream`]: a TLS connection driven over a shard's non-blocking [`Socket`], with the
 //!   same readiness model as plain sockets ([`stream::Transport`], implemented by both).
 //!
-//! Today the configuration is built and checked (`halb check`), but `halb run` refuses a
-//! configuration with TLS ([`crate::runtime`]): the data plane does not serve it yet.
+//! The data plane carries TLS and plain connections as one [`crate::stream::Stream`]; see
+//! `docs/architecture.md` ("TLS") for where the handshakes run and how the shards get
+//! their rustls configurations.
 //!
 //! [`Socket`]: crate::l4::socket::Socket
 
