@@ -344,14 +344,18 @@ impl Control {
         names
     }
 
-    /// The check of server `slot` and the address it connects to; `None` when the server
-    /// is gone or no longer checked (its task then ends).
-    pub fn check_of(&self, slot: usize) -> Option<(Check, SocketAddr)> {
+    /// The check of server `slot`, the address it connects to and the TLS it speaks;
+    /// `None` when the server is gone or no longer checked (its task then ends).
+    pub fn check_of(&self, slot: usize) -> Option<health::CheckTarget> {
         let e = self.entries.get(&slot)?;
-        let server = &self.config.backends[e.backend].servers[e.server];
+        let backend = &self.config.backends[e.backend];
+        let server = &backend.servers[e.server];
         let check = server.check.clone()?;
-        let target = check.target(server.address);
-        Some((check, target))
+        Some(health::CheckTarget {
+            address: check.target(server.address),
+            tls: health::probe::check_tls(server).map(|tls| (tls.clone(), backend.mode)),
+            check,
+        })
     }
 
     /// How long until the next check of `slot`.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use std::net::SocketAddr;
 
 use super::{Control, ObservedErrors};
-use crate::config::Check;
+use crate::config::{Check, Mode, ServerTls};
 
 /// How often slow-start weights are republished while a server ramps up.
 pub const SLOWSTART_TICK: Duration = Duration::from_millis(500);
@@ -49,6 +49,26 @@ fn on_grid(due: Instant) -> Instant {
     origin + Duration::from_nanos((steps * tick) as u64)
 }
 
+/// What a check task reads about its server ([`Control::check_of`]; read again after a
+/// reload).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckTarget {
+    /// The check.
+    pub check: Check,
+    /// Where it connects: the server's address, or the check's `address`/`port`.
+    pub address: SocketAddr,
+    /// The server's TLS settings when the check speaks TLS ([`probe::check_tls`]), with
+    /// the backend's mode (ALPN, as for traffic); `None` = plain TCP.
+    pub tls: Option<(ServerTls, Mode)>,
+}
+
+/// A check task's TLS client, with the settings it was built from (it is rebuilt only when
+/// a reload changes them).
+type TlsClient = (
+    (ServerTls, Mode, SocketAddr),
+    Result<probe::CheckTls, String>,
+);
+
 /// Start a check task for every checked server that has none (at startup, after a
 /// reload).
 pub fn spawn_checks(control: &Rc<RefCell<Control>>) {
@@ -68,28 +88,47 @@ fn first_delay(slot: usize, inter: Duration) -> Duration {
 }
 
 async fn check_loop(control: Rc<RefCell<Control>>, slot: usize) {
-    let first = control
-        .borrow()
-        .check_of(slot)
-        .map(|(check, _)| check.inter);
+    let first = control.borrow().check_of(slot).map(|t| t.check.inter);
     if let Some(inter) = first {
         glommio::timer::sleep(first_delay(slot, inter)).await;
     }
     let mut buf = Vec::new();
     // The check as last read, and the configuration version it was read from.
-    let mut cached: Option<(u64, Check, SocketAddr)> = None;
+    let mut cached: Option<(u64, CheckTarget)> = None;
+    // The TLS client of a server with TLS: one per task, not per check, so that sessions
+    // resume from one check to the next. If it cannot be built, every check fails with
+    // the reason.
+    let mut tls: Option<TlsClient> = None;
     loop {
         let version = control.borrow().config_version();
-        let (check, target) = match cached.take() {
-            Some((v, check, target)) if v == version => (check, target),
-            _ => match control.borrow().check_of(slot) {
-                Some((check, target)) => (check, target),
-                None => break,
-            },
+        let target = match cached.take() {
+            Some((v, target)) if v == version => target,
+            _ => {
+                let Some(target) = control.borrow().check_of(slot) else {
+                    break;
+                };
+                let settings = target
+                    .tls
+                    .as_ref()
+                    .map(|(server_tls, mode)| (server_tls.clone(), *mode, target.address));
+                if tls.as_ref().map(|(built, _)| built) != settings.as_ref() {
+                    tls = settings.map(|(server_tls, mode, address)| {
+                        let client = probe::CheckTls::new(&server_tls, mode, address);
+                        ((server_tls, mode, address), client)
+                    });
+                }
+                target
+            }
         };
         let started = Instant::now();
-        let result = probe::run(&check, target, &mut buf).await;
-        cached = Some((version, check, target));
+        let result = match &tls {
+            None => probe::run(&target.check, target.address, None, &mut buf).await,
+            Some((_, Ok(client))) => {
+                probe::run(&target.check, target.address, Some(client), &mut buf).await
+            }
+            Some((_, Err(reason))) => Err(reason.clone()),
+        };
+        cached = Some((version, target));
         let wait = {
             let mut c = control.borrow_mut();
             c.on_check(slot, result, Instant::now());
