@@ -79,22 +79,6 @@ impl Stream {
             )),
         }
     }
-
-    /// A short description of the TLS session for logs: `TLSv1.3/TLS13_AES_128_GCM_SHA256`
-    /// plus `resumed` when it was; `None` for plain streams.
-    pub fn tls_summary(&self) -> Option<String> {
-        let (version, suite, resumed) = match self {
-            Stream::Plain(_) => return None,
-            Stream::Terminated(t) => (t.protocol_version(), t.cipher_suite(), t.resumed()),
-            Stream::Originated(t) => (t.protocol_version(), t.cipher_suite(), t.resumed()),
-        };
-        let version = version.map_or_else(|| "-".to_string(), |v| format!("{v:?}"));
-        let suite = suite.map_or_else(|| "-".to_string(), |s| format!("{:?}", s.suite()));
-        Some(format!(
-            "{version}/{suite}{}",
-            if resumed { "/resumed" } else { "" }
-        ))
-    }
 }
 
 impl From<Socket> for Stream {
