@@ -3,7 +3,8 @@
 //! `ssl_fc` routing and header rules, `X-Forwarded-Proto`, HSTS by a response rule, refused
 //! protocol versions, stalled and trickled handshakes cut by `timeouts.http_request`,
 //! garbage instead of a ClientHello, `mode tcp` termination, TLS to a TLS origin (verified,
-//! wrong CA, wrong name, unverified), certificate reload with connections kept, and ALPN.
+//! wrong CA, wrong name, unverified), certificate reload with connections kept, ALPN, and
+//! health checks over TLS.
 //!
 //! Every certificate is generated here with rcgen (RSA keys by the `openssl` binary) and
 //! written to a temp dir. Clients are `curl` and a rustls client (`rustls` is a dependency
@@ -1509,4 +1510,98 @@ fn alpn_negotiation() {
     assert_eq!(c.alpn().as_deref(), Some(&b"echo/1"[..]));
     c.tls.write_all(b"ping\n").unwrap();
     assert_eq!(c.read_exact_bytes(5).unwrap(), b"ping\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. Health checks to TLS servers
+// ---------------------------------------------------------------------------------------
+
+/// Checks of `tls = true` servers speak TLS with the server's own verification: an HTTP
+/// check through a verified handshake keeps the server UP, the same origin checked with
+/// the wrong CA goes DOWN with the certificate problem as its reason (and gets no
+/// traffic), a TCP check passes on the handshake alone.
+#[test]
+fn health_checks_to_tls_servers() {
+    let dir = TempDir::new();
+    let ca = Ca::new("check-ca", &dir.path);
+    let other_ca = Ca::new("other-check-ca", &dir.path);
+    let leaf = ca.issue(&["backend.test"], Alg::P256, &dir.path);
+    let good = TlsOrigin::start("good", &leaf);
+    let wrong = TlsOrigin::start("wrong", &leaf);
+    let handshake_only = TlsOrigin::start("tcpcheck", &leaf);
+    let ca_path = toml_str(ca.path.to_str().unwrap());
+    let other_path = toml_str(other_ca.path.to_str().unwrap());
+    let ctl = Control::new();
+    let halb = ctl
+        .apply(
+            Conf::http()
+                .backend(&http_check(""))
+                .server_with(
+                    "good",
+                    good.addr,
+                    &[
+                        "check = true",
+                        "tls = true",
+                        &format!("ca_file = {ca_path}"),
+                        "sni = \"backend.test\"",
+                    ],
+                )
+                .server_with(
+                    "wrong",
+                    wrong.addr,
+                    &[
+                        "check = true",
+                        "tls = true",
+                        &format!("ca_file = {other_path}"),
+                        "sni = \"backend.test\"",
+                    ],
+                )
+                .server_with(
+                    "tcpcheck",
+                    handshake_only.addr,
+                    &[
+                        &format!("check = {{ type = \"tcp\", {FAST_CHECK} }}"),
+                        "tls = true",
+                        &format!("ca_file = {ca_path}"),
+                        "sni = \"backend.test\"",
+                    ],
+                ),
+        )
+        .start();
+    let stats = ctl.stats();
+
+    let s = stats.wait_state("be", "wrong", "DOWN");
+    let reason = s["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("TLS handshake failed") && reason.contains("certificate"),
+        "the wrong CA should be the reason, got {reason:?}: {s:#}"
+    );
+    assert_eq!(
+        wrong.requests(),
+        0,
+        "a failed handshake sends no check request"
+    );
+    wait_until("good is checked over TLS", WAIT, || {
+        stats.server("be", "good")["last_check"]
+            .as_str()
+            .is_some_and(|c| c.contains("L7 status 200"))
+    });
+    assert_eq!(stats.state("be", "good"), "UP");
+    assert!(good.requests() > 0, "the HTTP check reached the origin");
+    wait_until("tcpcheck passes on the handshake", WAIT, || {
+        stats.server("be", "tcpcheck")["last_check"]
+            .as_str()
+            .is_some_and(|c| c.contains("TLS handshake ok"))
+    });
+    assert_eq!(stats.state("be", "tcpcheck"), "UP");
+
+    // Traffic goes to the UP servers only, over TLS.
+    for i in 0..6 {
+        let r = get(halb.addr, &format!("/t/{i}"), &[]);
+        expect_status(&r, 200, "balanced over the UP TLS servers");
+        assert!(
+            r.text().starts_with("good ") || r.text().starts_with("tcpcheck "),
+            "{r}"
+        );
+    }
 }
