@@ -164,7 +164,7 @@ fn self_signed(names: &[&str]) -> Leaf {
 // ---------------------------------------------------------------------------------------
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Accepts any certificate (the test only wants to see which one was served); handshake

@@ -335,7 +335,7 @@ fn tls_plan(cli: &Cli, target: &Target) -> Result<Option<TlsPlan>, String> {
         }
         return Ok(None);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     static BOTH: [&rustls::SupportedProtocolVersion; 2] =
         [&rustls::version::TLS13, &rustls::version::TLS12];
     static TLS12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];

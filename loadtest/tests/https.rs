@@ -87,16 +87,17 @@ impl Server {
     /// An HTTPS server answering every request with a 5-byte body; `silent`: accept the
     /// TCP connection but never answer the TLS handshake.
     fn start(pki: &Pki, silent: bool) -> Server {
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    pki.chain.clone(),
-                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key.clone())),
-                )
-                .unwrap();
+        let mut config = ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            pki.chain.clone(),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key.clone())),
+        )
+        .unwrap();
         // The default session cache (and TLS 1.3 stateful tickets) stay on.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let config = Arc::new(config);

@@ -4,7 +4,7 @@
 //! A certificate file holds the leaf certificate first, then its intermediates, and
 //! exactly one unencrypted private key (PKCS#8, PKCS#1 RSA or SEC1 EC), in any order —
 //! HAProxy's `crt` format. The key must be RSA, ECDSA P-256/P-384 or Ed25519 (what the
-//! ring provider signs with) and must match the leaf certificate. Following HAProxy, a
+//! aws-lc-rs provider signs with) and must match the leaf certificate. Following HAProxy, a
 //! DER OCSP response in `<file>.ocsp` next to the PEM is stapled.
 //!
 //! Loading extracts what `halb check` reports: the DNS names of the leaf (its SANs, or its
@@ -24,7 +24,7 @@ use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use x509_parser::extensions::GeneralName;
 
-/// The key types the ring provider signs with, for messages.
+/// The key types the aws-lc-rs provider signs with, for messages.
 pub const SUPPORTED_KEYS: &str = "RSA, ECDSA P-256/P-384, Ed25519";
 
 /// Why a PEM file (or its OCSP response) could not be used. Every message names the file.
@@ -69,7 +69,7 @@ pub enum CertError {
         /// How many keys were found.
         count: usize,
     },
-    /// The private key is of a type the ring provider cannot sign with.
+    /// The private key is of a type the aws-lc-rs provider cannot sign with.
     #[error("{}: unsupported private key type (supported: {SUPPORTED_KEYS}): {reason}", path.display())]
     UnsupportedKey {
         /// The file.
@@ -303,7 +303,7 @@ pub fn load_certificate(path: &Path) -> Result<Certificate, CertError> {
         }
     }
 
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
+    let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).map_err(|e| {
         CertError::UnsupportedKey {
             path: path.to_path_buf(),
             reason: e.to_string(),

@@ -1,4 +1,4 @@
-//! TLS with rustls (ring provider, no OpenSSL): termination on the shards and TLS to
+//! TLS with rustls (aws-lc-rs provider, no OpenSSL): termination on the shards and TLS to
 //! backends.
 //!
 //! - [`certs`]: PEM files (certificate chain + private key) loaded and checked, with the

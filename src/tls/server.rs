@@ -1,7 +1,7 @@
 //! rustls configurations from the validated config: a frontend's `ServerConfig` (TLS
 //! termination) and a TLS server's `ClientConfig` (TLS to backends).
 //!
-//! Both sides use the ring provider with its default cipher suites (TLS 1.3: AES-GCM and
+//! Both sides use the aws-lc-rs provider with its default cipher suites (TLS 1.3: AES-GCM and
 //! ChaCha20-Poly1305; TLS 1.2: ECDHE with AES-GCM and ChaCha20-Poly1305 only) and speak
 //! TLS 1.2 and 1.3, nothing older.
 //!
@@ -52,7 +52,7 @@ pub fn versions(min: TlsVersion) -> &'static [&'static SupportedProtocolVersion]
 
 /// The crypto provider of both sides: ring, default cipher suites and key exchanges.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// What every shard of one frontend shares for TLS termination; [`Termination::shard_config`]
@@ -84,7 +84,7 @@ impl Termination {
     pub fn new(tls: &FrontendTls) -> Result<Termination, TlsError> {
         let resolver = SniResolver::new(&tls.certs).ok_or(TlsError::NoCertificate)?;
         let ticketer = if tls.session_tickets {
-            Some(rustls::crypto::ring::Ticketer::new()?)
+            Some(rustls::crypto::aws_lc_rs::Ticketer::new()?)
         } else {
             None
         };
