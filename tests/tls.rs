@@ -22,12 +22,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, ProtocolVersion, RootCertStore,
-    ServerConfig, ServerConnection, SignatureScheme, StreamOwned,
+    ClientConfig, ClientConnection, ProtocolVersion, RootCertStore, ServerConfig, ServerConnection,
+    StreamOwned,
 };
 
 use common::control::*;
@@ -167,53 +166,6 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// Accepts any certificate (the test only wants to see which one was served); handshake
-/// signatures are still checked.
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// How a test client verifies and what it offers.
 #[derive(Clone)]
 struct ClientOpts {
@@ -265,7 +217,11 @@ impl ClientOpts {
             }
             None => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAny(p)))
+                // Any certificate (the test wants to see which one was served); handshake
+                // signatures are still checked.
+                .with_custom_certificate_verifier(Arc::new(
+                    halb::tls::server::InsecureAcceptAnyCertificate::new(&p),
+                ))
                 .with_no_client_auth(),
         };
         cfg.alpn_protocols = self.alpn.clone();
@@ -348,32 +304,7 @@ impl TlsClient {
     }
 
     fn read_response(&mut self, method: &str) -> io::Result<Response> {
-        let mut tmp = vec![0u8; 64 * 1024];
-        loop {
-            match parse_response(&self.buf, method == "HEAD", self.eof) {
-                Ok(Some((r, used))) => {
-                    self.buf.drain(..used);
-                    return Ok(r);
-                }
-                Ok(None) if self.eof => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "closed before a complete response: {}",
-                            show(&self.buf, 500)
-                        ),
-                    ))
-                }
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            }
-            match self.tls.read(&mut tmp) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.eof = true,
-                Err(e) => return Err(e),
-            }
-        }
+        read_response_from(&mut self.tls, &mut self.buf, &mut self.eof, method)
     }
 
     /// Read exactly `n` bytes.

@@ -910,3 +910,30 @@ async fn accept_loop(
         }
     }
 }
+
+/// Test helpers for code that needs a glommio executor.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::future::Future;
+
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    /// Run `f` on a fresh glommio executor on a thread of its own, as a shard or the
+    /// control thread would (a thread's reactor lives with the first executor that made
+    /// it, so each call gets a new thread); a panic inside is passed on.
+    pub fn on_fresh_executor<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
+    where
+        F: Future<Output = T>,
+        T: Send + 'static,
+    {
+        std::thread::spawn(move || {
+            LocalExecutorBuilder::new(Placement::Unbound)
+                .io_memory(super::IO_MEMORY)
+                .make()
+                .unwrap()
+                .run(f())
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}

@@ -526,13 +526,13 @@ mod tests {
     use std::time::Duration;
 
     use futures_lite::future;
-    use glommio::{LocalExecutorBuilder, Placement};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
     use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
     use crate::l4::idle::{Deadline, IdleWatch, Side};
     use crate::l4::End;
     use crate::l7::io::{write_all, Wait};
+    use crate::runtime::testing::on_fresh_executor;
 
     const MIB: usize = 1024 * 1024;
 
@@ -593,24 +593,6 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, _) = listener.accept().unwrap();
         (accepted, client)
-    }
-
-    /// Run `f` on a fresh glommio executor on a thread of its own (a thread's reactor
-    /// lives with the first executor that made it, as on a shard).
-    fn on_shard<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
-    where
-        F: Future<Output = T>,
-        T: Send + 'static,
-    {
-        thread::spawn(move || {
-            LocalExecutorBuilder::new(Placement::Unbound)
-                .io_memory(256 * 1024)
-                .make()
-                .unwrap()
-                .run(f())
-        })
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// The accepted stream as a shard socket (call on the executor).
@@ -714,7 +696,7 @@ mod tests {
         let data = pattern(MIB, 7);
         let expected = data.clone();
         let peer = thread::spawn(move || echo_client(client, client_conn(&client_cfg), &data));
-        let echoed = on_shard(|| async move {
+        let echoed = on_fresh_executor(|| async move {
             let tls = TlsSocket::new(
                 shard_socket(accepted),
                 ServerConnection::new(server_cfg).unwrap(),
@@ -751,7 +733,7 @@ mod tests {
         let server_cfg = server_config(&pki, &[b"http/1.1"]);
         let client_cfg = client_config(&pki, &[b"h2", b"http/1.1"]);
         // Both connections on one shard (the second resumes the first's session).
-        on_shard(|| async move {
+        on_fresh_executor(|| async move {
             for round in 0..2 {
                 let (accepted, mut client) = tcp_pair();
                 let cfg = Arc::clone(&client_cfg);
@@ -805,7 +787,7 @@ mod tests {
             let _ = client.read_to_end(&mut rest);
             rest
         });
-        let err = on_shard(|| async move {
+        let err = on_fresh_executor(|| async move {
             let tls = ServerTls::new(
                 shard_socket(accepted),
                 ServerConnection::new(server_cfg).unwrap(),
@@ -844,7 +826,7 @@ mod tests {
             client.write_all(&hello[..hello.len() / 2]).unwrap();
             let _ = released.recv();
         });
-        let polls = on_shard(|| async move {
+        let polls = on_fresh_executor(|| async move {
             let tls = ServerTls::new(
                 shard_socket(accepted),
                 ServerConnection::new(server_cfg).unwrap(),
@@ -884,7 +866,7 @@ mod tests {
             // No close_notify: just the TCP FIN.
             client.shutdown(Shutdown::Write).unwrap();
         });
-        let (data, err) = on_shard(|| async move {
+        let (data, err) = on_fresh_executor(|| async move {
             let tls = ServerTls::new(
                 shard_socket(accepted),
                 ServerConnection::new(server_cfg).unwrap(),
@@ -928,7 +910,7 @@ mod tests {
             let mut rest = Vec::new();
             let _ = client.read_to_end(&mut rest);
         });
-        let data = on_shard(|| async move {
+        let data = on_fresh_executor(|| async move {
             let tls = ServerTls::new(
                 shard_socket(accepted),
                 ServerConnection::new(server_cfg).unwrap(),
@@ -962,7 +944,7 @@ mod tests {
             // Handshake done; now read nothing until released.
             let _ = released.recv();
         });
-        on_shard(|| async move {
+        on_fresh_executor(|| async move {
             let tls = ServerTls::new(
                 shard_socket(accepted),
                 ServerConnection::new(server_cfg).unwrap(),
@@ -1030,7 +1012,7 @@ mod tests {
             conn.send_close_notify();
             conn.complete_io(&mut sock).unwrap();
         });
-        let answer = on_shard(move || async move {
+        let answer = on_fresh_executor(move || async move {
             let socket = Socket::connected(sys::connect_start(addr).unwrap()).unwrap();
             let tls = ClientTls::new(socket, client_conn(&client_cfg));
             tls.handshake().await.unwrap();

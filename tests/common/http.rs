@@ -1364,43 +1364,7 @@ impl Client {
 
     /// Read the next response (interim ones included) to a request with `method`.
     pub fn read_response(&mut self, method: &str) -> io::Result<Response> {
-        let head = method == "HEAD";
-        let mut tmp = vec![0u8; 64 * 1024];
-        loop {
-            match parse_response(&self.buf, head, self.eof) {
-                Ok(Some((r, used))) => {
-                    self.buf.drain(..used);
-                    return Ok(r);
-                }
-                Ok(None) if self.eof => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "closed before a complete response: {}",
-                            show(&self.buf, 1000)
-                        ),
-                    ))
-                }
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            }
-            if self.buf.len() > MAX_BODY {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "response too large",
-                ));
-            }
-            match self.stream.read(&mut tmp) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("{e} after {}", show(&self.buf, 1000)),
-                    ))
-                }
-            }
-        }
+        read_response_from(&mut self.stream, &mut self.buf, &mut self.eof, method)
     }
 
     /// Read the next final (non-1xx, or 101) response.
@@ -1496,4 +1460,50 @@ pub fn request(
     body: &[u8],
 ) -> io::Result<Response> {
     Client::connect(addr).request(method, path, headers, body)
+}
+
+/// Read the next response (interim ones included) to a request with `method` from
+/// `stream`: bytes already received wait in `buf`, and `eof` records (for good) that the
+/// peer closed. A TLS peer's close without close_notify counts as an end of stream too.
+pub fn read_response_from(
+    stream: &mut impl Read,
+    buf: &mut Vec<u8>,
+    eof: &mut bool,
+    method: &str,
+) -> io::Result<Response> {
+    let head = method == "HEAD";
+    let mut tmp = vec![0u8; 64 * 1024];
+    loop {
+        match parse_response(buf, head, *eof) {
+            Ok(Some((r, used))) => {
+                buf.drain(..used);
+                return Ok(r);
+            }
+            Ok(None) if *eof => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("closed before a complete response: {}", show(buf, 1000)),
+                ))
+            }
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+        if buf.len() > MAX_BODY {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "response too large",
+            ));
+        }
+        match stream.read(&mut tmp) {
+            Ok(0) => *eof = true,
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => *eof = true,
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{e} after {}", show(buf, 1000)),
+                ))
+            }
+        }
+    }
 }

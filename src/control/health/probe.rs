@@ -318,17 +318,16 @@ mod tests {
     // Checks over TLS, against rustls servers on threads of their own, run on a glommio
     // executor like the control thread's.
 
-    use std::future::Future;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::thread::{self, JoinHandle};
 
-    use glommio::{LocalExecutorBuilder, Placement};
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 
     use crate::config::{ServerTls, TlsVerify};
+    use crate::runtime::testing::on_fresh_executor;
     use crate::tls::certs::load_ca_bundle;
     use crate::tls::certs::testing::{generate, generate_for_key, Generated, TempDir};
 
@@ -452,24 +451,6 @@ mod tests {
         (addr, server)
     }
 
-    /// Run `f` on a fresh glommio executor on a thread of its own (its reactor comes with
-    /// it, as on the control thread).
-    fn on_executor<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
-    where
-        F: Future<Output = T>,
-        T: Send + 'static,
-    {
-        thread::spawn(move || {
-            LocalExecutorBuilder::new(Placement::Unbound)
-                .io_memory(256 * 1024)
-                .make()
-                .unwrap()
-                .run(f())
-        })
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
-
     /// Run checks of `kind` one after the other against `addr`, sharing one TLS client
     /// built from `tls` (as a check task does); their results.
     fn run_checks(
@@ -479,7 +460,7 @@ mod tests {
         mode: Mode,
         count: usize,
     ) -> Vec<Result<String, String>> {
-        on_executor(move || async move {
+        on_fresh_executor(move || async move {
             let client = CheckTls::new(&tls, mode, addr).unwrap();
             let check = check(kind);
             let mut buf = Vec::new();
@@ -614,7 +595,7 @@ mod tests {
     #[test]
     fn plain_check_still_works_and_tls_only_on_the_servers_own_port() {
         let (addr, server) = plain_server(Some(OK));
-        let result = on_executor(move || async move {
+        let result = on_fresh_executor(move || async move {
             let mut buf = Vec::new();
             run(&check(CheckKind::Http(http(None))), addr, None, &mut buf).await
         });
