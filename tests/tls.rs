@@ -1089,7 +1089,7 @@ fn garbage_instead_of_client_hello() {
         .issue(&["g.test"], Alg::P256, &dir.path)
         .write(&dir.path, "g.pem");
     let be = HttpBackend::new("be");
-    let (_halb, tls) = start_tls(Conf::http().server("s1", be.addr), &[&cert], "");
+    let (halb, tls) = start_tls(Conf::http().server("s1", be.addr), &[&cert], "");
     for garbage in [
         &b"GET / HTTP/1.1\r\nHost: g.test\r\n\r\n"[..],
         &b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\xff"[..],
@@ -1110,6 +1110,10 @@ fn garbage_instead_of_client_hello() {
     }
     assert_eq!(be.accepted(), 0, "garbage opened a backend connection");
     assert_eq!(be.request_count(), 0);
+    // Each failed handshake leaves its access-log line.
+    wait_until("three failed handshakes logged", WAIT, || {
+        log_lines(&halb, "end=tls_handshake_failed").len() == 3
+    });
     let (_, r) = tls_get(tls, Some("g.test"), &ClientOpts::verified(&ca), "/after");
     expect_status(&r, 200, "after garbage");
     assert_eq!(be.request_count(), 1);

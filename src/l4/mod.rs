@@ -55,6 +55,9 @@ pub enum End {
     KeepAliveTimeout,
     /// L7: a tunnel (after `101 Switching Protocols`) idle past `timeouts.tunnel`.
     TunnelTimeout,
+    /// The client's TLS handshake failed (no common version, cipher or ALPN protocol, a
+    /// bad certificate alert, garbage instead of a ClientHello, a close mid-handshake).
+    TlsHandshakeFailed,
 }
 
 impl fmt::Display for End {
@@ -71,6 +74,7 @@ impl fmt::Display for End {
             End::RequestTimeout => "request_timeout",
             End::KeepAliveTimeout => "keep_alive_timeout",
             End::TunnelTimeout => "tunnel_timeout",
+            End::TlsHandshakeFailed => "tls_handshake_failed",
         })
     }
 }
@@ -170,7 +174,12 @@ pub async fn serve(
         Ok(()) => true,
         Err(e) => {
             record.end = tls_failure_end(&tracked.idle, &shard);
-            tracing::debug!(target: "halb::tls", "frontend {}: client {}: TLS handshake: {e}", frontend.name, OrDash(peer));
+            tracing::debug!(
+                target: "halb::tls",
+                "frontend {}: client {}: TLS handshake failed: {e}",
+                frontend.name,
+                OrDash(peer)
+            );
             false
         }
     };
@@ -349,12 +358,12 @@ pub(crate) async fn connect_server(
 }
 
 /// How a connection whose TLS handshake failed ended: a timeout if the sweep cut it,
-/// the hard stop, or a client error (a TLS alert, a client that closed).
+/// the hard stop, or [`End::TlsHandshakeFailed`].
 pub(crate) fn tls_failure_end(idle: &IdleWatch, shard: &Shard) -> End {
     if shard.hard_stopping() {
         End::Shutdown
     } else {
-        idle.expired().unwrap_or(End::ClientError)
+        idle.expired().unwrap_or(End::TlsHandshakeFailed)
     }
 }
 

@@ -48,6 +48,8 @@ pub enum Outcome {
     MethodRefused,
     /// The proxy itself failed to build the request (500).
     InternalError,
+    /// The client's TLS handshake failed (see [`crate::l4::End::TlsHandshakeFailed`]).
+    TlsHandshakeFailed,
 }
 
 impl fmt::Display for Outcome {
@@ -72,6 +74,7 @@ impl fmt::Display for Outcome {
             Outcome::Shutdown => "shutdown",
             Outcome::MethodRefused => "method_refused",
             Outcome::InternalError => "internal_error",
+            Outcome::TlsHandshakeFailed => "tls_handshake_failed",
         })
     }
 }

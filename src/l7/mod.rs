@@ -120,11 +120,18 @@ pub async fn serve(
                 limit: frontend.timeouts.http_request,
                 end: End::ClientTimeout,
             };
+            let started = Instant::now();
             if let Err(e) = conn.socket.accept_handshake(&tracked.idle, handshake).await {
-                let end = crate::l4::tls_failure_end(&tracked.idle, &shard);
+                let mut record = Record::new(peer, &frontend.name, started);
+                record.end = match crate::l4::tls_failure_end(&tracked.idle, &shard) {
+                    End::Shutdown => Outcome::Shutdown,
+                    End::ClientTimeout => Outcome::ClientTimeout,
+                    _ => Outcome::TlsHandshakeFailed,
+                };
+                record.log();
                 tracing::debug!(
                     target: "halb::tls",
-                    "frontend {}: client {}: TLS handshake failed ({end}): {e}",
+                    "frontend {}: client {}: TLS handshake failed: {e}",
                     frontend.name,
                     crate::l4::OrDash(peer)
                 );
