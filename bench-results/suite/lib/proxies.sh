@@ -3,8 +3,12 @@
 # The proxies of the suite, one process per (layer, proxy), started in the foreground,
 # pinned with taskset, identified by PID (never by name).
 #
-# suite_proxy_start PROXY LAYER LISTEN BACKEND RUNDIR CORE -> sets PROXY_PID, PROXY_CMD
+# suite_proxy_start PROXY LAYER LISTEN BACKEND RUNDIR CORE [CONFIG_CMD ARG...] -> sets PROXY_PID, PROXY_CMD
 #   PROXY: haproxy | halb      LAYER: l4 (mode tcp) | l7 (mode http)
+#   CONFIG_CMD (default suite_proxy_config) prints the configuration, called as
+#   `CONFIG_CMD ARG... PROXY LAYER LISTEN BACKEND RUNDIR CORE` (the TLS benchmark's
+#   tls_proxy_config adds a TLS listener); it is written to RUNDIR/haproxy.cfg or halb.toml,
+#   checked, then run.
 #   Call it directly (not in $(...)): the proxy stays a child of the caller.
 # suite_proxy_ready PROXY RUNDIR PORT PID -> 0 once it accepts connections
 #
@@ -84,14 +88,24 @@ address = "$backend"
 CFG
 }
 
+suite_proxy_config() { # PROXY LAYER LISTEN BACKEND RUNDIR CORE
+  case $1 in
+    haproxy) suite_haproxy_config "$2" "$3" "$4" "$5" "$6" ;;
+    halb) suite_halb_config "$2" "$3" "$4" "$5" ;;
+  esac
+}
+
 suite_proxy_start() {
   local proxy=$1 layer=$2 listen=$3 backend=$4 rundir=$5 core=$6 cfg
+  shift 6
+  local -a config=(suite_proxy_config)
+  (($#)) && config=("$@")
   PROXY_PID="" PROXY_CMD=""
   mkdir -p "$rundir"
   case $proxy in
     haproxy)
       cfg=$rundir/haproxy.cfg
-      suite_haproxy_config "$layer" "$listen" "$backend" "$rundir" "$core" >"$cfg"
+      "${config[@]}" "$proxy" "$layer" "$listen" "$backend" "$rundir" "$core" >"$cfg"
       haproxy -c -q -f "$cfg" >&2 || return 1
       PROXY_CMD="taskset -c $core haproxy -f $cfg -db"
       taskset -c "$core" haproxy -f "$cfg" -db >>"$rundir/proxy.out" 2>>"$rundir/proxy.err" &
@@ -99,7 +113,7 @@ suite_proxy_start() {
     halb)
       cfg=$rundir/halb.toml
       [[ -x ${HALB_BIN:-} ]] || { echo "halb binary not found (${HALB_BIN:-unset})" >&2; return 1; }
-      suite_halb_config "$layer" "$listen" "$backend" "$rundir" >"$cfg"
+      "${config[@]}" "$proxy" "$layer" "$listen" "$backend" "$rundir" "$core" >"$cfg"
       "$HALB_BIN" check -c "$cfg" >"$rundir/halb-check.out" 2>&1 || { cat "$rundir/halb-check.out" >&2; return 1; }
       PROXY_CMD="HALB_LOG=warn taskset -c $core $HALB_BIN run -c $cfg"
       HALB_LOG=warn taskset -c "$core" "$HALB_BIN" run -c "$cfg" >>"$rundir/proxy.out" 2>>"$rundir/proxy.err" &

@@ -16,8 +16,8 @@
 #   `tls = { bind = [TLS_LISTEN], certs = [CERT] }`.
 #   Neither sets ciphers, versions, caches or tickets: both run their defaults (see README).
 # tls_proxy_start PROXY TLS_LISTEN PLAIN_LISTEN BACKEND CERT RUNDIR CORE -> PROXY_PID, PROXY_CMD
-#   Same commands as the suite's suite_proxy_start (taskset, haproxy -db, HALB_LOG=warn).
-#   Readiness: the suite's suite_proxy_ready PROXY RUNDIR TLS_PORT PID.
+#   The suite's suite_proxy_start (taskset, haproxy -db, HALB_LOG=warn) with tls_proxy_config
+#   as its configuration. Readiness: the suite's suite_proxy_ready PROXY RUNDIR TLS_PORT PID.
 # tls_negotiated HOST:PORT SNI CAFILE VERSION -> "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519 ECDSA+SHA256 alpn=http/1.1"
 #   What the proxy picks when offered halb-loadtest's preferences (rustls 0.23 defaults, the
 #   same with ring or aws-lc-rs: suites AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305; groups
@@ -66,28 +66,17 @@ tls_halb_config() { # TLS_LISTEN PLAIN_LISTEN BACKEND CERT RUNDIR
   suite_halb_config l7 "$2" "$3" "$5" | awk -v l="$line" '{print} /^\[frontend\.fe\]$/ {print l}'
 }
 
-tls_proxy_start() {
-  local proxy=$1 tls_listen=$2 plain_listen=$3 backend=$4 cert=$5 rundir=$6 core=$7 cfg
-  PROXY_PID="" PROXY_CMD=""
-  mkdir -p "$rundir"
-  case $proxy in
-    haproxy)
-      cfg=$rundir/haproxy.cfg
-      tls_haproxy_config "$tls_listen" "$backend" "$cert" "$rundir" "$core" >"$cfg"
-      haproxy -c -q -f "$cfg" >&2 || return 1
-      PROXY_CMD="taskset -c $core haproxy -f $cfg -db"
-      taskset -c "$core" haproxy -f "$cfg" -db >>"$rundir/proxy.out" 2>>"$rundir/proxy.err" &
-      PROXY_PID=$! ;;
-    halb)
-      cfg=$rundir/halb.toml
-      [[ -x ${HALB_BIN:-} ]] || { echo "halb binary not found (${HALB_BIN:-unset})" >&2; return 1; }
-      tls_halb_config "$tls_listen" "$plain_listen" "$backend" "$cert" "$rundir" >"$cfg"
-      "$HALB_BIN" check -c "$cfg" >"$rundir/halb-check.out" 2>&1 || { cat "$rundir/halb-check.out" >&2; return 1; }
-      PROXY_CMD="HALB_LOG=warn taskset -c $core $HALB_BIN run -c $cfg"
-      HALB_LOG=warn taskset -c "$core" "$HALB_BIN" run -c "$cfg" >>"$rundir/proxy.out" 2>>"$rundir/proxy.err" &
-      PROXY_PID=$! ;;
-    *) echo "unknown proxy $proxy" >&2; return 1 ;;
+# tls_proxy_config TLS_LISTEN CERT PROXY LAYER PLAIN_LISTEN BACKEND RUNDIR CORE : the
+#   suite_proxy_start hook (LAYER is l7)
+tls_proxy_config() {
+  case $3 in
+    haproxy) tls_haproxy_config "$1" "$6" "$2" "$7" "$8" ;;
+    halb) tls_halb_config "$1" "$5" "$6" "$2" "$7" ;;
   esac
+}
+
+tls_proxy_start() { # PROXY TLS_LISTEN PLAIN_LISTEN BACKEND CERT RUNDIR CORE
+  suite_proxy_start "$1" l7 "$3" "$4" "$6" "$7" tls_proxy_config "$2" "$5"
 }
 
 tls_negotiated() { # HOST:PORT SNI CAFILE VERSION(1.2|1.3)
