@@ -41,6 +41,15 @@ impl Stream {
         !matches!(self, Stream::Plain(_))
     }
 
+    /// Whether the TLS session resumed an earlier one (false for plain streams).
+    pub fn resumed(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Terminated(t) => t.resumed(),
+            Stream::Originated(t) => t.resumed(),
+        }
+    }
+
     /// TLS termination on an accepted `socket` with a shard's `config`; the handshake is
     /// still to be done ([`Stream::accept_handshake`]).
     pub fn terminate(socket: Socket, config: Arc<ServerConfig>) -> io::Result<Stream> {

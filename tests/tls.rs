@@ -1089,7 +1089,8 @@ fn garbage_instead_of_client_hello() {
         .issue(&["g.test"], Alg::P256, &dir.path)
         .write(&dir.path, "g.pem");
     let be = HttpBackend::new("be");
-    let (halb, tls) = start_tls(Conf::http().server("s1", be.addr), &[&cert], "");
+    let ctl = Control::new();
+    let (halb, tls) = start_tls(ctl.apply(Conf::http().server("s1", be.addr)), &[&cert], "");
     for garbage in [
         &b"GET / HTTP/1.1\r\nHost: g.test\r\n\r\n"[..],
         &b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\xff"[..],
@@ -1117,6 +1118,17 @@ fn garbage_instead_of_client_hello() {
     let (_, r) = tls_get(tls, Some("g.test"), &ClientOpts::verified(&ca), "/after");
     expect_status(&r, 200, "after garbage");
     assert_eq!(be.request_count(), 1);
+    // The frontend's TLS counters (stats JSON and /metrics).
+    let stats = ctl.stats();
+    wait_until("the handshakes are counted", WAIT, || {
+        let c = &stats.frontend("fe")["counters"];
+        c["tls_handshake_failures"] == 3 && c["tls_handshakes"] == 1
+    });
+    let metrics = stats.get("/metrics").text();
+    assert!(
+        metrics.contains("halb_frontend_tls_handshake_failures_total{proxy=\"fe\"} 3"),
+        "{metrics}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

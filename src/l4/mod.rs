@@ -16,19 +16,18 @@ use std::cell::Cell;
 use std::fmt;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::balance::PickContext;
 use crate::config::Backend;
 use crate::runtime::shard::{Shard, ShardView};
+use crate::stream::Stream;
 use crate::sys;
+use crate::tls::stream::Transport;
 use idle::{Deadline, IdleWatch, Side};
 use pump::{Direction, Limits, PumpError};
 use socket::Socket;
-
-use crate::stream::Stream;
-use crate::tls::stream::Transport;
-use std::sync::Arc;
 
 /// How a connection ended, as written in the access log (`end=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +169,9 @@ pub async fn serve(
         limit: frontend.timeouts.client,
         end: End::ClientTimeout,
     };
-    let handshaken = match client.accept_handshake(&tracked.idle, handshake).await {
+    let shaken = client.accept_handshake(&tracked.idle, handshake).await;
+    count_handshake(&shard, frontend_slot, &client, shaken.is_ok());
+    let handshaken = match shaken {
         Ok(()) => true,
         Err(e) => {
             record.end = tls_failure_end(&tracked.idle, &shard);
@@ -355,6 +356,23 @@ pub(crate) async fn connect_server(
     Stream::originate(socket, Arc::clone(config), name, backend.timeouts.connect)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("TLS: {e}")))
+}
+
+/// Count a client's TLS handshake (nothing for a plain connection) in the stats of the
+/// frontend in slot `frontend_slot`: completed (and resumed), or failed.
+pub(crate) fn count_handshake(shard: &Shard, frontend_slot: usize, client: &Stream, ok: bool) {
+    if !client.is_tls() {
+        return;
+    }
+    let resumed = ok && client.resumed();
+    shard.stats.update(frontend_slot, |c| {
+        if ok {
+            c.tls_handshakes += 1;
+            c.tls_resumed += u64::from(resumed);
+        } else {
+            c.tls_handshake_failures += 1;
+        }
+    });
 }
 
 /// How a connection whose TLS handshake failed ended: a timeout if the sweep cut it,

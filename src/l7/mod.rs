@@ -121,7 +121,9 @@ pub async fn serve(
                 end: End::ClientTimeout,
             };
             let started = Instant::now();
-            if let Err(e) = conn.socket.accept_handshake(&tracked.idle, handshake).await {
+            let shaken = conn.socket.accept_handshake(&tracked.idle, handshake).await;
+            crate::l4::count_handshake(&shard, slot, &conn.socket, shaken.is_ok());
+            if let Err(e) = shaken {
                 let mut record = Record::new(peer, &frontend.name, started);
                 record.end = match crate::l4::tls_failure_end(&tracked.idle, &shard) {
                     End::Shutdown => Outcome::Shutdown,

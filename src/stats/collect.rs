@@ -181,6 +181,9 @@ pub fn add(sum: &mut Counters, c: &Counters) {
     sum.retries += c.retries;
     sum.redispatches += c.redispatches;
     sum.queue += c.queue;
+    sum.tls_handshakes += c.tls_handshakes;
+    sum.tls_resumed += c.tls_resumed;
+    sum.tls_handshake_failures += c.tls_handshake_failures;
 }
 
 #[cfg(test)]

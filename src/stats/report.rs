@@ -44,6 +44,12 @@ pub struct Counters {
     /// Requests or connections waiting for a server slot now (always 0: halb does not
     /// queue; kept for HAProxy-compatible output).
     pub queue: u64,
+    /// TLS handshakes completed on the frontend's `tls` listeners (frontend).
+    pub tls_handshakes: u64,
+    /// Of those, resumed sessions (tickets or the session cache) (frontend).
+    pub tls_resumed: u64,
+    /// Client TLS handshakes that failed or timed out (frontend).
+    pub tls_handshake_failures: u64,
 }
 
 /// Health and administrative state of a server as displayed.

@@ -29,6 +29,9 @@ fn counters(seed: u64) -> Counters {
         retries: seed + 3,
         redispatches: seed + 4,
         queue: 0,
+        tls_handshakes: seed * 7,
+        tls_resumed: seed * 5,
+        tls_handshake_failures: seed / 4,
     }
 }
 

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `halb_build_info` (1) | `version` |
 //! | `halb_process_{uptime_seconds, generation, reloads_total, current_connections, shards}` | — |
-//! | `halb_frontend_{current_sessions, max_sessions, limit_sessions, sessions_total, bytes_in_total, bytes_out_total, http_requests_total, denied_total, request_errors_total}` | `proxy` |
+//! | `halb_frontend_{current_sessions, max_sessions, limit_sessions, sessions_total, bytes_in_total, bytes_out_total, http_requests_total, denied_total, request_errors_total, tls_handshakes_total, tls_resumed_total, tls_handshake_failures_total}` | `proxy` |
 //! | `halb_frontend_http_responses_total` | `proxy`, `code` (`1xx`..`5xx`, `other`) |
 //! | `halb_backend_*`: the frontend set (no `limit_sessions`) plus `connection_errors_total`, `response_errors_total`, `retries_total`, `redispatches_total`, `current_queue`, `usable_servers`, `servers` | `proxy` (+ `code`) |
 //! | `halb_server_*`: the backend counter set (no `denied`, `request_errors`) plus `weight`, `effective_weight`, `check_failures_total`, `down_transitions_total`, `downtime_seconds_total`, `last_change_seconds` | `proxy`, `server` (+ `code`) |
@@ -98,6 +98,28 @@ const CLIENT_ERRORS: &[CounterMetric] = &[
         Kind::Counter,
         "Invalid or timed-out client requests answered by halb itself.",
         |c| c.request_errors,
+    ),
+];
+
+/// TLS termination (frontend).
+const TLS: &[CounterMetric] = &[
+    m(
+        "tls_handshakes_total",
+        Kind::Counter,
+        "TLS handshakes completed on the frontend's tls listeners.",
+        |c| c.tls_handshakes,
+    ),
+    m(
+        "tls_resumed_total",
+        Kind::Counter,
+        "TLS handshakes that resumed a session (ticket or session cache).",
+        |c| c.tls_resumed,
+    ),
+    m(
+        "tls_handshake_failures_total",
+        Kind::Counter,
+        "Client TLS handshakes that failed or timed out.",
+        |c| c.tls_handshake_failures,
     ),
 ];
 
@@ -297,6 +319,7 @@ pub fn prometheus(report: &StatsReport) -> String {
     frontends.counters(&mut w, &COMMON[2..], fc);
     frontends.responses(&mut w, fc);
     frontends.counters(&mut w, CLIENT_ERRORS, fc);
+    frontends.counters(&mut w, TLS, fc);
 
     let backends = Scope::<BackendReport> {
         prefix: "halb_backend",
