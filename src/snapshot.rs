@@ -17,9 +17,9 @@ use crate::tls::server::Termination;
 /// `previous` (the configuration before a reload, and its terminations) for a frontend
 /// of the same name whose `tls` settings and certificates are unchanged, so that its
 /// ticket keys and sessions survive the reload; built anew otherwise. A termination that
-/// cannot be built (the configuration check builds each one first, so only an exhausted
-/// random source could do it) is logged, and that frontend's TLS connections are
-/// closed at once.
+/// cannot be built (rustls refusing settings the configuration check accepted, or no
+/// randomness for the ticket keys: not expected) is logged, and that frontend's TLS
+/// connections are closed at once.
 pub fn terminations(
     config: &Config,
     previous: Option<(&Config, &[Option<Arc<Termination>>])>,

@@ -139,7 +139,8 @@ impl ShardView {
     }
 
     /// The rustls config for connecting to server `server` of backend `backend` (`None`:
-    /// plain TCP).
+    /// a plain server, or a TLS one whose config could not be built, which then fails
+    /// to connect).
     pub fn origination(&self, backend: usize, server: usize) -> Option<&Arc<rustls::ClientConfig>> {
         self.origination.get(backend)?.get(server)?.as_ref()
     }
