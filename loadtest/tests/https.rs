@@ -4,11 +4,10 @@
 //! timeout, so nothing outlives the test by more than a few seconds.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -18,6 +17,7 @@ use serde_json::Value;
 
 mod common;
 use common::loadtest as run;
+use common::Acceptor;
 
 /// A temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -76,11 +76,9 @@ fn pki(dir: &TempDir, name: &str) -> Pki {
 }
 
 struct Server {
-    port: u16,
-    connections: Arc<AtomicUsize>,
+    accept: Acceptor,
     /// The SNI of the last handshake (None: none sent).
     last_sni: Arc<Mutex<Option<String>>>,
-    stop: Arc<AtomicBool>,
 }
 
 impl Server {
@@ -101,49 +99,23 @@ impl Server {
         // The default session cache (and TLS 1.3 stateful tickets) stay on.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
         let last_sni = Arc::new(Mutex::new(None));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, sni, halt) = (connections.clone(), last_sni.clone(), stop.clone());
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if halt.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                count.fetch_add(1, Ordering::SeqCst);
-                let (config, sni) = (config.clone(), sni.clone());
-                thread::spawn(move || {
-                    if silent {
-                        let mut conn = conn;
-                        conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-                        let mut sink = [0u8; 4096];
-                        while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
-                    } else {
-                        serve(conn, config, &sni);
-                    }
-                });
+        let sni = last_sni.clone();
+        let accept = Acceptor::start(move |conn| {
+            if silent {
+                let mut conn = conn;
+                conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                let mut sink = [0u8; 4096];
+                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+            } else {
+                serve(conn, config.clone(), &sni);
             }
         });
-        Server {
-            port,
-            connections,
-            last_sni,
-            stop,
-        }
+        Server { accept, last_sni }
     }
 
     fn url(&self) -> String {
-        format!("https://127.0.0.1:{}/x", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wake the accept loop
+        format!("https://127.0.0.1:{}/x", self.accept.port)
     }
 }
 
@@ -218,7 +190,7 @@ fn keep_alive_with_cacert_one_handshake_per_connection() {
     assert_eq!(tls["resumed"].as_u64(), Some(0));
     assert_eq!(tls["version"], "TLSv1_3");
     assert_eq!(tls["alpn"], "http/1.1");
-    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(server.accept.connections(), 2);
     // An IP address is verified against the certificate's IP SAN, and sent no SNI.
     assert_eq!(*server.last_sni.lock().unwrap(), None);
 

@@ -4,13 +4,11 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{json, loadtest, u};
+use common::{json, loadtest, u, Acceptor};
 
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -34,50 +32,21 @@ enum Behaviour {
     Large { len: usize, extra: usize },
 }
 
-struct Server {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
+/// A plain HTTP server with one `behaviour`.
+struct Server(Acceptor);
 
 impl Server {
     fn start(behaviour: Behaviour) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, halt) = (connections.clone(), stop.clone());
         let born = Instant::now();
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if halt.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                count.fetch_add(1, Ordering::SeqCst);
-                thread::spawn(move || serve(conn, behaviour, born));
-            }
-        });
-        Server {
-            port,
-            connections,
-            stop,
-        }
+        Server(Acceptor::start(move |conn| serve(conn, behaviour, born)))
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/x", self.port)
+        format!("http://127.0.0.1:{}/x", self.0.port)
     }
 
     fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wake the accept loop
+        self.0.connections()
     }
 }
 

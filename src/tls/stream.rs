@@ -587,6 +587,19 @@ mod tests {
         .unwrap()
     }
 
+    /// What most tests start with: server and client configs (no ALPN) over one test
+    /// PKI, and a connected loopback pair (accepted side, client side).
+    fn tls_pair() -> (Arc<ServerConfig>, Arc<ClientConfig>, TcpStream, TcpStream) {
+        let pki = pki();
+        let (accepted, client) = tcp_pair();
+        (
+            server_config(&pki, &[]),
+            client_config(&pki, &[]),
+            accepted,
+            client,
+        )
+    }
+
     /// A connected loopback pair: (accepted side, client side).
     fn tcp_pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -689,10 +702,7 @@ mod tests {
 
     #[test]
     fn echo_one_mib_both_ways_then_close_notify() {
-        let pki = pki();
-        let server_cfg = server_config(&pki, &[]);
-        let client_cfg = client_config(&pki, &[]);
-        let (accepted, client) = tcp_pair();
+        let (server_cfg, client_cfg, accepted, client) = tls_pair();
         let data = pattern(MIB, 7);
         let expected = data.clone();
         let peer = thread::spawn(move || echo_client(client, client_conn(&client_cfg), &data));
@@ -814,10 +824,7 @@ mod tests {
 
     #[test]
     fn a_stalled_handshake_stays_pending_without_spinning() {
-        let pki = pki();
-        let server_cfg = server_config(&pki, &[]);
-        let client_cfg = client_config(&pki, &[]);
-        let (accepted, mut client) = tcp_pair();
+        let (server_cfg, client_cfg, accepted, mut client) = tls_pair();
         let (release, released) = mpsc::channel::<()>();
         let peer = thread::spawn(move || {
             let mut hello = Vec::new();
@@ -854,10 +861,7 @@ mod tests {
 
     #[test]
     fn tcp_close_without_close_notify_is_an_error() {
-        let pki = pki();
-        let server_cfg = server_config(&pki, &[]);
-        let client_cfg = client_config(&pki, &[]);
-        let (accepted, mut client) = tcp_pair();
+        let (server_cfg, client_cfg, accepted, mut client) = tls_pair();
         let peer = thread::spawn(move || {
             let mut conn = client_conn(&client_cfg);
             let mut stream = rustls::Stream::new(&mut conn, &mut client);
@@ -896,10 +900,7 @@ mod tests {
 
     #[test]
     fn close_notify_reads_as_end_of_stream() {
-        let pki = pki();
-        let server_cfg = server_config(&pki, &[]);
-        let client_cfg = client_config(&pki, &[]);
-        let (accepted, mut client) = tcp_pair();
+        let (server_cfg, client_cfg, accepted, mut client) = tls_pair();
         let peer = thread::spawn(move || {
             let mut conn = client_conn(&client_cfg);
             let mut stream = rustls::Stream::new(&mut conn, &mut client);
@@ -933,10 +934,7 @@ mod tests {
 
     #[test]
     fn send_stops_taking_bytes_when_the_peer_does_not_read() {
-        let pki = pki();
-        let server_cfg = server_config(&pki, &[]);
-        let client_cfg = client_config(&pki, &[]);
-        let (accepted, mut client) = tcp_pair();
+        let (server_cfg, client_cfg, accepted, mut client) = tls_pair();
         let (release, released) = mpsc::channel::<()>();
         let peer = thread::spawn(move || {
             let mut conn = client_conn(&client_cfg);
